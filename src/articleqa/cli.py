@@ -1,0 +1,352 @@
+"""Command line: a thin layer over the library (``articleqa --help``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Question answering over a folder of news articles, with exact cited spans.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+IndexDirOpt = Annotated[Optional[Path], typer.Option("--index-dir", help="Index folder [env ARTICLEQA_INDEX_DIR; default index/]")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "faiss.loader", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    _setup_logging(verbose)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+ArticlesOpt = Annotated[Optional[Path], typer.Option("--articles", help="Articles folder [env ARTICLEQA_ARTICLES_DIR; default seeds/]")]
+
+
+def _pipeline(**overrides):
+    from articleqa.config import get_settings
+    from articleqa.pipeline import QAPipeline
+
+    try:
+        settings = get_settings(**overrides)
+    except Exception as exc:  # pydantic validation of env variables
+        _fail(f"bad configuration: {exc}")
+    return QAPipeline.from_settings(settings)
+
+
+@app.command("index")
+def index_cmd(
+    folder: Annotated[Optional[Path], typer.Argument(help="Articles folder [default: seeds/ or ARTICLEQA_ARTICLES_DIR].")] = None,
+    index_dir: IndexDirOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-embed everything, even unchanged files.")] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail at once if another rebuild is running.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+) -> None:
+    """Build or incrementally update the index of an articles folder.
+
+    Unchanged files keep their vectors; new and changed files are embedded; deleted files are dropped.
+    A different embedding model or chunking forces a full rebuild. The new version is published
+    atomically: a crash never leaves a broken index behind.
+    """
+    from tqdm.auto import tqdm
+
+    from articleqa.store import IndexStoreError
+
+    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir)
+    settings = pipeline.settings
+    if not settings.articles_dir.is_dir():
+        _fail(f"articles folder not found: {settings.articles_dir}")
+    bar = None
+
+    def on_progress(p):
+        nonlocal bar
+        if p.stage == "embedding" and bar is None and p.passages_to_embed:
+            bar = tqdm(total=p.passages_to_embed, desc=f"embedding {p.files_to_embed} file(s)", unit="passage", disable=json_out)
+        if bar is not None:
+            bar.n = p.passages_embedded
+            bar.refresh()
+
+    try:
+        report = pipeline.builder().run(settings.articles_dir, settings.index_dir, full=full, wait=not no_wait, on_progress=on_progress)
+    except IndexStoreError as exc:
+        _fail(str(exc), code=3)
+    except OSError as exc:
+        _fail(f"rebuild failed, the published index is unchanged: {exc}", code=3)
+    finally:
+        if bar is not None:
+            bar.close()
+    if json_out:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        typer.echo(report.summary())
+
+
+def _read_questions(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(data, dict) and "questions" in data:  # the seed-qa file format
+        data = [q["question"] if isinstance(q, dict) else q for q in data["questions"]]
+    if not isinstance(data, list) or not all(isinstance(q, str) for q in data):
+        raise ValueError("expected one question per line or a JSON list of strings")
+    return data
+
+
+def _print_answer(answer) -> None:
+    if not answer.found:
+        typer.secho(f"{answer.message} (confidence {answer.confidence:.2f})", fg=typer.colors.YELLOW)
+        if answer.context:
+            typer.echo("Closest passages:")
+            for c in answer.context:
+                snippet = " ".join(c.quote.split())[:160]
+                typer.echo(f"  {c.file}:{c.start}-{c.end}  {snippet}...")
+        return
+    typer.secho(answer.answer, bold=True)
+    typer.echo(f"confidence {answer.confidence:.2f}")
+    for n, c in enumerate(answer.citations, 1):
+        typer.echo(f"[{n}] {c.file}:{c.start}-{c.end}  \"{c.quote}\"")
+
+
+@app.command("ask")
+def ask_cmd(
+    question: Annotated[Optional[str], typer.Argument(help="The question.")] = None,
+    questions: Annotated[Optional[Path], typer.Option("--questions", help="File of questions: one per line, or a JSON list of strings.")] = None,
+    index_dir: IndexDirOpt = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Passages to read [env ARTICLEQA_TOP_K; default 5].")] = None,
+    retrieval: Annotated[Optional[str], typer.Option(help="hybrid (default), dense or bm25.")] = None,
+    reader: Annotated[Optional[str], typer.Option("--reader", help="Reader model folder or hub id [default: models/reader].")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the Answer as JSON (one object per line).")] = False,
+) -> None:
+    """Answer a question from the indexed articles, citing file and character span.
+
+    Citations are file:start-end with offsets in Unicode characters of the article's text.
+    """
+    from articleqa.pipeline import QuestionError
+    from articleqa.store import IndexStoreError
+
+    if (question is None) == (questions is None):
+        _fail("give a QUESTION or --questions FILE (one of them)")
+    if questions is not None:
+        if not questions.is_file():
+            _fail(f"questions file not found: {questions}")
+        try:
+            asked = _read_questions(questions)
+        except (ValueError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read {questions}: {exc}")
+    else:
+        asked = [question]
+    pipeline = _pipeline(index_dir=index_dir, top_k=top_k, retrieval=retrieval, reader_model=reader)
+    try:
+        pipeline.warm_up()
+    except (IndexStoreError, FileNotFoundError, OSError) as exc:
+        _fail(str(exc), code=3)
+    failed = 0
+    for q in asked:
+        try:
+            answer = pipeline.ask(q)
+        except QuestionError as exc:
+            failed += 1
+            if json_out:
+                typer.echo(json.dumps({"question": q, "error": str(exc)}))
+            else:
+                typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            continue
+        if json_out:
+            data = answer.model_dump(exclude={"context"} if answer.found else set())
+            typer.echo(json.dumps(data, ensure_ascii=False))
+        else:
+            if len(asked) > 1:
+                typer.secho(f"Q: {q}", fg=typer.colors.CYAN)
+            _print_answer(answer)
+    if failed and len(asked) == 1:
+        raise typer.Exit(2)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    index_dir: IndexDirOpt = None,
+    articles: ArticlesOpt = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Rebuild when files in the articles folder change.")] = False,
+) -> None:
+    """Serve the chat UI (/) and the HTTP API (/api, docs at /docs) in one process."""
+    from articleqa.config import get_settings
+
+    try:
+        settings = get_settings(index_dir=index_dir, articles_dir=articles)
+    except Exception as exc:
+        _fail(f"bad configuration: {exc}")
+    from app.server import run_server
+
+    try:
+        run_server(settings, host=host, port=port, watch=watch)
+    except (FileNotFoundError, OSError) as exc:
+        _fail(str(exc), code=3)
+
+
+@app.command("watch")
+def watch_cmd(
+    folder: Annotated[Optional[Path], typer.Argument(help="Articles folder [default: seeds/].")] = None,
+    index_dir: IndexDirOpt = None,
+    debounce: Annotated[float, typer.Option(help="Seconds of quiet before a rebuild starts.")] = 2.0,
+) -> None:
+    """Rebuild the index whenever files in the articles folder change (Ctrl-C to stop)."""
+    from articleqa.watch import watch_and_rebuild
+
+    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir)
+    if not pipeline.settings.articles_dir.is_dir():
+        _fail(f"articles folder not found: {pipeline.settings.articles_dir}")
+    watch_and_rebuild(pipeline, debounce=debounce, on_report=lambda r: typer.echo(r.summary()))
+
+
+@app.command("train-reader")
+def train_reader_cmd(
+    train: Annotated[list[Path], typer.Option("--train", help="SQuAD-format JSON file(s) to train on (1.1 and/or 2.0).")],
+    out: Annotated[Path, typer.Option("--out", help="Where the shipped reader is written (checkpoints in OUT/checkpoint).")],
+    val_articles: Annotated[int, typer.Option("--val-articles", help="Hold out this many whole articles of --train for validation.")] = 4,
+    val: Annotated[Optional[list[Path]], typer.Option("--val", help="Validation SQuAD file(s) instead of held-out articles.")] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Encoder to start from [default: bundled all-MiniLM-L6-v2].")] = None,
+    epochs: Annotated[float, typer.Option(help="Training epochs (fractions allowed).")] = 3.0,
+    max_length: Annotated[int, typer.Option(help="Tokens per window (question + context).")] = 256,
+    stride: Annotated[int, typer.Option(help="Overlap of consecutive windows, in tokens.")] = 96,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (linear warm-up and decay).")] = 1e-4,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 16,
+    layer_decay: Annotated[float, typer.Option(help="Layer-wise learning-rate decay (1.0 = off).")] = 1.0,
+    unanswerable_fraction: Annotated[float, typer.Option(help="Share of unanswerable training questions used as [CLS] targets.")] = 1.0,
+    max_answer_tokens: Annotated[int, typer.Option(help="Longest answer span considered when decoding.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed (data order, head init, split).")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Save a resumable checkpoint every N steps.")] = 200,
+    bf16: Annotated[str, typer.Option(help="bf16 autocast: auto (AMX/AVX512-BF16 CPU or GPU), yes, no.")] = "auto",
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after N steps (smoke tests); resume later continues.")] = None,
+    no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore an existing checkpoint and start over.")] = False,
+    no_export: Annotated[bool, typer.Option("--no-export", help="Keep the fp32 model in OUT/final; skip calibration and model card.")] = False,
+    tries: Annotated[Optional[Path], typer.Option(help="JSON list of earlier tries to record in the model card.")] = None,
+) -> None:
+    """Train the extractive reader on SQuAD data and ship it (fp16 weights + calibration + model card).
+
+    Interrupted runs resume from OUT/checkpoint when started again with the same settings.
+    """
+    from articleqa.config import bundled_embedding_model
+    from articleqa.squad import load_squad, split_articles
+    from articleqa.training import TrainConfig, export_reader, train_reader
+
+    for f in [*train, *(val or [])]:
+        if not f.is_file():
+            _fail(f"training/validation file not found: {f}")
+    articles = load_squad(*train)
+    if val:
+        val_arts = load_squad(*val)
+        val_titles = {a.title for a in val_arts}
+        train_arts = [a for a in articles if a.title not in val_titles]
+    else:
+        if not 0 < val_articles < len(articles):
+            _fail(f"--val-articles must be between 1 and {len(articles) - 1}")
+        train_arts, val_arts = split_articles(articles, val_articles, seed=seed)
+    typer.echo(f"train: {len(train_arts)} articles; validation: {', '.join(a.title for a in val_arts)}", err=True)
+    cfg = TrainConfig(
+        base_model=base_model or bundled_embedding_model(),
+        out=str(out),
+        epochs=epochs,
+        max_length=max_length,
+        stride=stride,
+        lr=lr,
+        batch_size=batch_size,
+        layer_decay=layer_decay,
+        unanswerable_fraction=unanswerable_fraction,
+        max_answer_tokens=max_answer_tokens,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        bf16=bf16,
+        max_steps=max_steps,
+    )
+    train_q = [q for a in train_arts for q in a.questions]
+    val_q = [q for a in val_arts for q in a.questions]
+    record = train_reader(cfg, train_q, val_q, resume=not no_resume)
+    if no_export or not record.get("finished"):
+        typer.echo(f"model (fp32) in {out / 'final'}; {'finished' if record.get('finished') else 'stopped early'}", err=True)
+        return
+    command = "articleqa train-reader " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    tries_list = json.loads(tries.read_text()) if tries else []
+    meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list)
+    v = meta["validation"]
+    typer.echo(
+        f"validation F1 fp32 {v['fp32']['f1']:.1f} / int8 {v['int8']['f1']:.1f}; "
+        f"default {meta['inference']['quantize']}; written to {out}"
+    )
+
+
+@app.command("eval-reader")
+def eval_reader_cmd(
+    squad: Annotated[Path, typer.Option("--squad", help="SQuAD 1.1 or 2.0 JSON file.")],
+    model: Annotated[Optional[str], typer.Option("--model", help="Reader folder or hub id [default: models/reader].")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N questions.")] = None,
+    quantize: Annotated[str, typer.Option(help="auto, int8 or none.")] = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """EM/F1 of a reader on the given paragraphs (standard SQuAD metric); for SQuAD 2.0 files also the
+    "not found" precision/recall at the reader's calibrated threshold."""
+    from articleqa.config import get_settings
+    from articleqa.reader import ExtractiveReader
+    from articleqa.squad import load_squad
+    from articleqa.training import evaluate
+
+    if not squad.is_file():
+        _fail(f"SQuAD file not found: {squad}")
+    settings = get_settings()
+    settings.apply_offline()
+    questions = [q for a in load_squad(squad) for q in a.questions][: limit or None]
+    reader = ExtractiveReader(model or settings.reader_model_path(), quantize=quantize, offline=settings.offline)
+    try:
+        reader.warm_up()
+    except (FileNotFoundError, OSError) as exc:
+        _fail(str(exc))
+    res = evaluate(reader, questions, calibrate=False, threshold=reader.calibration.threshold)
+    figures = {
+        "model": reader.model_name,
+        "quantize": reader.quantize,
+        "questions": len(questions),
+        "exact": round(res.exact, 2),
+        "f1": round(res.f1, 2),
+        "answerable": res.n,
+        "no_answer": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.no_answer.items()},
+        "seconds": round(res.seconds, 1),
+    }
+    if json_out:
+        typer.echo(json.dumps(figures))
+        return
+    typer.echo(f"reader {figures['model']} ({figures['quantize']}) on {len(questions)} questions of {squad.name}")
+    typer.echo(f"EM {figures['exact']:.1f}  F1 {figures['f1']:.1f}  ({res.n} answerable)")
+    if res.no_answer:
+        na = res.no_answer
+        typer.echo(
+            f"not found: precision {na['precision']:.1f} recall {na['recall']:.1f} "
+            f"at threshold {na['threshold']:.3f} ({na['n_unanswerable']} unanswerable)"
+        )
+
+
+if __name__ == "__main__":
+    app()

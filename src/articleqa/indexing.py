@@ -1,0 +1,210 @@
+"""Index: build or incrementally update the index of an articles folder (ingest -> chunk -> embed -> store).
+
+Unchanged files (same content hash) keep their passages and vectors; new or changed files are chunked
+and embedded; deleted files disappear. A different embedding model or chunking settings forces a
+full rebuild, and the report says why. One rebuild runs at a time across processes (file lock).
+
+Example::
+
+    report = IndexBuilder(Embedder(), SentenceChunker()).run("seeds", "index")
+    print(report.summary())
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from articleqa.chunking import SentenceChunker
+from articleqa.embedding import Embedder
+from articleqa.ingest import ArticleLoader, Skipped
+from articleqa.store import (
+    IndexStore,
+    IndexStoreError,
+    RebuildInProgressError,
+    mismatch_reason,
+)
+from articleqa.types import Passage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildProgress:
+    """Reported while a rebuild runs (CLI progress bar, API status, chat panel)."""
+
+    stage: str  # "reading" | "embedding" | "writing" | "done"
+    files_total: int = 0
+    files_to_embed: int = 0
+    passages_total: int = 0
+    passages_embedded: int = 0
+    passages_to_embed: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass
+class BuildReport:
+    version: str | None
+    up_to_date: bool
+    full: bool
+    full_reason: str | None
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    passages: int = 0
+    embedded: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["skipped"] = [asdict(s) for s in self.skipped]
+        return d
+
+    def summary(self) -> str:
+        if self.up_to_date:
+            head = f"index is up to date ({self.passages} passages)"
+        else:
+            kind = f"full rebuild ({self.full_reason})" if self.full else "incremental update"
+            head = (
+                f"{kind}: {len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+                f"{self.unchanged} unchanged; {self.passages} passages ({self.embedded} embedded) in {self.seconds:.1f}s"
+                f" -> version {self.version}"
+            )
+        if self.skipped:
+            head += "\nskipped: " + "; ".join(f"{s.file} ({s.reason})" for s in self.skipped)
+        return head
+
+
+class IndexBuilder:
+    def __init__(self, embedder: Embedder, chunker: SentenceChunker, keep_versions: int = 2):
+        self.embedder = embedder
+        self.chunker = chunker
+        self.keep_versions = keep_versions
+
+    def chunking_settings(self) -> dict:
+        return asdict(self.chunker.settings)
+
+    def run(
+        self,
+        folder: str | Path,
+        index_dir: str | Path,
+        full: bool = False,
+        wait: bool = True,
+        timeout: float = 600,
+        on_progress: Callable[[BuildProgress], None] | None = None,
+    ) -> BuildReport:
+        """Build or update the index; with ``wait=False`` a rebuild already running raises
+        ``RebuildInProgressError`` at once instead of waiting for it."""
+        from filelock import Timeout
+
+        store = IndexStore(index_dir)
+        lock = store.lock(timeout=timeout if wait else 0)
+        try:
+            with lock:
+                return self._run_locked(Path(folder), store, full, on_progress)
+        except Timeout:
+            raise RebuildInProgressError(f"a rebuild of {index_dir} is already running; try again when it has finished") from None
+
+    def _run_locked(self, folder: Path, store: IndexStore, full: bool, on_progress) -> BuildReport:
+        t0 = time.perf_counter()
+        progress = BuildProgress(stage="reading")
+
+        def report(**changes):
+            for k, v in changes.items():
+                setattr(progress, k, v)
+            progress.elapsed = time.perf_counter() - t0
+            if on_progress:
+                on_progress(BuildProgress(**asdict(progress)))
+
+        report()
+        store.cleanup(keep=self.keep_versions)  # leftovers of an interrupted rebuild
+        articles, skipped = ArticleLoader().run(folder)
+        chunking = self.chunking_settings()
+        model = self.embedder.name
+
+        previous = None
+        full_reason = "--full requested" if full else None
+        if not full:
+            if store.exists():
+                try:
+                    manifest = store.read_manifest()
+                    full_reason = mismatch_reason(manifest, model, chunking)
+                    if full_reason is None:
+                        previous = store.load(model, chunking)
+                except IndexStoreError as exc:
+                    full_reason = f"previous index unusable: {exc}"
+            else:
+                full_reason = "no index yet"
+        if full_reason and previous is None:
+            log.info("full rebuild: %s", full_reason)
+
+        old_files = previous.manifest["files"] if previous else {}
+        new_files = {a.file: a for a in articles}
+        added = [f for f in new_files if f not in old_files]
+        changed = [f for f in new_files if f in old_files and old_files[f]["sha256"] != new_files[f].sha256]
+        removed = [f for f in old_files if f not in new_files]
+        unchanged = [f for f in new_files if f in old_files and f not in changed]
+
+        if previous is not None and not (added or changed or removed):
+            report(stage="done", files_total=len(articles), passages_total=len(previous.passages))
+            return BuildReport(
+                version=previous.version, up_to_date=True, full=False, full_reason=None,
+                unchanged=len(unchanged), passages=len(previous.passages), skipped=skipped,
+                seconds=time.perf_counter() - t0,
+            )
+
+        # reuse passages and vectors of unchanged files; chunk and embed the rest
+        keep_rows: list[int] = []
+        kept_passages: list[Passage] = []
+        if previous is not None:
+            keep = set(unchanged)
+            for row, p in enumerate(previous.passages):
+                if p.file in keep:
+                    keep_rows.append(row)
+                    kept_passages.append(p)
+        to_embed_articles = [new_files[f] for f in new_files if previous is None or f in added or f in changed]
+        fresh = self.chunker.run(to_embed_articles)
+        report(stage="embedding", files_total=len(articles), files_to_embed=len(to_embed_articles),
+               passages_total=len(kept_passages) + len(fresh), passages_to_embed=len(fresh))
+
+        t_embed = time.perf_counter()
+        blocks = []
+        block = 256
+        for b in range(0, len(fresh), block):
+            blocks.append(self.embedder.encode([p.text for p in fresh[b : b + block]], progress=False))
+            report(passages_embedded=min(b + block, len(fresh)))
+        embed_seconds = time.perf_counter() - t_embed
+        dim = self.embedder.dimension
+        fresh_vectors = np.concatenate(blocks) if blocks else np.zeros((0, dim), dtype=np.float32)
+        kept_vectors = previous.vectors[keep_rows] if previous is not None else np.zeros((0, dim), dtype=np.float32)
+
+        # order by file so each article's passages are contiguous; renumber ids
+        combined = sorted(
+            [(p, kept_vectors[i]) for i, p in enumerate(kept_passages)] + [(p, fresh_vectors[i]) for i, p in enumerate(fresh)],
+            key=lambda pv: (pv[0].file, pv[0].start),
+        )
+        passages = [Passage(id=i, file=p.file, start=p.start, end=p.end, text=p.text, title=p.title) for i, (p, _) in enumerate(combined)]
+        vectors = np.stack([v for _, v in combined]) if combined else np.zeros((0, dim), dtype=np.float32)
+        ordered_articles = sorted(articles, key=lambda a: a.file)
+
+        report(stage="writing")
+        version = store.write_version(
+            ordered_articles, passages, vectors, model, chunking,
+            extra={"skipped": [asdict(s) for s in skipped], "articles_dir": str(folder)},
+        )
+        store.cleanup(keep=self.keep_versions)
+        report(stage="done", passages_embedded=len(fresh))
+        return BuildReport(
+            version=version, up_to_date=False, full=previous is None, full_reason=full_reason if previous is None else None,
+            added=added if previous is not None else list(new_files), changed=changed, removed=removed,
+            unchanged=len(unchanged), passages=len(passages), embedded=len(fresh), skipped=skipped,
+            seconds=time.perf_counter() - t0, embed_seconds=embed_seconds,
+        )

@@ -1,0 +1,174 @@
+"""Ingest: read every article of a folder into ``Article`` values, keeping the exact decoded text.
+
+``.txt`` and ``.md`` files are decoded as UTF-8 and kept verbatim: citations are offsets into that
+text. ``.html``/``.htm`` files are reduced to their visible text with BeautifulSoup; for them the
+extracted text is what citations point into (it is stored in the index and served by the API).
+Files that are binary, not UTF-8, or empty are skipped with a warning naming them; the rest of the
+folder is still read.
+
+Example::
+
+    articles, skipped = ArticleLoader().run("seeds")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from articleqa.types import Article
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DATE_PATTERNS = [
+    re.compile(r"\b(?:date|published|updated)[:\s]+(\d{4}-\d{2}-\d{2})\b", re.I),
+    re.compile(r"\b(\d{4}-\d{2}-\d{2})\b"),
+    re.compile(rf"\b((?:{_MONTHS})\s+\d{{1,2}},\s+\d{{4}})\b"),
+]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not indexed, and why."""
+
+    file: str
+    reason: str
+
+
+class IngestError(ValueError):
+    """A single file cannot be turned into an article (binary, not UTF-8, empty, unsupported)."""
+
+
+def read_article(path: Path, root: Path) -> Article:
+    """Read one file; raise ``IngestError`` with a readable reason if it cannot be indexed."""
+    rel = path.relative_to(root).as_posix()
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise IngestError(f"unsupported file type {suffix or '(none)'}; use .txt, .md or .html")
+    raw = path.read_bytes()
+    return parse_article(rel, raw, suffix)
+
+
+def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
+    """Turn raw bytes into an ``Article`` (shared by folder ingest and uploads)."""
+    if not raw.strip():
+        raise IngestError("empty file")
+    if b"\x00" in raw:
+        raise IngestError("binary file (contains NUL bytes)")
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"not valid UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    if _control_ratio(decoded) > 0.05:
+        raise IngestError("binary file (too many control characters)")
+    if suffix in HTML_SUFFIXES:
+        text, title = html_to_text(decoded)
+        kind = "html"
+    else:
+        text, title = decoded, _first_line_title(decoded)
+        kind = "md" if suffix in {".md", ".markdown"} else "txt"
+    if not text.strip():
+        raise IngestError("no text after parsing")
+    return Article(
+        file=rel,
+        text=text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        title=title,
+        date=find_date(text),
+        kind=kind,
+    )
+
+
+class ArticleLoader:
+    """Reads a folder (recursively) of articles. Hidden files and folders are ignored."""
+
+    def run(self, folder: str | Path) -> tuple[list[Article], list[Skipped]]:
+        root = Path(folder)
+        if not root.is_dir():
+            raise FileNotFoundError(f"articles folder not found: {root}")
+        articles: list[Article] = []
+        skipped: list[Skipped] = []
+        for path in sorted(iter_article_files(root)):
+            rel = path.relative_to(root).as_posix()
+            try:
+                articles.append(read_article(path, root))
+            except IngestError as exc:
+                log.warning("skipping %s: %s", rel, exc)
+                skipped.append(Skipped(rel, str(exc)))
+            except OSError as exc:
+                log.warning("skipping %s: cannot read (%s)", rel, exc.strerror or exc)
+                skipped.append(Skipped(rel, f"cannot read: {exc.strerror or exc}"))
+        return articles, skipped
+
+
+def iter_article_files(root: Path):
+    """Files under ``root`` that look like articles, skipping hidden entries."""
+    for path in root.rglob("*"):
+        rel_parts = path.relative_to(root).parts
+        if any(p.startswith(".") for p in rel_parts):
+            continue
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
+            yield path
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """Visible text of an HTML page (scripts, styles and templates dropped) and its title."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "head"]):
+        if tag.name == "head":
+            title_tag = tag.find("title")
+            tag.replace_with(title_tag) if title_tag else tag.decompose()
+        else:
+            tag.decompose()
+    title = ""
+    heading = soup.find(["title", "h1"])
+    if heading:
+        title = " ".join(heading.get_text(" ").split())
+    lines = [" ".join(line.split()) for line in soup.get_text("\n").splitlines()]
+    text = "\n\n".join(line for line in lines if line)
+    return text, title or _first_line_title(text)
+
+
+def _first_line_title(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:200]
+    return ""
+
+
+def find_date(text: str) -> str | None:
+    """A date the article states near its top (ISO ``YYYY-MM-DD`` when it can be parsed)."""
+    head = text[:600]
+    for pattern in _DATE_PATTERNS:
+        m = pattern.search(head)
+        if m:
+            value = m.group(1)
+            try:
+                from datetime import datetime
+
+                if "-" in value:
+                    return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+                return datetime.strptime(value.replace(",", ""), "%B %d %Y").date().isoformat()
+            except ValueError:
+                continue
+    return None
+
+
+def _control_ratio(text: str) -> float:
+    sample = text[:20000]
+    if not sample:
+        return 0.0
+    bad = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
+    return bad / len(sample)

@@ -1,0 +1,174 @@
+"""The question-answering pipeline: retrieve -> read -> answer, over a hot-reloaded index.
+
+The CLI, the HTTP API and the chat UI all call ``QAPipeline.ask``. ``IndexHolder`` watches the
+index folder's ``CURRENT`` pointer: a newly published version is loaded in the background and swapped
+in with one reference assignment, so questions in flight finish on the version they started with
+and no request waits for or fails during the switch.
+
+Example::
+
+    pipeline = QAPipeline.from_settings(get_settings())
+    answer = pipeline.ask("Who is the Energy Secretary?")
+    answer.answer, answer.citations[0].file   # 'Chris Wright', '002_2dd9416afd3ce74f.txt'
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import unicodedata
+from dataclasses import asdict
+from pathlib import Path
+
+from articleqa.answer import AnswerBuilder
+from articleqa.chunking import SentenceChunker
+from articleqa.config import Settings
+from articleqa.conversation import Turn, contextualize
+from articleqa.embedding import Embedder
+from articleqa.indexing import IndexBuilder
+from articleqa.reader import ExtractiveReader
+from articleqa.retrieval import make_retriever
+from articleqa.store import IndexStore, LoadedIndex
+from articleqa.types import Answer
+
+log = logging.getLogger(__name__)
+
+MAX_TOP_K = 50
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked (empty, too long, bad top_k)."""
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """Drop control characters, collapse whitespace; reject empty or over-long questions."""
+    if not isinstance(question, str):
+        raise QuestionError("question must be a string")
+    if len(question) > max_chars:
+        raise QuestionError(f"question is too long ({len(question)} characters; the limit is {max_chars})")
+    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in question)
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise QuestionError("question is empty")
+    return cleaned
+
+
+class IndexHolder:
+    """The current ``LoadedIndex``, replaced in the background when a new version is published."""
+
+    def __init__(self, index_dir: str | Path, embedding_model: str, chunking: dict, check_interval: float = 1.0):
+        self.store = IndexStore(index_dir)
+        self.embedding_model = embedding_model
+        self.chunking = chunking
+        self.check_interval = check_interval
+        self._index: LoadedIndex | None = None
+        self._lock = threading.Lock()
+        self._loading = False
+        self._last_check = 0.0
+        self.last_error: str | None = None
+
+    def get(self) -> LoadedIndex:
+        """The index to answer with. Loads synchronously only the first time."""
+        index = self._index
+        if index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self.store.load(self.embedding_model, self.chunking)
+                    log.info("index version %s loaded (%d passages)", self._index.version, len(self._index.passages))
+                return self._index
+        now = time.monotonic()
+        if now - self._last_check >= self.check_interval:
+            self._last_check = now
+            current = self.store.current_version()
+            if current and current != index.version and not self._loading:
+                self._start_reload(current)
+        return index
+
+    def reload_now(self) -> LoadedIndex:
+        """Load the published version synchronously (after a rebuild in this process)."""
+        new = self.store.load(self.embedding_model, self.chunking)
+        self._index = new
+        return new
+
+    def _start_reload(self, version: str) -> None:
+        with self._lock:
+            if self._loading:
+                return
+            self._loading = True
+
+        def load():
+            try:
+                new = self.store.load(self.embedding_model, self.chunking)
+                self._index = new  # atomic swap; old references stay valid
+                self.last_error = None
+                log.info("switched to index version %s (%d passages)", new.version, len(new.passages))
+            except Exception as exc:  # keep serving the version we have
+                self.last_error = str(exc)
+                log.error("cannot load index version %s, still serving %s: %s", version, self._index.version if self._index else None, exc)
+            finally:
+                self._loading = False
+
+        threading.Thread(target=load, name="index-reload", daemon=True).start()
+
+
+class QAPipeline:
+    """Retrieve -> read -> answer. Components are built from configuration; ``warm_up`` loads models."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, chunker: SentenceChunker, reader: ExtractiveReader):
+        self.settings = settings
+        self.embedder = embedder
+        self.chunker = chunker
+        self.reader = reader
+        self.retriever = make_retriever(settings.retrieval, embedder)
+        self.indexes = IndexHolder(settings.index_dir, embedder.name, asdict(chunker.settings))
+        self._answer_builder: AnswerBuilder | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "QAPipeline":
+        settings.apply_offline()
+        embedder = Embedder(settings.embedding_model, offline=settings.offline)
+        chunker = SentenceChunker(settings.chunk_words, settings.chunk_overlap_words)
+        reader = ExtractiveReader(settings.reader_model_path(), quantize=settings.reader_quantize, offline=settings.offline)
+        return cls(settings, embedder, chunker, reader)
+
+    def builder(self) -> IndexBuilder:
+        return IndexBuilder(self.embedder, self.chunker, keep_versions=self.settings.keep_versions)
+
+    def warm_up(self) -> None:
+        """Load the models and the index once (a clear error names what is missing)."""
+        self.embedder.warm_up()
+        self.reader.warm_up()
+        self.indexes.get()
+
+    @property
+    def answer_builder(self) -> AnswerBuilder:
+        if self._answer_builder is None:
+            self.reader.warm_up()
+            threshold = self.settings.no_answer_threshold
+            if threshold is None:
+                threshold = self.reader.calibration.threshold
+            self._answer_builder = AnswerBuilder(threshold=threshold)
+        return self._answer_builder
+
+    def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None) -> Answer:
+        """Answer ``question`` from the indexed articles, with citations, or say it is not found."""
+        t0 = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+        top_k = self.settings.top_k if top_k is None else top_k
+        if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+            raise QuestionError(f"top_k must be an integer from 1 to {MAX_TOP_K}")
+        index = self.indexes.get()  # this question stays on this version, whatever is published meanwhile
+        query = contextualize(question, history)
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        hits = self.retriever.run(index, query, top_k, timings=timings)
+        timings["retrieval"] = time.perf_counter() - t - timings.get("embedding", 0.0)
+        t = time.perf_counter()
+        spans = self.reader.run(question, [h.passage for h in hits])
+        timings["reading"] = time.perf_counter() - t
+        answer = self.answer_builder.run(question, spans, hits, index)
+        timings["total"] = time.perf_counter() - t0
+        answer.timings = {k: round(v, 4) for k, v in timings.items()}
+        answer.retrieval_query = query if query != question else None
+        return answer

@@ -1,0 +1,281 @@
+"""Read: extractive QA over retrieved passages with a Hugging Face ``AutoModelForQuestionAnswering``.
+
+The reader scores every span of every passage window and keeps, per passage, the best span with its
+character offsets into the passage, plus the model's no-answer ([CLS]) score. Offsets come from the
+tokenizer's offset mapping, so a span maps back to the exact characters of the article.
+
+Example::
+
+    reader = ExtractiveReader("models/reader")
+    reader.warm_up()
+    [pred] = reader.predict([("Who is the Energy Secretary?", "... Energy Secretary Chris Wright ...")])
+    pred.text  # 'Chris Wright'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from articleqa.types import Passage, ReadSpan
+
+log = logging.getLogger(__name__)
+
+#: Calibration written by ``train-reader`` next to the weights: threshold and confidence mapping.
+CALIBRATION_FILE = "articleqa_reader.json"
+
+
+@dataclass
+class ReaderPrediction:
+    """The best span of one (question, context) pair; ``margin`` = span score - no-answer score."""
+
+    start: int
+    end: int
+    text: str
+    span_score: float
+    null_score: float
+
+    @property
+    def margin(self) -> float:
+        return self.span_score - self.null_score
+
+
+@dataclass
+class ReaderCalibration:
+    """Maps the no-answer margin to a confidence in [0, 1] (Platt scaling fitted on validation
+    articles) and holds the margin below which the pipeline answers "not found"."""
+
+    threshold: float = 0.0
+    scale: float = 1.0
+    bias: float = 0.0
+
+    def confidence(self, margin: float) -> float:
+        return float(1.0 / (1.0 + np.exp(-(self.scale * margin + self.bias))))
+
+    @property
+    def min_confidence(self) -> float:
+        """The confidence at the calibrated threshold: answers below it are 'not found'."""
+        return self.confidence(self.threshold)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "ReaderCalibration":
+        path = Path(model_dir) / CALIBRATION_FILE
+        if not path.is_file():
+            return cls()
+        data = json.loads(path.read_text(encoding="utf-8"))
+        cal = data.get("calibration", {})
+        return cls(
+            threshold=float(cal.get("threshold", 0.0)),
+            scale=float(cal.get("scale", 1.0)),
+            bias=float(cal.get("bias", 0.0)),
+        )
+
+
+def load_qa_model(model: str | Path, offline: bool = True):
+    """Load tokenizer and QA model from a local folder or (when ``offline`` is False) a hub id.
+
+    Local folders never touch the network; offline mode refuses hub downloads with a clear error.
+    """
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    import torch
+
+    path = Path(model)
+    local = path.is_dir()
+    if local:
+        missing = [f for f in ("config.json",) if not (path / f).is_file()]
+        weights = list(path.glob("*.safetensors")) + list(path.glob("pytorch_model*.bin"))
+        if missing or not weights:
+            what = ", ".join(missing + ([] if weights else ["model weights (*.safetensors)"]))
+            raise FileNotFoundError(f"reader model folder {path} is incomplete: missing {what}")
+    elif offline:
+        if os.sep in str(model) or str(model).startswith("."):
+            raise FileNotFoundError(f"reader model folder {model} does not exist")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    kwargs = {"local_files_only": local or offline}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model), **kwargs)
+        qa_model = AutoModelForQuestionAnswering.from_pretrained(str(model), dtype=torch.float32, **kwargs)
+    except OSError as exc:
+        hint = "" if local else " (offline mode: set ARTICLEQA_OFFLINE=0 to allow downloads from the hub)"
+        raise FileNotFoundError(f"cannot load reader model {model!r}: {exc}{hint}") from exc
+    qa_model.eval()
+    return tokenizer, qa_model
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of the Linear layers (CPU inference)."""
+    import torch
+
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+class ExtractiveReader:
+    """Finds the best answer span in each passage.
+
+    Args:
+        model: local folder or Hugging Face model id of an extractive QA model.
+        max_length: tokens per window (question + passage); longer passages are read in windows.
+        stride: tokens of overlap between windows.
+        max_answer_tokens: longest span considered, in tokens.
+        quantize: "int8" (dynamic quantization of Linear layers), "none", or "auto" (the model's own
+            recommendation from its calibration file, else none).
+        offline: never reach the hub (default).
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        max_length: int = 384,
+        stride: int = 128,
+        max_answer_tokens: int = 30,
+        quantize: str = "auto",
+        offline: bool = True,
+        batch_size: int = 32,
+    ):
+        self.model_name = str(model)
+        self.max_length = max_length
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.quantize = quantize
+        self.offline = offline
+        self.batch_size = batch_size
+        self.tokenizer = None
+        self.model = None
+        self.calibration = ReaderCalibration()
+
+    @classmethod
+    def from_loaded(cls, tokenizer, model, **kwargs) -> "ExtractiveReader":
+        """Wrap an in-memory model (used by training to evaluate without saving)."""
+        reader = cls(getattr(model, "name_or_path", "in-memory"), quantize="none", **kwargs)
+        reader.tokenizer, reader.model = tokenizer, model
+        return reader
+
+    def warm_up(self) -> None:
+        """Load the model once; later calls are no-ops."""
+        if self.model is not None:
+            return
+        self.tokenizer, self.model = load_qa_model(self.model_name, offline=self.offline)
+        self.calibration = ReaderCalibration.load(self.model_name)
+        mode = self.quantize
+        if mode == "auto":
+            mode = _recommended_quantization(self.model_name)
+        if mode == "int8":
+            self.model = quantize_int8(self.model)
+        elif mode not in ("none", ""):
+            raise ValueError(f"unknown quantize mode {mode!r}: use int8, none or auto")
+        self.quantize = mode
+        log.info("reader %s loaded (quantize=%s)", self.model_name, mode)
+
+    def run(self, question: str, passages: Sequence[Passage]) -> list[ReadSpan]:
+        """Best span per passage, with article offsets and calibrated confidence."""
+        self.warm_up()
+        preds = self.predict([(question, p.text) for p in passages])
+        spans = []
+        for passage, pred in zip(passages, preds):
+            spans.append(
+                ReadSpan(
+                    passage=passage,
+                    start=passage.start + pred.start,
+                    end=passage.start + pred.end,
+                    text=pred.text,
+                    margin=pred.margin,
+                    confidence=self.calibration.confidence(pred.margin),
+                )
+            )
+        return spans
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> list[ReaderPrediction]:
+        """Best non-empty span and the no-answer score for each (question, context) pair."""
+        import torch
+
+        self.warm_up()
+        if not pairs:
+            return []
+        enc = self.tokenizer(
+            [q for q, _ in pairs],
+            [c for _, c in pairs],
+            truncation="only_second",
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        n_features = len(enc["input_ids"])
+        device = next(self.model.parameters()).device if _has_params(self.model) else "cpu"
+        best: list[ReaderPrediction | None] = [None] * len(pairs)
+        null: list[float] = [float("inf")] * len(pairs)
+        order = sorted(range(n_features), key=lambda i: len(enc["input_ids"][i]))
+        for b in range(0, n_features, self.batch_size):
+            idx = order[b : b + self.batch_size]
+            batch = self.tokenizer.pad(
+                {k: [enc[k][i] for i in idx] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc},
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                out = self.model(**{k: v.to(device) for k, v in batch.items()})
+            starts = out.start_logits.float().cpu().numpy()
+            ends = out.end_logits.float().cpu().numpy()
+            for row, feat in enumerate(idx):
+                sample = enc["overflow_to_sample_mapping"][feat]
+                seq_ids = enc.sequence_ids(feat)
+                offsets = enc["offset_mapping"][feat]
+                s_logits, e_logits = starts[row, : len(seq_ids)], ends[row, : len(seq_ids)]
+                null[sample] = min(null[sample], float(s_logits[0] + e_logits[0]))
+                span = best_span(s_logits, e_logits, seq_ids, self.max_answer_tokens)
+                if span is None:
+                    continue
+                i, j, score = span
+                if best[sample] is None or score > best[sample].span_score:
+                    c_start, c_end = offsets[i][0], offsets[j][1]
+                    context = pairs[sample][1]
+                    best[sample] = ReaderPrediction(c_start, c_end, context[c_start:c_end], score, 0.0)
+        results = []
+        for k, pred in enumerate(best):
+            if pred is None:  # empty context: nothing to extract
+                pred = ReaderPrediction(0, 0, "", float("-inf"), 0.0)
+            pred.null_score = null[k] if null[k] != float("inf") else 0.0
+            results.append(pred)
+        return results
+
+
+def best_span(
+    start_logits: np.ndarray, end_logits: np.ndarray, sequence_ids: list, max_answer_tokens: int
+) -> tuple[int, int, float] | None:
+    """Highest start+end score over spans inside the context with 1..max_answer_tokens tokens."""
+    ctx = np.array([s == 1 for s in sequence_ids])
+    if not ctx.any():
+        return None
+    positions = np.flatnonzero(ctx)
+    s = start_logits[positions]
+    e = end_logits[positions]
+    scores = s[:, None] + e[None, :]
+    n = len(positions)
+    i_idx, j_idx = np.indices((n, n))
+    valid = (j_idx >= i_idx) & (j_idx - i_idx < max_answer_tokens)
+    scores = np.where(valid, scores, -np.inf)
+    flat = int(np.argmax(scores))
+    i, j = divmod(flat, n)
+    return int(positions[i]), int(positions[j]), float(scores[i, j])
+
+
+def _has_params(model) -> bool:
+    try:
+        next(model.parameters())
+        return True
+    except StopIteration:
+        return False
+
+
+def _recommended_quantization(model_dir: str) -> str:
+    path = Path(model_dir) / CALIBRATION_FILE
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8")).get("inference", {}).get("quantize", "none")
+    return "none"

