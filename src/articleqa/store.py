@@ -218,6 +218,18 @@ class IndexStore:
         self.root.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.root / ".lock"), timeout=timeout)
 
+    def is_locked(self) -> bool:
+        """True while some process holds the rebuild lock."""
+        from filelock import Timeout
+
+        lock = self.lock(timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
     def write_version(
         self,
         articles: list[Article],

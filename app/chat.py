@@ -1,0 +1,165 @@
+"""The Gradio chat: a thin layer over ``QAPipeline.ask`` and ``RebuildJobs``.
+
+Each reply shows the answer, its confidence and numbered citations (file, character span, passage
+with the span highlighted). Follow-ups use the earlier turns for retrieval. The "Add articles"
+panel uploads files and rebuilds in the background while the chat keeps answering.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+
+from app.render import answer_html, error_html, escape
+from articleqa.conversation import Turn
+from articleqa.pipeline import QAPipeline, QuestionError
+from articleqa.rebuild import RebuildJobs
+from articleqa.store import IndexStoreError, RebuildInProgressError
+from articleqa.uploads import UploadError, save_upload
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "What was the codename of the nighttime operation in Caracas?",
+    "Who is the Energy Secretary?",
+    "In what year did Maduro take power?",
+    "Which CNN correspondent said her window was shaking after an explosion?",
+]
+
+
+def index_note(pipeline: QAPipeline) -> str:
+    try:
+        index = pipeline.indexes.get()
+    except IndexStoreError as exc:
+        return f"**No index loaded:** {escape(str(exc))}"
+    m = index.manifest
+    built = m.get("built_at", "")
+    try:
+        built = datetime.fromisoformat(built).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        pass
+    return (
+        f"Indexed: **{len(index.articles)} articles**, **{len(index.passages)} passages** "
+        f"· built {escape(built)} · version `{escape(index.version)}`"
+    )
+
+
+def _progress_text(status: dict) -> str:
+    p = status.get("progress") or {}
+    state = status["state"]
+    if state == "running":
+        return (
+            f"Rebuilding ({p.get('stage', '...')}): {p.get('files_total', 0)} files, "
+            f"{p.get('passages_embedded', 0)}/{p.get('passages_to_embed', 0)} passages embedded, "
+            f"{p.get('elapsed', 0.0):.1f}s"
+        )
+    if state == "done":
+        r = status.get("report") or {}
+        if r.get("up_to_date"):
+            return f"Index is up to date ({r.get('passages', 0)} passages)."
+        return (
+            f"Rebuilt: {len(r.get('added', []))} added, {len(r.get('changed', []))} changed, "
+            f"{len(r.get('removed', []))} removed; {r.get('passages', 0)} passages in {r.get('seconds', 0):.1f}s."
+            + (" Skipped: " + "; ".join(f"{escape(s['file'])} ({escape(s['reason'])})" for s in r.get("skipped", [])) if r.get("skipped") else "")
+        )
+    if state == "failed":
+        return f"Rebuild failed, the previous index keeps serving: {escape(status.get('error') or '')}"
+    return ""
+
+
+def build_chat(pipeline: QAPipeline, jobs: RebuildJobs) -> gr.Blocks:
+    settings = pipeline.settings
+
+    def respond(message: str, chat: list, turns: list):
+        message = message or ""
+        if not message.strip():
+            return "", chat, turns
+        chat = [*chat, {"role": "user", "content": escape(message)}]
+        history = [Turn(q, a) for q, a in turns]
+        try:
+            answer = pipeline.ask(message, history=history)
+            reply = answer_html(answer)
+            turns = [*turns, [message, answer.answer]]
+        except QuestionError as exc:
+            reply = error_html(str(exc))
+        except IndexStoreError as exc:
+            reply = error_html(f"the index is not available ({exc})")
+        except Exception:
+            log.exception("chat failed on %r", message[:200])
+            reply = error_html("the assistant failed to answer; the server log has the details")
+        return "", [*chat, {"role": "assistant", "content": reply}], turns
+
+    def clear():
+        return [], []
+
+    def upload_and_rebuild(files, token: str, overwrite: bool):
+        if not settings.admin_token:
+            yield "Adding articles is disabled: start the server with ARTICLEQA_ADMIN_TOKEN set."
+            return
+        import hmac
+
+        if not hmac.compare_digest((token or "").encode(), settings.admin_token.encode()):
+            yield "Wrong admin token."
+            return
+        messages = []
+        for f in files or []:
+            path = Path(f if isinstance(f, str) else f.name)
+            try:
+                data = path.read_bytes()
+                name = save_upload(settings.articles_dir, _original_name(path), data, settings.max_upload_bytes, overwrite)
+                messages.append(f"saved {escape(name)}")
+            except UploadError as exc:
+                messages.append(f"refused: {escape(str(exc))}")
+        head = ("; ".join(messages) + ". ") if messages else ""
+        try:
+            jobs.start()
+        except RebuildInProgressError as exc:
+            yield head + escape(str(exc))
+            return
+        while jobs.running:
+            yield head + _progress_text(jobs.status())
+            time.sleep(0.5)
+        yield head + _progress_text(jobs.status())
+
+    with gr.Blocks(title="articleqa") as demo:
+        gr.Markdown("## articleqa: answers from your news articles, with exact citations")
+        note = gr.Markdown(index_note(pipeline), elem_id="index-note")
+        chatbot = gr.Chatbot(
+            label="Chat", height=520, elem_id="chat", sanitize_html=True, render_markdown=True,
+            buttons=["copy"], feedback_options=None,
+            placeholder="Ask a question about the articles. Answers quote the article and cite file and character span.",
+        )
+        turns = gr.State([])
+        with gr.Row():
+            box = gr.Textbox(placeholder="Ask a question…", show_label=False, scale=8, elem_id="question", max_lines=3)
+            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+            reset = gr.Button("New chat", scale=1)
+        gr.Examples(EXAMPLES, inputs=[box], label="Example questions")
+        with gr.Accordion("Add articles and rebuild the index", open=False):
+            gr.Markdown(
+                "Upload `.txt`, `.md` or `.html` files; they are stored in the articles folder and the index is "
+                "rebuilt in the background (the chat keeps answering). Needs the admin token."
+            )
+            files = gr.File(file_count="multiple", file_types=[".txt", ".md", ".html", ".htm"], type="filepath", label="Articles")
+            with gr.Row():
+                token = gr.Textbox(label="Admin token", type="password", scale=3)
+                overwrite = gr.Checkbox(label="Replace files with the same name", value=False, scale=1)
+            go = gr.Button("Upload and rebuild", elem_id="rebuild")
+            progress = gr.Markdown(elem_id="rebuild-progress")
+        timer = gr.Timer(5.0)
+
+        send.click(respond, [box, chatbot, turns], [box, chatbot, turns], concurrency_limit=4, concurrency_id="chat")
+        box.submit(respond, [box, chatbot, turns], [box, chatbot, turns], concurrency_limit=4, concurrency_id="chat")
+        reset.click(clear, None, [chatbot, turns])
+        go.click(upload_and_rebuild, [files, token, overwrite], [progress], concurrency_limit=1, concurrency_id="rebuild")
+        timer.tick(lambda: index_note(pipeline), None, [note], show_progress="hidden")
+    return demo
+
+
+def _original_name(path: Path) -> str:
+    """Gradio stores uploads under a temporary folder with the original file name."""
+    return path.name
