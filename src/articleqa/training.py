@@ -411,6 +411,8 @@ def train_reader(
             save(global_step)
         epoch += 1
     bar.close()
+    if global_step < total_steps:  # stopped by max_steps: leave a checkpoint to resume from
+        save(global_step)
     record["train_seconds"] = record.get("train_seconds", 0.0) + time.perf_counter() - t0
     record["finished"] = global_step >= total_steps
     final = out / "final"

@@ -1,0 +1,158 @@
+"""Shared fixtures: real models, real indexes, a real server process. Nothing is mocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ARTICLEQA_SHARED", ROOT.parent / "shared")).resolve()
+SEEDS = ROOT / "seeds"
+READER = ROOT / "models" / "reader"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def seed_qa() -> dict:
+    path = SHARED / "data" / "seed-qa-visible.json"
+    if not path.is_file():
+        pytest.skip(f"shared data not found at {path} (set ARTICLEQA_SHARED)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def squad_file(name: str) -> Path:
+    path = SHARED / "data" / "squad" / name
+    if not path.is_file():
+        pytest.skip(f"shared SQuAD data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from articleqa.embedding import Embedder
+
+    e = Embedder()
+    e.warm_up()
+    return e
+
+
+@pytest.fixture(scope="session")
+def reader():
+    from articleqa.reader import ExtractiveReader
+
+    r = ExtractiveReader(str(READER))
+    r.warm_up()
+    return r
+
+
+@pytest.fixture(scope="session")
+def seed_index_dir(tmp_path_factory, embedder) -> Path:
+    """An index of seeds/ built once per session by the real builder."""
+    from articleqa.chunking import SentenceChunker
+    from articleqa.indexing import IndexBuilder
+
+    index_dir = tmp_path_factory.mktemp("seed-index")
+    IndexBuilder(embedder, SentenceChunker()).run(SEEDS, index_dir)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def pipeline(seed_index_dir, embedder, reader):
+    from articleqa.chunking import SentenceChunker
+    from articleqa.config import Settings
+    from articleqa.pipeline import QAPipeline
+
+    settings = Settings(articles_dir=SEEDS, index_dir=seed_index_dir, reader_model=str(READER))
+    p = QAPipeline(settings, embedder, SentenceChunker(settings.chunk_words, settings.chunk_overlap_words), reader)
+    p.warm_up()
+    return p
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``articleqa serve`` in a subprocess on 127.0.0.1, stopped at teardown."""
+
+    def __init__(self, articles: Path, index_dir: Path, env: dict | None = None, extra_args: list[str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = index_dir.parent / f"server-{self.port}.log"
+        full_env = {**os.environ, "ARTICLEQA_READER_MODEL": str(READER), "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "0", **(env or {})}
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "articleqa.cli", "serve", "--port", str(self.port),
+             "--index-dir", str(index_dir), "--articles", str(articles), *(extra_args or [])],
+            stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+        )
+
+    def wait_ready(self, timeout: float = 180) -> "ServerProcess":
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, seed_index_dir):
+    """The real server over a copy of the seed articles and index, with an admin token."""
+    base = tmp_path_factory.mktemp("server")
+    articles = base / "articles"
+    shutil.copytree(SEEDS, articles)
+    index_dir = base / "index"
+    shutil.copytree(seed_index_dir, index_dir)
+    srv = ServerProcess(articles, index_dir, env={"ARTICLEQA_ADMIN_TOKEN": "test-token"})
+    srv.articles, srv.index_dir, srv.token = articles, index_dir, "test-token"
+    try:
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
+
+
+def citation_is_valid(citation: dict | object, texts: dict[str, str]) -> bool:
+    c = citation if isinstance(citation, dict) else citation.model_dump()
+    text = texts[c["file"]]
+    return (
+        0 <= c["start"] < c["end"] <= len(text)
+        and text[c["start"] : c["end"]] == c["quote"]
+        and c["passage_start"] <= c["start"] and c["end"] <= c["passage_end"]
+    )
+
+
+def seed_texts() -> dict[str, str]:
+    """text_of(file): the UTF-8 decoded file, straight from disk."""
+    return {p.name: p.read_bytes().decode("utf-8") for p in SEEDS.glob("*.txt")}

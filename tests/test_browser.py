@@ -1,0 +1,99 @@
+"""The chat in a real browser: Debian's Chromium driven by Playwright."""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SEEDS, ServerProcess
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium not installed: apt-get install chromium chromium-driver (.ci/run does this)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def ask(page, question: str, n_bot: int, timeout: float = 60_000) -> tuple[str, float]:
+    """Type a question, press send, wait for the n-th assistant message; return its text and seconds."""
+    box = page.locator("#question textarea")
+    box.fill(question)
+    t0 = time.perf_counter()
+    page.locator("#send").click()
+    bot = page.locator("#chat .message.bot, #chat [data-testid='bot']")
+    bot.nth(n_bot - 1).wait_for(timeout=timeout)
+    page.wait_for_function(
+        "n => { const m = document.querySelectorAll('#chat .aqa-answer, #chat .aqa-error'); return m.length >= n; }",
+        arg=n_bot, timeout=timeout,
+    )
+    elapsed = time.perf_counter() - t0
+    return page.locator("#chat .aqa-answer, #chat .aqa-error").nth(n_bot - 1).inner_text(), elapsed
+
+
+def test_chat_answers_follows_up_and_says_not_found(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1200, "height": 1400})
+    page.goto(server.url + "/", wait_until="load")
+    page.locator("#question textarea").wait_for(timeout=60_000)
+    note = page.locator("#index-note").inner_text(timeout=30_000)
+    assert "3 articles" in note and "passages" in note
+
+    text, seconds = ask(page, "Who is the Energy Secretary?", 1)
+    assert "Chris Wright" in text and "002_2dd9416afd3ce74f.txt" in text and "chars" in text
+    assert page.locator("#chat mark").first.inner_text() == "Chris Wright"
+    print(f"\nsend-to-answer: {seconds:.2f}s")
+
+    text, _ = ask(page, "What was the codename of the nighttime operation in Caracas?", 2)
+    assert "Absolute Resolve" in text
+    text, _ = ask(page, "When did it happen?", 3)
+    assert "January 3" in text
+
+    text, _ = ask(page, "Who won the football world cup in 2022?", 4)
+    assert "Not found in the articles" in text and "Closest passages" in text
+
+    shot = tmp_path / "chat-answered.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+    page.close()
+
+
+def test_article_markup_is_shown_as_text(tmp_path, browser, embedder):
+    from articleqa.chunking import SentenceChunker
+    from articleqa.indexing import IndexBuilder
+
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "xss <b>name.txt").write_text(
+        "Harbour report. The harbour master is <script>window.__pwned = 1</script>Ana Lima "
+        "<img src=x onerror=\"window.__pwned = 2\"> and she opened the **new** bridge in 2031.\n",
+        encoding="utf-8",
+    )
+    index_dir = tmp_path / "index"
+    IndexBuilder(embedder, SentenceChunker()).run(articles, index_dir)
+    srv = ServerProcess(articles, index_dir).wait_ready()
+    try:
+        page = browser.new_page()
+        page.goto(srv.url + "/", wait_until="load")
+        page.locator("#question textarea").wait_for(timeout=60_000)
+        text, _ = ask(page, "When did she open the new bridge?", 1)
+        assert "<script>" in text or "<img" in text, text  # shown literally
+        assert "xss <b>name.txt" in text
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("#chat img[src='x']").count() == 0 and page.locator("#chat script").count() == 0
+        assert page.locator("#chat b").count() == 0
+        page.close()
+    finally:
+        srv.stop()

@@ -1,0 +1,95 @@
+"""The shipped reader: loads offline, reads seed passages, evaluates, and training resumes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from articleqa.reader import CALIBRATION_FILE, ExtractiveReader
+from articleqa.squad import best_em_f1, load_squad
+from conftest import READER, ROOT, SEEDS, seed_qa, squad_file
+
+
+def test_shipped_reader_is_complete_and_small():
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md", CALIBRATION_FILE):
+        assert (READER / name).is_file(), name
+    assert (READER / "model.safetensors").stat().st_size < 50 * 1024 * 1024
+    meta = json.loads((READER / CALIBRATION_FILE).read_text())
+    assert meta["validation_articles"] and "threshold" in meta["calibration"]
+    card = (READER / "README.md").read_text()
+    assert "Apache-2.0" in card and "CC BY-SA 4.0" in card and "articleqa train-reader" in card
+
+
+def test_reader_answers_seed_questions_from_their_passages(reader):
+    texts = {p.name: p.read_text(encoding="utf-8") for p in SEEDS.glob("*.txt")}
+    items = [q for q in seed_qa()["questions"] if not q.get("unanswerable")][:6]
+    for item in items:
+        text = texts[item["sources"][0]]
+        answer = item["answers"][0]
+        at = text.find(answer)
+        passage = text[max(0, at - 400) : at + 400]
+        [pred] = reader.predict([(item["question"], passage)])
+        assert best_em_f1(pred.text, item["answers"])[1] >= 0.8, (item["question"], pred.text)
+        assert passage[pred.start : pred.end] == pred.text
+
+
+def test_reader_loads_offline_and_fails_clearly(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    code = f"from articleqa.reader import ExtractiveReader; r = ExtractiveReader({str(READER)!r}); r.warm_up(); print('ok')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="incomplete: missing model weights"):
+        ExtractiveReader(str(tmp_path)).warm_up()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ExtractiveReader(str(tmp_path / "nope")).warm_up()
+
+
+def test_eval_reader_on_a_small_slice():
+    squad = squad_file("squad-dev-v2.0-36.json")
+    r = subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", "eval-reader", "--model", str(READER), "--squad", str(squad), "--limit", "40", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert figures["questions"] == 40 and 0 <= figures["f1"] <= 100
+    assert figures["no_answer"]["n_unanswerable"] > 0 and "precision" in figures["no_answer"]
+
+
+def _tiny_squad(tmp_path):
+    data = json.loads(squad_file("squad-dev-v1.1-36.json").read_text(encoding="utf-8"))
+    tiny = {"version": "1.1", "data": []}
+    for art in data["data"][:3]:
+        paras = []
+        for p in art["paragraphs"][:2]:
+            paras.append({"context": p["context"], "qas": p["qas"][:3]})
+        tiny["data"].append({"title": art["title"], "paragraphs": paras})
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(tiny))
+    return path
+
+
+@pytest.mark.slow
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    tiny = _tiny_squad(tmp_path)
+    out = tmp_path / "reader"
+    args = [sys.executable, "-m", "articleqa.cli", "train-reader", "--train", str(tiny), "--val-articles", "1",
+            "--out", str(out), "--epochs", "1", "--batch-size", "4", "--max-length", "128", "--stride", "48",
+            "--checkpoint-every", "100", "--seed", "3"]
+    first = subprocess.run([*args, "--max-steps", "2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    assert (out / "checkpoint" / "state.pt").is_file() and not (out / "model.safetensors").exists()
+    second = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert second.returncode == 0, second.stderr
+    assert "resumed from" in second.stderr
+    record = json.loads((out / "record.json").read_text())
+    assert record["resumed_at_step"] == 2 and record["finished"]
+    meta = json.loads((out / CALIBRATION_FILE).read_text())
+    assert meta["validation"]["fp32"]["n"] > 0 and meta["command"].startswith("articleqa train-reader")
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+    reader = ExtractiveReader(str(out))
+    reader.warm_up()
+    assert len(reader.predict([("Who?", "Nobody knows.")])) == 1
