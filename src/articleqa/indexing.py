@@ -172,6 +172,7 @@ class IndexBuilder:
                     kept_passages.append(p)
         to_embed_articles = [new_files[f] for f in new_files if previous is None or f in added or f in changed]
         fresh = self.chunker.run(to_embed_articles)
+        log.info("rebuild: embedding %d passages of %d file(s)", len(fresh), len(to_embed_articles))
         report(stage="embedding", files_total=len(articles), files_to_embed=len(to_embed_articles),
                passages_total=len(kept_passages) + len(fresh), passages_to_embed=len(fresh))
 
@@ -196,10 +197,12 @@ class IndexBuilder:
         ordered_articles = sorted(articles, key=lambda a: a.file)
 
         report(stage="writing")
+        log.info("rebuild: writing a new version (%d passages)", len(passages))
         version = store.write_version(
             ordered_articles, passages, vectors, model, chunking,
             extra={"skipped": [asdict(s) for s in skipped], "articles_dir": str(folder)},
         )
+        log.info("rebuild: published version %s", version)
         store.cleanup(keep=self.keep_versions)
         report(stage="done", passages_embedded=len(fresh))
         return BuildReport(

@@ -136,3 +136,20 @@ def best_em_f1(prediction: str, truths: list[str] | tuple[str, ...]) -> tuple[fl
         max(exact_match(prediction, t) for t in truths),
         max(f1_score(prediction, t) for t in truths),
     )
+
+
+def write_squad_corpus(articles: list[SquadArticle], folder: str | Path) -> dict[str, tuple[str, int, int]]:
+    """Write each article as ``<title>.txt`` (paragraphs separated by blank lines), to use SQuAD as
+    an open corpus. Returns where each paragraph landed: context -> (file, start, end)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    where: dict[str, tuple[str, int, int]] = {}
+    for art in articles:
+        name = re.sub(r"[^\w.\-]+", "_", art.title) + ".txt"
+        parts, pos = [], 0
+        for para in art.paragraphs:
+            where.setdefault(para, (name, pos, pos + len(para)))
+            parts.append(para)
+            pos += len(para) + 2
+        (folder / name).write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    return where

@@ -37,7 +37,7 @@ FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 DATA_FILES = ("passages.jsonl", "articles.jsonl", "vectors.npy")
-#: Up to this many passages an exact (flat) index is used; above it HNSW (see bench/scaling.py).
+#: Up to this many passages an exact (flat) index is used; above it IVF (see bench/scaling.py).
 FLAT_MAX_PASSAGES = 200_000
 
 
@@ -97,14 +97,21 @@ class LoadedIndex:
 
 
 def build_faiss_index(vectors: np.ndarray, kind: str = "auto"):
-    """Inner-product index: exact (flat) for small corpora, HNSW above ``FLAT_MAX_PASSAGES``."""
+    """Inner-product index: exact (flat) up to ``FLAT_MAX_PASSAGES``, IVF above (see bench/scaling.py)."""
     import faiss
 
     n, dim = vectors.shape if vectors.ndim == 2 else (0, 0)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if kind == "auto":
-        kind = "flat" if n <= FLAT_MAX_PASSAGES else "hnsw"
+        kind = "flat" if n <= FLAT_MAX_PASSAGES else "ivf"
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
+    elif kind == "ivf":
+        nlist, nprobe = ivf_params(n)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(n, size=min(n, 64 * nlist), replace=False)]
+        index.train(sample)
+        index.nprobe = nprobe
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
@@ -112,8 +119,14 @@ def build_faiss_index(vectors: np.ndarray, kind: str = "auto"):
     else:
         raise ValueError(f"unknown index type {kind!r}")
     if n:
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.add(vectors)
     return index, kind
+
+
+def ivf_params(n: int) -> tuple[int, int]:
+    """Cells and cells probed for an IVF index of ``n`` vectors (about sqrt(n) cells, ~5% probed)."""
+    nlist = int(min(4096, max(16, round(n**0.5))))
+    return nlist, max(8, nlist // 20)
 
 
 def _sha256_file(path: Path) -> str:

@@ -1,0 +1,118 @@
+"""Helpers shared by the benchmark scripts: machine facts, timing, results on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path(os.environ.get("ARTICLEQA_BENCH_OUT", ROOT / "bench" / "out"))
+DEFAULT_SHARED = Path(os.environ.get("ARTICLEQA_SHARED", ROOT.parent / "shared"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summary_ms(seconds: list[float]) -> dict:
+    ms = [1000 * s for s in seconds]
+    return {"median_ms": round(statistics.median(ms), 2) if ms else None, "p95_ms": round(percentile(ms, 0.95), 2) if ms else None, "n": len(ms)}
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def save(name: str, result: dict) -> Path:
+    """Write ``bench/out/<name>.json`` (read by run_all.py for the report)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": name, "machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S"), **result}
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
+    return path
+
+
+def print_figures(lines: list[str]) -> None:
+    """The figures, as the script's last lines."""
+    print("\n".join(lines), flush=True)
+
+
+def pipeline_for(index_dir: Path, articles_dir: Path | None = None, **settings):
+    from articleqa.config import Settings
+    from articleqa.pipeline import QAPipeline
+
+    s = Settings(index_dir=index_dir, articles_dir=articles_dir or ROOT / "seeds", **settings)
+    return QAPipeline.from_settings(s)
+
+
+def squad_corpus_index(squad_file: Path, name: str | None = None) -> tuple[Path, Path, dict]:
+    """SQuAD articles written as files (one per article) and indexed, cached under bench/out/.
+    Returns (articles folder, index folder, paragraph -> (file, start, end))."""
+    from articleqa.chunking import SentenceChunker
+    from articleqa.embedding import Embedder
+    from articleqa.indexing import IndexBuilder
+    from articleqa.squad import load_squad, write_squad_corpus
+
+    name = name or Path(squad_file).stem
+    articles_dir = OUT / f"{name}-corpus"
+    index_dir = OUT / f"{name}-index"
+    where = write_squad_corpus(load_squad(squad_file), articles_dir)
+    IndexBuilder(Embedder(), SentenceChunker()).run(articles_dir, index_dir)
+    return articles_dir, index_dir, where
+
+
+def heldout_titles() -> list[str]:
+    """The reader's validation articles (never trained on), from its calibration file."""
+    meta = ROOT / "models" / "reader" / "articleqa_reader.json"
+    if meta.is_file():
+        return json.loads(meta.read_text(encoding="utf-8")).get("validation_articles", [])
+    return []
+
+
+def fmt(value, digits: int = 1) -> str:
+    """A figure for printing; '–' where there is none."""
+    return "–" if value is None else f"{value:.{digits}f}"

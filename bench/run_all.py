@@ -1,0 +1,217 @@
+"""Run every benchmark (each in its own process) and write bench/report.md with PNG charts.
+
+Every number in the report comes from the JSON the scripts wrote in this run (bench/out/*.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = Path(os.environ.get("ARTICLEQA_BENCH_OUT", HERE / "out"))
+REPORT = OUT.parent  # bench/report.md and its charts (beside bench/out)
+
+
+def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
+    squad1 = str(shared / "data" / "squad" / "squad-dev-v1.1-36.json")
+    squad2 = str(shared / "data" / "squad" / "squad-dev-v2.0-36.json")
+    seed = str(shared / "data" / "seed-qa-visible.json")
+    q = quick
+    return [
+        ("seed_qa", ["--questions", seed]),
+        ("reader", ["--squad", squad1] + (["--limit", "300"] if q else [])),
+        ("reader", ["--squad", squad2, "--name", "no_answer"] + (["--limit", "500"] if q else [])),
+        ("open_squad", ["--squad", squad1] + (["--limit", "200"] if q else [])),
+        ("latency", ["--squad", squad1, "--questions", "30" if q else "100"]),
+        ("build", ["--squad", squad1] + (["--articles", "8"] if q else [])),
+        ("throughput", ["--questions", seed, "--seconds", "5" if q else "20"]),
+        ("scaling", ["--sizes", "10000", "100000"] + ([] if q else ["1000000"])),
+    ]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
+    ap.add_argument("--quick", action="store_true", help="small samples (minutes instead of ~half an hour)")
+    ap.add_argument("--only", nargs="*", help="run only these scripts (others keep their last results)")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report from bench/out/*.json")
+    args = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    if not args.report_only:
+        for script, extra in plan(args.shared.resolve(), args.quick):
+            if args.only and script not in args.only:
+                continue
+            print(f"== {script} {' '.join(extra)}", flush=True)
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, str(HERE / f"{script}.py"), *extra], cwd=HERE.parent)
+            timings[f"{script} {' '.join(extra[-2:])}"] = time.perf_counter() - t
+            if r.returncode != 0:
+                print(f"!! {script} failed with exit code {r.returncode}", flush=True)
+    write_report(timings, args.quick)
+    print(f"report: {REPORT / 'report.md'}")
+
+
+def load(name: str) -> dict | None:
+    p = OUT / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _fmt(v, nd=1):
+    return "–" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
+
+
+def write_report(timings: dict, quick: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    md = ["# articleqa benchmark report", ""]
+    any_result = next((load(n) for n in ("seed_qa", "reader", "open_squad", "latency", "build", "throughput", "scaling") if load(n)), None)
+    if any_result:
+        m = any_result["machine"]
+        md += [f"Machine: {m['cores']} cores, {m['cpu']}; torch {m['torch']} ({m['torch_threads']} threads), Python {m['python']}.",
+               f"Mode: {'quick (samples)' if quick else 'full'}. Every figure below was computed by the scripts in `bench/`;",
+               "ratios are only compared within one run.", ""]
+
+    s = load("seed_qa")
+    if s:
+        md += ["## Seed QA (visible seed questions)", "",
+               "| EM | F1 | citation validity | citation correctness | abstention accuracy | answerable | unanswerable |", "|---|---|---|---|---|---|---|",
+               f"| {_fmt(s['exact'])} | {_fmt(s['f1'])} | {_fmt(s['citation_validity'])}% | {_fmt(s['citation_correctness'])}% | {_fmt(s['abstention_accuracy'])}% | {s['answerable']} | {s['unanswerable']} |", "",
+               "Retrieval recall@5 on the answerable seed questions: " + ", ".join(f"{k} {_fmt(v)}" for k, v in s["recall_at_5"].items()) + ".", ""]
+
+    r = load("reader")
+    if r:
+        md += ["## Reader alone (given paragraphs)", "",
+               f"{r['model']} ({r['quantize']}) on {r['questions']} questions of {r['squad']}, {r['articles']} articles ({', '.join(r['titles'][:6])}{'…' if len(r['titles']) > 6 else ''}).", "",
+               "| EM | F1 | ms per ~150-word passage | questions/s |", "|---|---|---|---|",
+               f"| {_fmt(r['exact'])} | {_fmt(r['f1'])} | {_fmt(r['latency_ms_150_words'])} | {_fmt(r['questions_per_second'])} |", ""]
+
+    na = load("no_answer")
+    if na and na.get("no_answer"):
+        n = na["no_answer"]
+        md += ["## No-answer (SQuAD 2.0, given paragraphs)", "",
+               f"On {na['questions']} questions of {na['squad']} ({na['articles']} articles): at the shipped threshold {_fmt(n['threshold'], 3)}, "
+               f"\"not found\" precision {_fmt(n['precision'])}, recall {_fmt(n['recall'])} ({n['n_unanswerable']} unanswerable, "
+               f"{n['n_answerable']} answerable); SQuAD 2.0 F1 {_fmt(n['squad2_f1'])}.", "", "![no-answer curve](no_answer_curve.png)", ""]
+        curve = na.get("curve") or []
+        if curve:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            ts = [c["threshold"] for c in curve]
+            ax.plot(ts, [c["precision"] for c in curve], label="precision of 'not found'")
+            ax.plot(ts, [c["recall"] for c in curve], label="recall of 'not found'")
+            ax.plot(ts, [c["squad2_f1"] for c in curve], label="SQuAD 2.0 F1", linestyle="--")
+            ax.axvline(n["threshold"], color="grey", linewidth=1)
+            ax.set_xlabel("no-answer margin threshold")
+            ax.set_ylabel("%")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            fig.savefig(REPORT / "no_answer_curve.png", dpi=110)
+            plt.close(fig)
+
+    o = load("open_squad")
+    if o:
+        md += ["## Open-corpus SQuAD", "",
+               f"{o['questions']} questions over {o['passages']} passages of {o['articles']} articles (a hit: a retrieved passage contains a reference answer).", "",
+               "| retriever | recall@1 | recall@5 | recall@10 | median ms |", "|---|---|---|---|---|"]
+        for name, rr in o["recall"].items():
+            md.append(f"| {name} | {_fmt(rr['@1'])} | {_fmt(rr['@5'])} | {_fmt(rr['@10'])} | {_fmt(o['retrieval_latency'][name]['median_ms'])} |")
+        md += ["", "![recall](recall.png)", ""]
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        names = list(o["recall"])
+        for i, k in enumerate(["@1", "@5", "@10"]):
+            ax.bar([j + i * 0.27 for j in range(len(names))], [o["recall"][nm][k] for nm in names], width=0.27, label=f"recall{k}")
+        ax.set_xticks([j + 0.27 for j in range(len(names))], names)
+        ax.set_ylabel("%")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(REPORT / "recall.png", dpi=110)
+        plt.close(fig)
+        if o.get("e2e"):
+            md += ["End to end (top-k 5):", "", "| questions | n | EM | F1 | citation in own paragraph | answered |", "|---|---|---|---|---|---|"]
+            for part in ("all", "heldout"):
+                e = o["e2e"].get(part)
+                if e:
+                    md.append(f"| {part} | {e['n']} | {_fmt(e['exact'])} | {_fmt(e['f1'])} | {_fmt(e['own_paragraph'])}% | {_fmt(e['found'])}% |")
+            md += ["", f"'heldout' are the reader's validation articles ({', '.join(o['e2e']['heldout_articles'])}); it was trained on the others.", ""]
+
+    lat = load("latency")
+    if lat:
+        md += ["## Latency per question", "", f"{lat['questions']} questions over {lat['passages']} passages; median / p95 in ms.", "",
+               "| top-k | embedding | retrieval | reading | total |", "|---|---|---|---|---|"]
+        for k, st in lat["by_top_k"].items():
+            md.append(f"| {k} | " + " | ".join(f"{_fmt(st[s]['median_ms'])} / {_fmt(st[s]['p95_ms'])}" for s in ("embedding", "retrieval", "reading", "total")) + " |")
+        md += ["", "![latency](latency.png)", ""]
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ks = list(lat["by_top_k"])
+        bottom = [0.0] * len(ks)
+        for s in ("embedding", "retrieval", "reading"):
+            vals = [lat["by_top_k"][k][s]["median_ms"] for k in ks]
+            ax.bar(ks, vals, bottom=bottom, label=s)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_xlabel("top-k")
+        ax.set_ylabel("median ms")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(REPORT / "latency.png", dpi=110)
+        plt.close(fig)
+
+    t = load("throughput")
+    if t:
+        md += ["## Throughput through the HTTP API", "", "| clients | questions/s | median ms | p95 ms | errors |", "|---|---|---|---|---|"]
+        for n, v in t["levels"].items():
+            md.append(f"| {n} | {_fmt(v['qps'])} | {_fmt(v['median_ms'])} | {_fmt(v['p95_ms'])} | {v['errors']}/{v['requests']} |")
+        md += ["", "![throughput](throughput.png)", ""]
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([int(n) for n in t["levels"]], [v["qps"] for v in t["levels"].values()], marker="o")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("questions / s")
+        fig.tight_layout()
+        fig.savefig(REPORT / "throughput.png", dpi=110)
+        plt.close(fig)
+
+    b = load("build")
+    if b:
+        md += ["## Index build", "",
+               f"{b['articles']} SQuAD articles, {b['passages']} passages: full rebuild {_fmt(b['full_rebuild_s'])} s "
+               f"({_fmt(b['build_passages_per_s'])} passages/s) against raw `SentenceTransformer.encode` at {_fmt(b['raw_encode_passages_per_s'])} passages/s "
+               f"on the same passages: ratio **{_fmt(b['build_vs_raw_ratio'], 2)}**. Adding one article incrementally: {_fmt(b['add_one_article_s'], 2)} s "
+               f"({b['add_one_article_passages']} passages embedded), {_fmt(b['full_vs_incremental_speedup'])}x faster than a full rebuild. "
+               f"Peak RSS {_fmt(b['peak_rss_mb'], 0)} MB.", ""]
+
+    sc = load("scaling")
+    if sc:
+        md += ["## Vector index scaling (synthetic 384-d vectors)", "",
+               "| passages | index | query median ms | p95 ms | memory MB | build s | recall@10 vs flat |", "|---|---|---|---|---|---|---|"]
+        for row in sc["rows"]:
+            md.append(f"| {row['n']:,} | {row['index']}{' (nlist %d, nprobe %d)' % (row['nlist'], row['nprobe']) if row['index'] == 'ivf' else ''} | {_fmt(row['median_ms'], 2)} | {_fmt(row['p95_ms'], 2)} | {_fmt(row['memory_mb'], 0)} | {_fmt(row['build_s'])} | {_fmt(row['recall_at_10'], 3)} |")
+        md += ["", f"articleqa uses the exact flat index up to {sc['flat_max_passages']:,} passages and IVF above it.", "", "![scaling](scaling.png)", ""]
+        fig, ax = plt.subplots(figsize=(5.5, 3.2))
+        for kind in ("flat", "ivf"):
+            rows = [r for r in sc["rows"] if r["index"] == kind]
+            ax.plot([r["n"] for r in rows], [r["median_ms"] for r in rows], marker="o", label=kind)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("passages")
+        ax.set_ylabel("query median ms")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(REPORT / "scaling.png", dpi=110)
+        plt.close(fig)
+
+    if timings:
+        md += ["## Run time of each script", "", "| script | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
+    (REPORT / "report.md").write_text("\n".join(md), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

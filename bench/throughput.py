@@ -1,0 +1,96 @@
+"""Throughput under concurrency: questions per second through the HTTP API with 1, 4 and 16
+concurrent clients (a bounded load generator on 127.0.0.1 against a real server process)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from common import DEFAULT_SHARED, OUT, ROOT, print_figures, save, summary_ms
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--seconds", type=float, default=20.0, help="duration per concurrency level")
+    ap.add_argument("--max-requests", type=int, default=2000, help="bound per level")
+    ap.add_argument("--questions", type=Path, default=DEFAULT_SHARED / "data" / "seed-qa-visible.json")
+    ap.add_argument("--index-dir", type=Path, default=ROOT / "index", help="index to serve [default: index/ of seeds]")
+    args = ap.parse_args(argv)
+    import httpx
+
+    questions = [q["question"] for q in json.loads(args.questions.read_text())["questions"]]
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = open(OUT / "throughput-server.log", "wb")
+    env = {**os.environ, "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "articleqa.cli", "serve", "--port", str(port), "--index-dir", str(args.index_dir), "--articles", str(ROOT / "seeds")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        levels = {}
+        for n in args.clients:
+            lat, errors, count = [], [0], [0]
+            lock = threading.Lock()
+            stop_at = time.monotonic() + args.seconds
+
+            def client(i):
+                with httpx.Client(timeout=120) as c:
+                    k = i
+                    while time.monotonic() < stop_at:
+                        with lock:
+                            if count[0] >= args.max_requests:
+                                return
+                            count[0] += 1
+                        t = time.perf_counter()
+                        try:
+                            r = c.post(url + "/api/answer", json={"question": questions[k % len(questions)]})
+                            ok = r.status_code == 200
+                        except httpx.HTTPError:
+                            ok = False
+                        with lock:
+                            lat.append(time.perf_counter() - t)
+                            errors[0] += not ok
+                        k += n
+
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            levels[str(n)] = {"requests": len(lat), "errors": errors[0], "seconds": wall, "qps": len(lat) / wall, **summary_ms(lat)}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    result = {"levels": levels}
+    save("throughput", result)
+    print_figures(["HTTP throughput (/api/answer, seed questions):"] + [
+        f"  {n:>2} clients: {v['qps']:.1f} q/s, median {v['median_ms']} ms, p95 {v['p95_ms']} ms, errors {v['errors']}/{v['requests']}"
+        for n, v in levels.items()
+    ])
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Smoke test: every benchmark script runs on a tiny input and prints its figures last."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SHARED, squad_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    data = json.loads(squad_file("squad-dev-v2.0-36.json").read_text(encoding="utf-8"))
+    tiny = {"version": "v2.0", "data": [{"title": a["title"], "paragraphs": a["paragraphs"][:3]} for a in data["data"][:3]]}
+    path = tmp / "tiny.json"
+    path.write_text(json.dumps(tiny))
+    return tmp, path
+
+
+def run(script, *args, env_out):
+    r = subprocess.run([sys.executable, f"bench/{script}.py", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
+                       timeout=600, env={**os.environ, "ARTICLEQA_BENCH_OUT": str(env_out)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout.strip().splitlines()
+
+
+def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
+    tmp, squad = tiny
+    out = tmp / "out"
+    seed = SHARED / "data" / "seed-qa-visible.json"
+    assert "abstention accuracy" in run("seed_qa", "--questions", seed, env_out=out)[-3]
+    assert "EM" in run("reader", "--squad", squad, "--articles", "all", "--limit", "30", env_out=out)[-2]
+    assert "recall hybrid" in "\n".join(run("open_squad", "--squad", squad, "--limit", "10", env_out=out))
+    assert "top-k  5" in "\n".join(run("latency", "--squad", squad, "--questions", "5", env_out=out))
+    assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
+    assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
+    assert "recall@10" in run("scaling", "--sizes", "2000", "--queries", "20", env_out=out)[-1]
+    r = subprocess.run([sys.executable, "bench/run_all.py", "--report-only"], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "ARTICLEQA_BENCH_OUT": str(out)}, timeout=300)
+    assert r.returncode == 0, r.stderr
