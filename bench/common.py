@@ -116,3 +116,43 @@ def heldout_titles() -> list[str]:
 def fmt(value, digits: int = 1) -> str:
     """A figure for printing; '–' where there is none."""
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+class Server:
+    """``articleqa serve`` in a subprocess on a free 127.0.0.1 port (a context manager)."""
+
+    def __init__(self, index_dir: Path, articles_dir: Path, log_path: Path, env: dict | None = None):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [sys.executable, "-m", "articleqa.cli", "serve", "--port", str(self.port),
+                     "--index-dir", str(index_dir), "--articles", str(articles_dir)]
+        self.env = {**os.environ, "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "0", **(env or {})}
+        self.log_path = log_path
+
+    def __enter__(self) -> "Server":
+        import subprocess
+
+        import httpx
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        for _ in range(480):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited; see {self.log_path}")
+            try:
+                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"server did not start; see {self.log_path}")
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self._log.close()

@@ -22,7 +22,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--top-k", type=int, default=5)
     args = ap.parse_args(argv)
 
-    from articleqa.chunking import SentenceChunker
     from articleqa.indexing import IndexBuilder
     from articleqa.retrieval import BM25Retriever, DenseRetriever, HybridRetriever
     from articleqa.squad import best_em_f1

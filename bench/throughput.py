@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from common import DEFAULT_SHARED, OUT, ROOT, print_figures, save, summary_ms
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from common import DEFAULT_SHARED, OUT, ROOT, Server, print_figures, save, summary_ms
 
 
 def main(argv=None) -> dict:
@@ -33,19 +23,8 @@ def main(argv=None) -> dict:
     import httpx
 
     questions = [q["question"] for q in json.loads(args.questions.read_text())["questions"]]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    OUT.mkdir(parents=True, exist_ok=True)
-    log = open(OUT / "throughput-server.log", "wb")
-    env = {**os.environ, "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "articleqa.cli", "serve", "--port", str(port), "--index-dir", str(args.index_dir), "--articles", str(ROOT / "seeds")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    with Server(args.index_dir, ROOT / "seeds", OUT / "throughput-server.log") as server:
+        url = server.url
         levels = {}
         for n in args.clients:
             lat, errors, count = [], [0], [0]
@@ -79,10 +58,6 @@ def main(argv=None) -> dict:
                 t.join()
             wall = time.perf_counter() - t0
             levels[str(n)] = {"requests": len(lat), "errors": errors[0], "seconds": wall, "qps": len(lat) / wall, **summary_ms(lat)}
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
     result = {"levels": levels}
     save("throughput", result)
     print_figures(["HTTP throughput (/api/answer, seed questions):"] + [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEEDS, ServerProcess
+from conftest import ServerProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from conftest import READER, ROOT, SEEDS, citation_is_valid, seed_texts
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from articleqa.reader import CALIBRATION_FILE, ExtractiveReader
-from articleqa.squad import best_em_f1, load_squad
+from articleqa.squad import best_em_f1
 from conftest import READER, ROOT, SEEDS, seed_qa, squad_file
 
 

@@ -1,7 +1,6 @@
 """Rebuilds under faults and load: SIGKILL at several points, concurrent rebuilds, questions during
 the switch, and add/change/delete through the API."""
 
-import os
 import shutil
 import signal
 import subprocess
@@ -218,5 +217,28 @@ def test_add_change_delete_through_the_api(tmp_path, embedder):
         a = ask()
         assert all(c["file"] != "port vela.txt" for c in a["citations"] + a["context"])
         assert httpx.get(srv.url + "/api/articles/port vela.txt").status_code == 404
+    finally:
+        srv.stop()
+
+
+def test_serve_watch_rebuilds_when_files_change(tmp_path, embedder):
+    articles = tmp_path / "articles"
+    shutil.copytree(SEEDS, articles)
+    index_dir = tmp_path / "index"
+    IndexBuilder(embedder, SentenceChunker()).run(articles, index_dir)
+    srv = ServerProcess(articles, index_dir, extra_args=["--watch"]).wait_ready()
+    try:
+        before = httpx.get(srv.url + "/api/health").json()["index_version"]
+        time.sleep(1)
+        (articles / "harbour.txt").write_text("Harbour news. The Port Vela bridge was opened by mayor Ana Lima.\n", encoding="utf-8")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            h = httpx.get(srv.url + "/api/health").json()
+            if h["index_version"] != before:
+                break
+            time.sleep(0.5)
+        assert h["index_version"] != before and h["articles"] == 4
+        a = httpx.post(srv.url + "/api/answer", json={"question": "Who opened the Port Vela bridge?"}, timeout=60).json()
+        assert a["found"] and a["citations"][0]["file"] == "harbour.txt"
     finally:
         srv.stop()

@@ -45,11 +45,10 @@ class AnswerBuilder:
                 message=NOT_FOUND,
                 index_version=index.version,
             )
-        key = normalize_answer(best.text) or best.text.strip()
         citations: list[Citation] = []
         seen: set[tuple[str, int, int]] = set()
         for span in ranked:
-            if span.margin <= self.threshold or (normalize_answer(span.text) or span.text.strip()) != key:
+            if span.margin <= self.threshold or not same_answer(span.text, best.text):
                 continue
             cite = span_citation(span, index)
             if (cite.file, cite.start, cite.end) in seen:
@@ -66,6 +65,15 @@ class AnswerBuilder:
             citations=citations,
             index_version=index.version,
         )
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Two spans give the same answer when their normalized words are equal or one contains the
+    other ("Southern Spear" and "Southern Spear Operation"), so each supporting article is cited."""
+    na, nb = normalize_answer(a) or a.strip(), normalize_answer(b) or b.strip()
+    if not na or not nb:
+        return False
+    return na == nb or f" {na} " in f" {nb} " or f" {nb} " in f" {na} "
 
 
 def span_citation(span: ReadSpan, index: LoadedIndex) -> Citation:

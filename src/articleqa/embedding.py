@@ -67,7 +67,7 @@ class Embedder:
                 self._model = SentenceTransformer(
                     self.model_path, device="cpu", local_files_only=local or self.offline
                 )
-            except OSError as exc:
+            except Exception as exc:  # OSError, or the hub client's validation errors for odd names
                 raise FileNotFoundError(f"cannot load embedding model {self.model_path!r}: {exc}") from exc
             log.info("embedding model %s loaded (dim %d)", self.name, self.dimension)
 

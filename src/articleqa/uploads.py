@@ -41,14 +41,11 @@ def safe_filename(name: str) -> str:
     base = _UNSAFE.sub("_", base).strip(" .")
     if not base:
         raise UploadError(f"file name {name!r} has no usable characters")
-    stem, dot, suffix = base.rpartition(".")
-    if not dot:
-        stem, suffix = base, ""
+    stem = base.split(".", 1)[0]  # Windows reserves CON, CON.txt, CON.tar.gz alike
     if stem.lower() in _WINDOWS_RESERVED or not stem:
         raise UploadError(f"file name {name!r} is reserved or empty")
     if len(base) > MAX_NAME_CHARS:
-        keep = MAX_NAME_CHARS - len(suffix) - 1
-        base = f"{stem[:keep]}.{suffix}" if suffix else stem[:MAX_NAME_CHARS]
+        raise UploadError(f"file name is too long ({len(base)} characters; at most {MAX_NAME_CHARS})")
     return base
 
 
