@@ -293,10 +293,8 @@ def train_reader_cmd(
     tries_list = json.loads(tries.read_text()) if tries else []
     meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list)
     v = meta["validation"]
-    typer.echo(
-        f"validation F1 fp32 {v['fp32']['f1']:.1f} / int8 {v['int8']['f1']:.1f}; "
-        f"default {meta['inference']['quantize']}; written to {out}"
-    )
+    figures = ", ".join(f"{name} F1 {r['f1']:.1f} ({r['ms_per_passage']:.1f} ms)" for name, r in v.items())
+    typer.echo(f"validation: {figures}; inference default {meta['inference']['quantize']}; written to {out}")
 
 
 @app.command("eval-reader")

@@ -124,8 +124,9 @@ class ExtractiveReader:
         max_length: tokens per window (question + passage); longer passages are read in windows.
         stride: tokens of overlap between windows.
         max_answer_tokens: longest span considered, in tokens.
-        quantize: "int8" (dynamic quantization of Linear layers), "none", or "auto" (the model's own
-            recommendation from its calibration file, else none).
+        quantize: "int8" (dynamic quantization of Linear layers), "bf16" (where the hardware has bf16
+            matrix units, else fp32), "none", or "auto" (the choice recorded in the model's calibration
+            file by ``train-reader``, else none).
         offline: never reach the hub (default).
     """
 
@@ -166,10 +167,17 @@ class ExtractiveReader:
         mode = self.quantize
         if mode == "auto":
             mode = _recommended_quantization(self.model_name)
+        if mode == "bf16" and not bf16_is_fast():
+            log.info("bf16 inference needs a GPU or a CPU with AMX/AVX512-BF16; using fp32")
+            mode = "none"
         if mode == "int8":
             self.model = quantize_int8(self.model)
+        elif mode == "bf16":
+            import torch
+
+            self.model = self.model.to(torch.bfloat16)
         elif mode not in ("none", ""):
-            raise ValueError(f"unknown quantize mode {mode!r}: use int8, none or auto")
+            raise ValueError(f"unknown quantize mode {mode!r}: use int8, bf16, none or auto")
         self.quantize = mode
         log.info("reader %s loaded (quantize=%s)", self.model_name, mode)
 
@@ -264,6 +272,19 @@ def best_span(
     flat = int(np.argmax(scores))
     i, j = divmod(flat, n)
     return int(positions[i]), int(positions[j]), float(scores[i, j])
+
+
+def bf16_is_fast() -> bool:
+    """bf16 matrix units: a CUDA GPU, or a CPU with AMX or AVX512-BF16."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def _has_params(model) -> bool:
