@@ -40,7 +40,9 @@ def main(argv=None) -> dict:
         questions = random.Random(0).sample(questions, args.limit)
     reader = ExtractiveReader(args.model, quantize=args.quantize)
     reader.warm_up()
-    res = evaluate(reader, questions, calibrate=False, threshold=reader.calibration.threshold)
+    cal = reader.calibration
+    threshold = cal.reader_threshold if cal.reader_threshold is not None else cal.threshold
+    res = evaluate(reader, questions, calibrate=False, threshold=threshold)
     result = {
         "model": args.model, "quantize": reader.quantize, "squad": args.squad.name, "articles": args.articles,
         "titles": sorted({q.title for q in questions}), "questions": len(questions),
@@ -56,7 +58,7 @@ def main(argv=None) -> dict:
         correct = np.array([0.0 if q.is_impossible else best_em_f1(p.text, [t for t, _ in q.answers])[1] for q, p in zip(questions, preds)])
         impossible = np.array([q.is_impossible for q in questions])
         grid = np.quantile(margins, np.linspace(0.02, 0.98, 25))
-        result["curve"] = [no_answer_stats(margins, correct, impossible, float(t)) for t in sorted(set(grid) | {reader.calibration.threshold})]
+        result["curve"] = [no_answer_stats(margins, correct, impossible, float(t)) for t in sorted(set(grid) | {threshold})]
     save(args.name, result)
     lines = [
         f"reader {args.model} ({reader.quantize}) on {len(questions)} questions of {args.squad.name} ({args.articles} articles)",

@@ -31,8 +31,19 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from articleqa import __version__
+
+        typer.echo(f"articleqa {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
     _setup_logging(verbose)
 
 
@@ -291,7 +302,8 @@ def train_reader_cmd(
         return
     command = "articleqa train-reader " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     tries_list = json.loads(tries.read_text()) if tries else []
-    meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list)
+    meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list,
+                         corpus_articles=train_arts + val_arts)
     v = meta["validation"]
     figures = ", ".join(f"{name} F1 {r['f1']:.1f} ({r['ms_per_passage']:.1f} ms)" for name, r in v.items())
     typer.echo(f"validation: {figures}; inference default {meta['inference']['quantize']}; written to {out}")
@@ -322,7 +334,8 @@ def eval_reader_cmd(
         reader.warm_up()
     except (FileNotFoundError, OSError) as exc:
         _fail(str(exc))
-    res = evaluate(reader, questions, calibrate=False, threshold=reader.calibration.threshold)
+    cal = reader.calibration
+    res = evaluate(reader, questions, calibrate=False, threshold=cal.reader_threshold if cal.reader_threshold is not None else cal.threshold)
     figures = {
         "model": reader.model_name,
         "quantize": reader.quantize,

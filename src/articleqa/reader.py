@@ -51,9 +51,10 @@ class ReaderCalibration:
     """Maps the no-answer margin to a confidence in [0, 1] (Platt scaling fitted on validation
     articles) and holds the margin below which the pipeline answers "not found"."""
 
-    threshold: float = 0.0
+    threshold: float = 0.0  # for the pipeline: best margin over the retrieved passages
     scale: float = 1.0
     bias: float = 0.0
+    reader_threshold: float | None = None  # for one given paragraph (eval-reader)
 
     def confidence(self, margin: float) -> float:
         return float(1.0 / (1.0 + np.exp(-(self.scale * margin + self.bias))))
@@ -70,10 +71,12 @@ class ReaderCalibration:
             return cls()
         data = json.loads(path.read_text(encoding="utf-8"))
         cal = data.get("calibration", {})
+        threshold = float(cal.get("threshold", 0.0))
         return cls(
-            threshold=float(cal.get("threshold", 0.0)),
+            threshold=threshold,
             scale=float(cal.get("scale", 1.0)),
             bias=float(cal.get("bias", 0.0)),
+            reader_threshold=float(cal.get("reader_threshold", threshold)),
         )
 
 

@@ -432,6 +432,7 @@ def export_reader(
     val_titles: list[str],
     command: str,
     tries: list[dict] | None = None,
+    corpus_articles: list | None = None,
 ) -> dict:
     """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
 
@@ -472,6 +473,9 @@ def export_reader(
         ev = evaluate(ExtractiveReader.from_loaded(tokenizer, variants["none"], max_answer_tokens=n_tok), val_questions, calibrate=False)
         tries.append({"name": f"decode max {n_tok} tokens", "exact": ev.exact, "f1": ev.f1, "note": f"vs {max_answer} tokens (shipped)"})
     model = variants["none"]
+    pipeline_cal = None
+    if corpus_articles:
+        pipeline_cal = calibrate_pipeline(tokenizer, variants[choice], corpus_articles, val_questions, max_answer)
     model.half().save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     meta = {
@@ -481,7 +485,11 @@ def export_reader(
             name: {"exact": ev.exact, "f1": ev.f1, "n": ev.n, "no_answer": ev.no_answer, "ms_per_passage": speed[name]}
             for name, ev in evals.items()
         },
-        "calibration": chosen.calibration,
+        "calibration": (
+            {**pipeline_cal["calibration"], "reader_threshold": chosen.calibration.get("threshold", 0.0)}
+            if pipeline_cal else chosen.calibration
+        ),
+        "pipeline_calibration": pipeline_cal,
         "inference": {"quantize": choice, "max_answer_tokens": max_answer},
         "training": {k: v for k, v in record.items() if k != "epochs"},
         "epochs": record.get("epochs", []),
@@ -491,6 +499,50 @@ def export_reader(
     (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     (out / "README.md").write_text(model_card(meta), encoding="utf-8")
     return meta
+
+
+def calibrate_pipeline(tokenizer, model, articles, questions: list[SquadQuestion], max_answer_tokens: int, top_k: int = 5) -> dict:
+    """Calibrate "not found" where it is decided: the best span over the top-k passages the pipeline
+    retrieves from the whole corpus (every article a file), for the validation questions."""
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    from articleqa.chunking import SentenceChunker
+    from articleqa.embedding import Embedder
+    from articleqa.indexing import IndexBuilder
+    from articleqa.reader import ExtractiveReader
+    from articleqa.retrieval import HybridRetriever
+    from articleqa.squad import write_squad_corpus
+    from articleqa.store import IndexStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus, index_dir = Path(tmp) / "corpus", Path(tmp) / "index"
+        write_squad_corpus(articles, corpus)
+        embedder = Embedder()
+        IndexBuilder(embedder, SentenceChunker()).run(corpus, index_dir)
+        index = IndexStore(index_dir).load(embedder.name)
+    retriever = HybridRetriever(embedder)
+    reader = ExtractiveReader.from_loaded(tokenizer, model, max_answer_tokens=max_answer_tokens)
+    margins, correct, impossible = [], [], []
+    for q in tqdm(questions, desc="calibrating the pipeline", unit="question"):
+        spans = reader.run(q.question, [h.passage for h in retriever.run(index, q.question, top_k)])
+        best = max(spans, key=lambda s: s.margin)
+        margins.append(best.margin)
+        impossible.append(q.is_impossible)
+        correct.append(0.0 if q.is_impossible else best_em_f1(best.text, [t for t, _ in q.answers])[1])
+    margins, correct, impossible = np.array(margins), np.array(correct), np.array(impossible)
+    threshold = best_threshold(margins, correct, impossible) if impossible.any() else float(np.quantile(margins, 0.05))
+    cal = fit_confidence(margins, correct, impossible)
+    cal["threshold"] = threshold
+    answerable = ~impossible
+    return {
+        "calibration": cal,
+        "top_k": top_k,
+        "passages": len(index.passages),
+        "no_answer": no_answer_stats(margins, correct, impossible, threshold) if impossible.any() else {},
+        "f1_forced": 100 * float(correct[answerable].mean()) if answerable.any() else None,
+    }
 
 
 def reader_latency_ms(reader, repeats: int = 20) -> float:
@@ -559,6 +611,18 @@ def model_card(meta: dict) -> str:
             "pipeline answers \"not found in the articles\"): precision "
             f"{na['precision']:.1f}, recall {na['recall']:.1f} of \"not found\" over {na['n_unanswerable']} unanswerable",
             f"and {na['n_answerable']} answerable questions; SQuAD 2.0 F1 {na['squad2_f1']:.1f}.",
+            "",
+        ]
+    pc = meta.get("pipeline_calibration") or {}
+    if pc.get("no_answer"):
+        pna = pc["no_answer"]
+        lines += [
+            "## \"Not found\" in the pipeline (what the assistant uses)",
+            f"The validation questions asked through retrieval (hybrid, top-{pc['top_k']}) over all {pc['passages']} passages of the",
+            "training and validation articles; the best span over the retrieved passages decides. Threshold",
+            f"{pna['threshold']:.3f}: precision {pna['precision']:.1f}, recall {pna['recall']:.1f} of \"not found\";",
+            f"SQuAD 2.0 F1 {pna['squad2_f1']:.1f}; F1 on answerable questions without abstention {pc['f1_forced']:.1f}.",
+            "The confidence shown with an answer is P(answer right | margin), fitted on these questions.",
             "",
         ]
     lines += ["## Training run", "", "| epoch | step | EM | F1 |", "|---|---|---|---|"]
