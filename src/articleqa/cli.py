@@ -300,13 +300,26 @@ def train_reader_cmd(
     if no_export or not record.get("finished"):
         typer.echo(f"model (fp32) in {out / 'final'}; {'finished' if record.get('finished') else 'stopped early'}", err=True)
         return
-    command = "articleqa train-reader " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    command = "articleqa train-reader " + " ".join(shlex.quote(a) for a in _without_option(sys.argv[2:], "--tries"))
     tries_list = json.loads(tries.read_text()) if tries else []
     meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list,
                          corpus_articles=train_arts + val_arts)
     v = meta["validation"]
     figures = ", ".join(f"{name} F1 {r['f1']:.1f} ({r['ms_per_passage']:.1f} ms)" for name, r in v.items())
     typer.echo(f"validation: {figures}; inference default {meta['inference']['quantize']}; written to {out}")
+
+
+def _without_option(args: list[str], name: str) -> list[str]:
+    """The command line minus one option and its value (e.g. --tries, which only documents)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 @app.command("eval-reader")
