@@ -44,7 +44,7 @@ def index_note(pipeline: QAPipeline) -> str:
         pass
     return (
         f"Indexed: **{len(index.articles)} articles**, **{len(index.passages)} passages** "
-        f"· built {escape(built)} · version `{escape(index.version)}`"
+        f"· built {escape(built)} · version {escape(index.version)}"
     )
 
 

@@ -78,7 +78,7 @@ def test_invalid_json_unknown_article_and_path_tricks(server):
         assert r.status_code in (400, 404), (trick, r.status_code)
         assert "root:" not in r.text
     assert httpx.get(server.url + "/api/nope").status_code == 404
-    assert httpx.put(server.url + "/api/answer").status_code == 405
+    assert httpx.put(server.url + "/api/answer").status_code in (404, 405)  # the chat app is mounted at /
 
 
 def test_admin_endpoints_need_the_token(server):

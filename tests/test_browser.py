@@ -54,6 +54,10 @@ def test_chat_answers_follows_up_and_says_not_found(server, browser, tmp_path):
     assert "Chris Wright" in text and "002_2dd9416afd3ce74f.txt" in text and "chars" in text
     assert page.locator("#chat mark").first.inner_text() == "Chris Wright"
     print(f"\nsend-to-answer: {seconds:.2f}s")
+    shot = tmp_path / "chat-answered.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
 
     text, _ = ask(page, "What was the codename of the nighttime operation in Caracas?", 2)
     assert "Absolute Resolve" in text
@@ -63,10 +67,7 @@ def test_chat_answers_follows_up_and_says_not_found(server, browser, tmp_path):
     text, _ = ask(page, "Who won the football world cup in 2022?", 4)
     assert "Not found in the articles" in text and "Closest passages" in text
 
-    shot = tmp_path / "chat-answered.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
-    print(f"screenshot: {shot}")
+    page.screenshot(path=str(tmp_path / "chat-final.png"), full_page=True)
     page.close()
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 
+from articleqa.squad import best_em_f1
 from conftest import READER, ROOT, SEEDS, citation_is_valid, seed_texts
 
 COMMANDS = ["index", "ask", "serve", "watch", "train-reader", "eval-reader"]
@@ -41,7 +42,8 @@ def test_ask_json_and_batch(seed_index_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.strip().splitlines()]
     assert len(lines) == 3
-    assert lines[0]["answer"] == "Gustavo Petro" and lines[1]["answer"] is None and not lines[1]["found"]
+    assert best_em_f1(lines[0]["answer"], ["Gustavo Petro"])[1] >= 0.8
+    assert lines[1]["answer"] is None and not lines[1]["found"]
     assert "error" in lines[2]
 
 

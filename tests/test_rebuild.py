@@ -135,7 +135,7 @@ def test_questions_during_rebuild_never_fail(tmp_path, corpus, embedder):
             while not stop.is_set():
                 try:
                     r = c.post(srv.url + "/api/answer", json={"question": "Who is the president of Colombia?"})
-                    if r.status_code != 200 or r.json()["answer"] != "Gustavo Petro":
+                    if r.status_code != 200 or "Gustavo Petro" not in (r.json()["answer"] or ""):
                         failures.append((r.status_code, r.text[:200]))
                     else:
                         versions.add(r.json()["index_version"])

@@ -1,8 +1,9 @@
-"""Follow-up questions: make a short or pronoun-laden question self-contained *for retrieval*.
+"""Follow-up questions: make a short or pronoun-laden question self-contained.
 
-"When did it happen?" after "What was the codename of the nighttime operation in Caracas?" retrieves
-with both questions and the previous answer, so the right passages come back. The reader still
-reads the user's own question against those passages, so the answer comes only from the articles.
+"When did it happen?" after "What was the codename of the nighttime operation in Caracas?" (answered
+"Operation Absolute Resolve") is retrieved with both questions and the previous answer, and read as
+"When did Operation Absolute Resolve happen?": the referring word is replaced by the previous answer.
+The answer itself is still a span of the articles.
 
 Example::
 
@@ -33,6 +34,22 @@ class Turn:
 def is_follow_up(question: str) -> bool:
     words = [w.lower() for w in _WORDS.findall(question)]
     return len(words) <= 4 or bool(_FOLLOW_UP_START.match(question)) or any(w in _REFERRING for w in words)
+
+
+_PRONOUN = re.compile(r"\b(it|he|she|they|him|her|them|this|that|its|his|their)\b", re.I)
+_POSSESSIVE = {"its", "his", "their"}
+
+
+def resolve_references(question: str, history: list[Turn] | None) -> str:
+    """The question with its first referring pronoun replaced by the previous answer, if any."""
+    if not history or not history[-1].answer or not is_follow_up(question):
+        return question
+    answer = history[-1].answer.strip()
+
+    def sub(m: re.Match) -> str:
+        return f"{answer}'s" if m.group(1).lower() in _POSSESSIVE else answer
+
+    return _PRONOUN.sub(sub, question, count=1)
 
 
 def contextualize(question: str, history: list[Turn] | None, max_turns: int = 2) -> str:

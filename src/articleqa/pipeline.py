@@ -24,7 +24,7 @@ from pathlib import Path
 from articleqa.answer import AnswerBuilder
 from articleqa.chunking import SentenceChunker
 from articleqa.config import Settings
-from articleqa.conversation import Turn, contextualize
+from articleqa.conversation import Turn, contextualize, resolve_references
 from articleqa.embedding import Embedder
 from articleqa.indexing import IndexBuilder
 from articleqa.reader import ExtractiveReader
@@ -160,12 +160,13 @@ class QAPipeline:
             raise QuestionError(f"top_k must be an integer from 1 to {MAX_TOP_K}")
         index = self.indexes.get()  # this question stays on this version, whatever is published meanwhile
         query = contextualize(question, history)
+        reader_question = resolve_references(question, history)
         timings: dict[str, float] = {}
         t = time.perf_counter()
         hits = self.retriever.run(index, query, top_k, timings=timings)
         timings["retrieval"] = time.perf_counter() - t - timings.get("embedding", 0.0)
         t = time.perf_counter()
-        spans = self.reader.run(question, [h.passage for h in hits])
+        spans = self.reader.run(reader_question, [h.passage for h in hits])
         timings["reading"] = time.perf_counter() - t
         answer = self.answer_builder.run(question, spans, hits, index)
         timings["total"] = time.perf_counter() - t0
