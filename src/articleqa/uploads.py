@@ -75,7 +75,7 @@ def save_upload(articles_dir: Path, filename: str, data: bytes, max_bytes: int, 
     if suffix not in SUPPORTED_SUFFIXES:
         raise UploadError(f"{name}: unsupported type {suffix or '(none)'}; upload .txt, .md or .html", status=415)
     if len(data) > max_bytes:
-        raise UploadError(f"{name}: {len(data)} bytes is over the {max_bytes}-byte limit", status=413)
+        raise UploadError(f"{name}: the file is over the {max_bytes}-byte limit", status=413)
     try:
         parse_article(name, data, suffix)
     except IngestError as exc:
