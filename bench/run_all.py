@@ -32,6 +32,7 @@ def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("build", ["--squad", squad1] + (["--articles", "8"] if q else [])),
         ("throughput", ["--questions", seed, "--seconds", "5" if q else "20"]),
         ("scaling", ["--sizes", "10000", "100000"] + ([] if q else ["1000000"])),
+        ("load", ["--questions", seed, "--clients", "16", "--seconds", "20" if q else "60"]),
     ]
 
 
@@ -74,7 +75,7 @@ def write_report(timings: dict, quick: bool) -> None:
     import matplotlib.pyplot as plt
 
     md = ["# articleqa benchmark report", ""]
-    any_result = next((load(n) for n in ("seed_qa", "reader", "open_squad", "latency", "build", "throughput", "scaling") if load(n)), None)
+    any_result = next((load(n) for n in ("seed_qa", "reader", "open_squad", "latency", "build", "throughput", "scaling", "load") if load(n)), None)
     if any_result:
         m = any_result["machine"]
         md += [f"Machine: {m['cores']} cores, {m['cpu']}; torch {m['torch']} ({m['torch_threads']} threads), Python {m['python']}.",
@@ -207,6 +208,14 @@ def write_report(timings: dict, quick: bool) -> None:
         fig.tight_layout()
         fig.savefig(REPORT / "scaling.png", dpi=110)
         plt.close(fig)
+
+    ld = load("load")
+    if ld:
+        md += ["## Load with a rebuild in the middle", "",
+               f"{ld['clients']} concurrent clients for {_fmt(ld['seconds'], 0)} s asking the seed questions, a full rebuild halfway "
+               f"(rebuild {ld['rebuild_state']}, {ld['index_versions_seen']} index versions served): {ld['requests']} requests, "
+               f"**{ld['failed']} failed**, {ld['invalid_citations']} invalid citations, {_fmt(ld['qps'])} q/s, "
+               f"median {_fmt(ld['median_ms'])} ms, p95 {_fmt(ld['p95_ms'])} ms.", ""]
 
     if timings:
         md += ["## Run time of each script", "", "| script | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]

@@ -119,8 +119,8 @@ def _read_questions(path: Path) -> list[str]:
         data = json.loads(text)
     except json.JSONDecodeError:
         return [line.strip() for line in text.splitlines() if line.strip()]
-    if isinstance(data, dict) and "questions" in data:  # the seed-qa file format
-        data = [q["question"] if isinstance(q, dict) else q for q in data["questions"]]
+    if isinstance(data, dict) and isinstance(data.get("questions"), list):  # the seed-qa file format
+        data = [q.get("question") if isinstance(q, dict) else q for q in data["questions"]]
     if not isinstance(data, list) or not all(isinstance(q, str) for q in data):
         raise ValueError("expected one question per line or a JSON list of strings")
     return data
