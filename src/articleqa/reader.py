@@ -126,7 +126,8 @@ class ExtractiveReader:
         model: local folder or Hugging Face model id of an extractive QA model.
         max_length: tokens per window (question + passage); longer passages are read in windows.
         stride: tokens of overlap between windows.
-        max_answer_tokens: longest span considered, in tokens.
+        max_answer_tokens: longest span considered, in tokens (None: the model's validated choice
+            from its calibration file, else 30).
         quantize: "int8" (dynamic quantization of Linear layers), "bf16" (where the hardware has bf16
             matrix units, else fp32), "none", or "auto" (the choice recorded in the model's calibration
             file by ``train-reader``, else none).
@@ -138,7 +139,7 @@ class ExtractiveReader:
         model: str | Path,
         max_length: int = 384,
         stride: int = 128,
-        max_answer_tokens: int = 30,
+        max_answer_tokens: int | None = None,
         quantize: str = "auto",
         offline: bool = True,
         batch_size: int = 32,
@@ -157,6 +158,7 @@ class ExtractiveReader:
     @classmethod
     def from_loaded(cls, tokenizer, model, **kwargs) -> "ExtractiveReader":
         """Wrap an in-memory model (used by training to evaluate without saving)."""
+        kwargs.setdefault("max_answer_tokens", 30)
         reader = cls(getattr(model, "name_or_path", "in-memory"), quantize="none", **kwargs)
         reader.tokenizer, reader.model = tokenizer, model
         return reader
@@ -167,9 +169,12 @@ class ExtractiveReader:
             return
         self.tokenizer, self.model = load_qa_model(self.model_name, offline=self.offline)
         self.calibration = ReaderCalibration.load(self.model_name)
+        recommended = _recommended_inference(self.model_name)
+        if self.max_answer_tokens is None:
+            self.max_answer_tokens = int(recommended.get("max_answer_tokens", 30))
         mode = self.quantize
         if mode == "auto":
-            mode = _recommended_quantization(self.model_name)
+            mode = recommended.get("quantize", "none")
         if mode == "bf16" and not bf16_is_fast():
             log.info("bf16 inference needs a GPU or a CPU with AMX/AVX512-BF16; using fp32")
             mode = "none"
@@ -298,8 +303,9 @@ def _has_params(model) -> bool:
         return False
 
 
-def _recommended_quantization(model_dir: str) -> str:
+def _recommended_inference(model_dir: str) -> dict:
+    """The inference settings ``train-reader`` validated for this model (quantization, answer length)."""
     path = Path(model_dir) / CALIBRATION_FILE
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8")).get("inference", {}).get("quantize", "none")
-    return "none"
+        return json.loads(path.read_text(encoding="utf-8")).get("inference", {})
+    return {}
