@@ -194,12 +194,12 @@ def write_report(timings: dict, quick: bool) -> None:
         md += ["## Vector index scaling (synthetic 384-d vectors)", "",
                "| passages | index | query median ms | p95 ms | memory MB | build s | recall@10 vs flat |", "|---|---|---|---|---|---|---|"]
         for row in sc["rows"]:
-            md.append(f"| {row['n']:,} | {row['index']}{' (nlist %d, nprobe %d)' % (row['nlist'], row['nprobe']) if row['index'] == 'ivf' else ''} | {_fmt(row['median_ms'], 2)} | {_fmt(row['p95_ms'], 2)} | {_fmt(row['memory_mb'], 0)} | {_fmt(row['build_s'])} | {_fmt(row['recall_at_10'], 3)} |")
+            md.append(f"| {row['passages']:,} | {row['index']}{' (nlist %d, nprobe %d)' % (row['nlist'], row['nprobe']) if row['index'] == 'ivf' else ''} | {_fmt(row['median_ms'], 2)} | {_fmt(row['p95_ms'], 2)} | {_fmt(row['memory_mb'], 0)} | {_fmt(row['build_s'])} | {_fmt(row['recall_at_10'], 3)} |")
         md += ["", f"articleqa uses the exact flat index up to {sc['flat_max_passages']:,} passages and IVF above it.", "", "![scaling](scaling.png)", ""]
         fig, ax = plt.subplots(figsize=(5.5, 3.2))
         for kind in ("flat", "ivf"):
             rows = [r for r in sc["rows"] if r["index"] == kind]
-            ax.plot([r["n"] for r in rows], [r["median_ms"] for r in rows], marker="o", label=kind)
+            ax.plot([r["passages"] for r in rows], [r["median_ms"] for r in rows], marker="o", label=kind)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("passages")

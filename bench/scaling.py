@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
                 truth = found
             recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
             mem = faiss.serialize_index(index).nbytes / 2**20
-            row = {"n": n, "index": kind, "build_s": build_s, "memory_mb": mem, "recall_at_10": recall, **summary_ms(lat)}
+            row = {**summary_ms(lat), "passages": n, "index": kind, "build_s": build_s, "memory_mb": mem, "recall_at_10": recall}
             if kind == "ivf":
                 row["nlist"], row["nprobe"] = ivf_params(n)
             rows.append(row)
@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
     result = {"rows": rows, "flat_max_passages": FLAT_MAX_PASSAGES}
     save("scaling", result)
     print_figures([f"vector index scaling (auto choice: flat up to {FLAT_MAX_PASSAGES} passages, IVF above):"] + [
-        f"  {r['n']:>9,} {r['index']:4s}: query median {r['median_ms']} ms p95 {r['p95_ms']} ms, {r['memory_mb']:.0f} MB, build {r['build_s']:.1f}s, recall@10 {r['recall_at_10']:.3f}"
+        f"  {r['passages']:>9,} {r['index']:4s}: query median {r['median_ms']} ms p95 {r['p95_ms']} ms, {r['memory_mb']:.0f} MB, build {r['build_s']:.1f}s, recall@10 {r['recall_at_10']:.3f}"
         for r in rows
     ])
     return result
