@@ -24,7 +24,7 @@ from articleqa.pipeline import MAX_TOP_K, QAPipeline, QuestionError
 from articleqa.rebuild import RebuildJobs
 from articleqa.store import IndexStoreError, RebuildInProgressError
 from articleqa.types import Answer
-from articleqa.uploads import UploadError, check_article_path, save_upload
+from articleqa.uploads import UploadError, check_article_path, check_relative_path, save_upload
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +223,7 @@ def create_api(pipeline: QAPipeline, jobs: RebuildJobs) -> FastAPI:
     @router.delete("/articles/{file:path}", dependencies=[Depends(require_admin)], summary="Delete an article (admin)")
     def delete(file: str, rebuild: bool = True) -> dict:
         _check_name(file)
-        try:
-            path = check_article_path(settings.articles_dir, file)
-        except UploadError as exc:
-            raise HTTPException(400, str(exc)) from None
+        path = check_article_path(settings.articles_dir, file)
         if not path.is_file():
             raise HTTPException(404, f"article {file!r} is not in the articles folder")
         path.unlink()
@@ -254,5 +251,7 @@ def create_api(pipeline: QAPipeline, jobs: RebuildJobs) -> FastAPI:
 
 
 def _check_name(file: str) -> None:
-    if "\x00" in file or file.startswith(("/", "\\")) or any(p in ("..", ".") for p in file.replace("\\", "/").split("/")):
-        raise HTTPException(400, f"invalid article path {file!r}")
+    try:
+        check_relative_path(file)
+    except UploadError as exc:
+        raise HTTPException(400, str(exc)) from None

@@ -107,10 +107,10 @@ def build_chat(pipeline: QAPipeline, jobs: RebuildJobs) -> gr.Blocks:
             return
         messages = []
         for f in files or []:
-            path = Path(f if isinstance(f, str) else f.name)
+            path = Path(f if isinstance(f, str) else f.name)  # Gradio keeps the original file name
             try:
                 data = path.read_bytes()
-                name = save_upload(settings.articles_dir, _original_name(path), data, settings.max_upload_bytes, overwrite)
+                name = save_upload(settings.articles_dir, path.name, data, settings.max_upload_bytes, overwrite)
                 messages.append(f"saved {escape(name)}")
             except UploadError as exc:
                 messages.append(f"refused: {escape(str(exc))}")
@@ -159,7 +159,3 @@ def build_chat(pipeline: QAPipeline, jobs: RebuildJobs) -> gr.Blocks:
         timer.tick(lambda: index_note(pipeline), None, [note], show_progress="hidden")
     return demo
 
-
-def _original_name(path: Path) -> str:
-    """Gradio stores uploads under a temporary folder with the original file name."""
-    return path.name

@@ -49,13 +49,19 @@ def safe_filename(name: str) -> str:
     return base
 
 
-def check_article_path(articles_dir: Path, file: str) -> Path:
-    """Resolve ``file`` inside ``articles_dir``; refuse absolute paths and anything escaping it."""
+def check_relative_path(file: str) -> list[str]:
+    """The parts of a relative article path; refuses absolute paths, drive letters, NUL, '.' and '..'."""
     if not file or "\x00" in file or file.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", file):
         raise UploadError(f"invalid article path {file!r}")
     parts = file.replace("\\", "/").split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise UploadError(f"invalid article path {file!r}")
+    return parts
+
+
+def check_article_path(articles_dir: Path, file: str) -> Path:
+    """Resolve ``file`` inside ``articles_dir``; refuse absolute paths and anything escaping it."""
+    parts = check_relative_path(file)
     root = articles_dir.resolve()
     path = (root / Path(*parts)).resolve()
     if root not in path.parents:
