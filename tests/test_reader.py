@@ -94,3 +94,23 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     reader = ExtractiveReader(str(out))
     reader.warm_up()
     assert len(reader.predict([("Who?", "Nobody knows.")])) == 1
+
+
+@pytest.mark.slow
+def test_training_keeps_the_best_epoch(tmp_path):
+    from safetensors.numpy import load_file
+
+    from articleqa.config import bundled_embedding_model
+    from articleqa.squad import load_squad, split_articles
+    from articleqa.training import TrainConfig, train_reader
+
+    train_arts, val_arts = split_articles(load_squad(_tiny_squad(tmp_path)), 1, seed=3)
+    cfg = TrainConfig(base_model=bundled_embedding_model(), out=str(tmp_path / "run"), epochs=3, batch_size=4,
+                      max_length=128, stride=48, lr=3e-4, checkpoint_every=0, seed=3)
+    record = train_reader(cfg, [q for a in train_arts for q in a.questions], [q for a in val_arts for q in a.questions],
+                          progress=False)
+    f1s = [e["f1"] for e in record["epochs"]]
+    assert len(f1s) == 3 and record["best_f1"] == max(f1s) and record["best_epoch"] == f1s.index(max(f1s)) + 1
+    final = load_file(str(tmp_path / "run" / "final" / "model.safetensors"))
+    best = load_file(str(tmp_path / "run" / "best" / "model.safetensors"))
+    assert final.keys() == best.keys() and all((final[k] == best[k]).all() for k in final)

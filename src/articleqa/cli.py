@@ -253,6 +253,7 @@ def train_reader_cmd(
     checkpoint_every: Annotated[int, typer.Option(help="Save a resumable checkpoint every N steps.")] = 200,
     bf16: Annotated[str, typer.Option(help="bf16 autocast: auto (AMX/AVX512-BF16 CPU or GPU), yes, no.")] = "auto",
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N steps (smoke tests); resume later continues.")] = None,
+    keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="Ship the epoch with the best validation F1 (default) or the last one.")] = True,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore an existing checkpoint and start over.")] = False,
     no_export: Annotated[bool, typer.Option("--no-export", help="Keep the fp32 model in OUT/final; skip calibration and model card.")] = False,
     tries: Annotated[Optional[Path], typer.Option(help="JSON list of earlier tries to record in the model card.")] = None,
@@ -292,6 +293,7 @@ def train_reader_cmd(
         seed=seed,
         checkpoint_every=checkpoint_every,
         bf16=bf16,
+        keep_best=keep_best,
         max_steps=max_steps,
     )
     train_q = [q for a in train_arts for q in a.questions]

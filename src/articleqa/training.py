@@ -26,6 +26,7 @@ from articleqa.squad import SquadQuestion, best_em_f1
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
 
 
 @dataclass
@@ -45,6 +46,7 @@ class TrainConfig:
     unanswerable_fraction: float = 1.0
     checkpoint_every: int = 200
     bf16: str = "auto"
+    keep_best: bool = True  # ship the best validation epoch, not necessarily the last
     max_steps: int | None = None  # stop early (for smoke tests); the schedule still spans all epochs
 
 
@@ -276,6 +278,20 @@ def fit_confidence(margins: np.ndarray, correct: np.ndarray, impossible: np.ndar
     return {"scale": float(lr.coef_[0, 0]), "bias": float(lr.intercept_[0])}
 
 
+def _save_model(model, tokenizer, path: Path) -> None:
+    """Write a loadable model folder (fp32 safetensors + tokenizer), replacing what was there."""
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    device = next(model.parameters()).device
+    model.to("cpu").save_pretrained(tmp, safe_serialization=True)
+    model.to(device)
+    tokenizer.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     import torch
 
@@ -399,6 +415,9 @@ def train_reader(
             reader = ExtractiveReader.from_loaded(tokenizer, model, max_length=384, stride=128, max_answer_tokens=cfg.max_answer_tokens)
             ev = evaluate(reader, val_questions)
             record["epochs"].append({"epoch": epoch + 1, "step": global_step, **asdict(ev)})
+            if cfg.keep_best and ev.f1 > record.get("best_f1", -1.0):
+                _save_model(model, tokenizer, out / BEST_DIR)
+                record.update(best_epoch=epoch + 1, best_f1=ev.f1)
             log.info("epoch %d: EM %.1f F1 %.1f (val %d answerable)", epoch + 1, ev.exact, ev.f1, ev.n)
             bar.write(f"epoch {epoch + 1}: EM {ev.exact:.1f} F1 {ev.f1:.1f} no-answer {ev.no_answer}")
         if epoch_done:
@@ -410,10 +429,15 @@ def train_reader(
     record["train_seconds"] = record.get("train_seconds", 0.0) + time.perf_counter() - t0
     record["finished"] = global_step >= total_steps
     final = out / "final"
-    if final.exists():
-        shutil.rmtree(final)
-    model.to("cpu").save_pretrained(final, safe_serialization=True)
-    tokenizer.save_pretrained(final)
+    best = out / BEST_DIR
+    if cfg.keep_best and record["finished"] and record.get("best_epoch") and best.is_dir():
+        if record["best_epoch"] != record["epochs"][-1]["epoch"]:
+            log.info("keeping epoch %d (F1 %.1f), the best on validation", record["best_epoch"], record["best_f1"])
+        if final.exists():
+            shutil.rmtree(final)
+        shutil.copytree(best, final)
+    else:
+        _save_model(model, tokenizer, final)
     (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
 
@@ -635,6 +659,10 @@ def model_card(meta: dict) -> str:
     lines += ["## Training run", "", "| epoch | step | EM | F1 |", "|---|---|---|---|"]
     for e in meta.get("epochs", []):
         lines.append(f"| {e['epoch']} | {e['step']} | {e['exact']:.1f} | {e['f1']:.1f} |")
+    best = meta["training"].get("best_epoch")
+    if best:
+        lines += ["", f"Shipped weights: epoch {best}, the best validation F1 (`--keep-best`). The epoch is chosen on the",
+                  "validation articles, so their figure is slightly optimistic; other held-out articles are the check."]
     secs = meta["training"].get("train_seconds")
     lines += ["", "Settings: " + ", ".join(f"{k}={val}" for k, val in cfg.items() if k not in ("out", "base_model")) + ".",
               f"Device: {meta['training'].get('device')}, bf16 autocast: {meta['training'].get('bf16')}"
