@@ -13,7 +13,9 @@ import threading
 import time
 from pathlib import Path
 
-from common import DEFAULT_SHARED, ROOT, Server, print_figures, save, summary_ms
+from common import DEFAULT_SHARED, ROOT, print_figures, save, summary_ms
+
+from articleqa.testing import ServerProcess
 
 
 def main(argv=None) -> dict:
@@ -30,7 +32,7 @@ def main(argv=None) -> dict:
     lat, failures, bad_citations, versions = [], [], [], set()
     lock = threading.Lock()
     texts: dict[str, str] = {}
-    with Server(tmp / "index", tmp / "articles", tmp / "server.log", env={"ARTICLEQA_ADMIN_TOKEN": "load-test"}) as server:
+    with ServerProcess(tmp / "articles", tmp / "index", env={"ARTICLEQA_ADMIN_TOKEN": "load-test"}, log_path=tmp / "server.log") as server:
         url = server.url
         for a in httpx.get(url + "/api/articles").json():
             texts[a["file"]] = httpx.get(url + "/api/articles/" + a["file"]).json()["text"]

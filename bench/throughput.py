@@ -9,7 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-from common import DEFAULT_SHARED, OUT, ROOT, Server, print_figures, save, summary_ms
+from common import DEFAULT_SHARED, OUT, ROOT, print_figures, save, summary_ms
+
+from articleqa.testing import ServerProcess
 
 
 def main(argv=None) -> dict:
@@ -23,7 +25,7 @@ def main(argv=None) -> dict:
     import httpx
 
     questions = [q["question"] for q in json.loads(args.questions.read_text())["questions"]]
-    with Server(args.index_dir, ROOT / "seeds", OUT / "throughput-server.log") as server:
+    with ServerProcess(ROOT / "seeds", args.index_dir, log_path=OUT / "throughput-server.log") as server:
         url = server.url
         levels = {}
         for n in args.clients:

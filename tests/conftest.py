@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from articleqa.testing import ServerProcess as _ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ARTICLEQA_SHARED", ROOT.parent / "shared")).resolve()
@@ -79,52 +76,11 @@ def pipeline(seed_index_dir, embedder, reader):
     return p
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """``articleqa serve`` in a subprocess on 127.0.0.1, stopped at teardown."""
+class ServerProcess(_ServerProcess):
+    """The real server with the shipped reader (whatever ARTICLEQA_READER_MODEL says outside)."""
 
     def __init__(self, articles: Path, index_dir: Path, env: dict | None = None, extra_args: list[str] | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = index_dir.parent / f"server-{self.port}.log"
-        full_env = {**os.environ, "ARTICLEQA_READER_MODEL": str(READER), "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "0", **(env or {})}
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "articleqa.cli", "serve", "--port", str(self.port),
-             "--index-dir", str(index_dir), "--articles", str(articles), *(extra_args or [])],
-            stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
-        )
-
-    def wait_ready(self, timeout: float = 180) -> "ServerProcess":
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        super().__init__(articles, index_dir, env={"ARTICLEQA_READER_MODEL": str(READER), **(env or {})}, extra_args=extra_args)
 
 
 @pytest.fixture(scope="session")
