@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,12 +69,30 @@ def _fmt(v, nd=1):
     return "–" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
 
 
-def write_report(timings: dict, quick: bool) -> None:
+@contextmanager
+def chart(file: str, size: tuple[float, float], xlabel: str | None = None, ylabel: str | None = None, legend: bool = True):
+    """One PNG chart beside the report: yields the axes to draw on, then labels, saves and closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=size)
+    try:
+        yield ax
+        if xlabel:
+            ax.set_xlabel(xlabel)
+        if ylabel:
+            ax.set_ylabel(ylabel)
+        if legend:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(REPORT / file, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def write_report(timings: dict, quick: bool) -> None:
     md = ["# articleqa benchmark report", ""]
     any_result = next((load(n) for n in ("seed_qa", "reader", "open_squad", "latency", "build", "throughput", "scaling", "load") if load(n)), None)
     if any_result:
@@ -105,18 +124,12 @@ def write_report(timings: dict, quick: bool) -> None:
                f"{n['n_answerable']} answerable); SQuAD 2.0 F1 {_fmt(n['squad2_f1'])}.", "", "![no-answer curve](no_answer_curve.png)", ""]
         curve = na.get("curve") or []
         if curve:
-            fig, ax = plt.subplots(figsize=(6, 3.5))
-            ts = [c["threshold"] for c in curve]
-            ax.plot(ts, [c["precision"] for c in curve], label="precision of 'not found'")
-            ax.plot(ts, [c["recall"] for c in curve], label="recall of 'not found'")
-            ax.plot(ts, [c["squad2_f1"] for c in curve], label="SQuAD 2.0 F1", linestyle="--")
-            ax.axvline(n["threshold"], color="grey", linewidth=1)
-            ax.set_xlabel("no-answer margin threshold")
-            ax.set_ylabel("%")
-            ax.legend(fontsize=8)
-            fig.tight_layout()
-            fig.savefig(REPORT / "no_answer_curve.png", dpi=110)
-            plt.close(fig)
+            with chart("no_answer_curve.png", (6, 3.5), "no-answer margin threshold", "%") as ax:
+                ts = [c["threshold"] for c in curve]
+                ax.plot(ts, [c["precision"] for c in curve], label="precision of 'not found'")
+                ax.plot(ts, [c["recall"] for c in curve], label="recall of 'not found'")
+                ax.plot(ts, [c["squad2_f1"] for c in curve], label="SQuAD 2.0 F1", linestyle="--")
+                ax.axvline(n["threshold"], color="grey", linewidth=1)
 
     o = load("open_squad")
     if o:
@@ -126,16 +139,11 @@ def write_report(timings: dict, quick: bool) -> None:
         for name, rr in o["recall"].items():
             md.append(f"| {name} | {_fmt(rr['@1'])} | {_fmt(rr['@5'])} | {_fmt(rr['@10'])} | {_fmt(o['retrieval_latency'][name]['median_ms'])} |")
         md += ["", "![recall](recall.png)", ""]
-        fig, ax = plt.subplots(figsize=(6, 3.2))
-        names = list(o["recall"])
-        for i, k in enumerate(["@1", "@5", "@10"]):
-            ax.bar([j + i * 0.27 for j in range(len(names))], [o["recall"][nm][k] for nm in names], width=0.27, label=f"recall{k}")
-        ax.set_xticks([j + 0.27 for j in range(len(names))], names)
-        ax.set_ylabel("%")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(REPORT / "recall.png", dpi=110)
-        plt.close(fig)
+        with chart("recall.png", (6, 3.2), ylabel="%") as ax:
+            names = list(o["recall"])
+            for i, k in enumerate(["@1", "@5", "@10"]):
+                ax.bar([j + i * 0.27 for j in range(len(names))], [o["recall"][nm][k] for nm in names], width=0.27, label=f"recall{k}")
+            ax.set_xticks([j + 0.27 for j in range(len(names))], names)
         if o.get("e2e"):
             md += ["End to end (top-k 5):", "", "| questions | n | EM | F1 | citation in own paragraph | answered |", "|---|---|---|---|---|---|"]
             for part in ("all", "heldout"):
@@ -151,19 +159,13 @@ def write_report(timings: dict, quick: bool) -> None:
         for k, st in lat["by_top_k"].items():
             md.append(f"| {k} | " + " | ".join(f"{_fmt(st[s]['median_ms'])} / {_fmt(st[s]['p95_ms'])}" for s in ("embedding", "retrieval", "reading", "total")) + " |")
         md += ["", "![latency](latency.png)", ""]
-        fig, ax = plt.subplots(figsize=(6, 3.2))
-        ks = list(lat["by_top_k"])
-        bottom = [0.0] * len(ks)
-        for s in ("embedding", "retrieval", "reading"):
-            vals = [lat["by_top_k"][k][s]["median_ms"] for k in ks]
-            ax.bar(ks, vals, bottom=bottom, label=s)
-            bottom = [b + v for b, v in zip(bottom, vals)]
-        ax.set_xlabel("top-k")
-        ax.set_ylabel("median ms")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(REPORT / "latency.png", dpi=110)
-        plt.close(fig)
+        with chart("latency.png", (6, 3.2), "top-k", "median ms") as ax:
+            ks = list(lat["by_top_k"])
+            bottom = [0.0] * len(ks)
+            for s in ("embedding", "retrieval", "reading"):
+                vals = [lat["by_top_k"][k][s]["median_ms"] for k in ks]
+                ax.bar(ks, vals, bottom=bottom, label=s)
+                bottom = [b + v for b, v in zip(bottom, vals)]
 
     t = load("throughput")
     if t:
@@ -171,14 +173,9 @@ def write_report(timings: dict, quick: bool) -> None:
         for n, v in t["levels"].items():
             md.append(f"| {n} | {_fmt(v['qps'])} | {_fmt(v['median_ms'])} | {_fmt(v['p95_ms'])} | {v['errors']}/{v['requests']} |")
         md += ["", "![throughput](throughput.png)", ""]
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot([int(n) for n in t["levels"]], [v["qps"] for v in t["levels"].values()], marker="o")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("questions / s")
-        fig.tight_layout()
-        fig.savefig(REPORT / "throughput.png", dpi=110)
-        plt.close(fig)
+        with chart("throughput.png", (5, 3), "concurrent clients", "questions / s", legend=False) as ax:
+            ax.plot([int(n) for n in t["levels"]], [v["qps"] for v in t["levels"].values()], marker="o")
+            ax.set_xscale("log", base=2)
 
     b = load("build")
     if b:
@@ -196,18 +193,12 @@ def write_report(timings: dict, quick: bool) -> None:
         for row in sc["rows"]:
             md.append(f"| {row['passages']:,} | {row['index']}{' (nlist %d, nprobe %d)' % (row['nlist'], row['nprobe']) if row['index'] == 'ivf' else ''} | {_fmt(row['median_ms'], 2)} | {_fmt(row['p95_ms'], 2)} | {_fmt(row['memory_mb'], 0)} | {_fmt(row['build_s'])} | {_fmt(row['recall_at_10'], 3)} |")
         md += ["", f"articleqa uses the exact flat index up to {sc['flat_max_passages']:,} passages and IVF above it.", "", "![scaling](scaling.png)", ""]
-        fig, ax = plt.subplots(figsize=(5.5, 3.2))
-        for kind in ("flat", "ivf"):
-            rows = [r for r in sc["rows"] if r["index"] == kind]
-            ax.plot([r["passages"] for r in rows], [r["median_ms"] for r in rows], marker="o", label=kind)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("passages")
-        ax.set_ylabel("query median ms")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(REPORT / "scaling.png", dpi=110)
-        plt.close(fig)
+        with chart("scaling.png", (5.5, 3.2), "passages", "query median ms") as ax:
+            for kind in ("flat", "ivf"):
+                rows = [r for r in sc["rows"] if r["index"] == kind]
+                ax.plot([r["passages"] for r in rows], [r["median_ms"] for r in rows], marker="o", label=kind)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
 
     ld = load("load")
     if ld:
