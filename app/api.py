@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, Header, HTTPException, Qu
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Match
 
 from articleqa.conversation import Turn
 from articleqa.pipeline import MAX_TOP_K, QAPipeline, QuestionError
@@ -247,6 +248,18 @@ def create_api(pipeline: QAPipeline, jobs: RebuildJobs) -> FastAPI:
         return jobs.status()
 
     api.include_router(router)
+
+    @api.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                   include_in_schema=False)
+    def api_fallback(rest: str, request: Request) -> JSONResponse:
+        """Unknown /api requests get the API's JSON errors (404, or 405 with Allow), not the chat app at /."""
+        scope = {"type": "http", "path": request.url.path, "method": request.method}
+        allowed = sorted({m for r in router.routes if r.matches(scope)[0] == Match.PARTIAL for m in r.methods})
+        if allowed:
+            return JSONResponse(status_code=405, headers={"Allow": ", ".join(allowed)},
+                                content={"error": f"{request.method} not allowed on {request.url.path}; use {', '.join(allowed)}"})
+        return error_response(404, f"no such API endpoint: {request.url.path} (see /docs)")
+
     return api
 
 

@@ -78,7 +78,10 @@ def test_invalid_json_unknown_article_and_path_tricks(server):
         assert r.status_code in (400, 404), (trick, r.status_code)
         assert "root:" not in r.text
     assert httpx.get(server.url + "/api/nope").status_code == 404
-    assert httpx.put(server.url + "/api/answer").status_code in (404, 405)  # the chat app is mounted at /
+    wrong = httpx.put(server.url + "/api/answer")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and "error" in wrong.json()
+    nope = httpx.get(server.url + "/api/nope")
+    assert nope.status_code == 404 and "no such API endpoint" in nope.json()["error"]
 
 
 def test_admin_endpoints_need_the_token(server):
