@@ -79,18 +79,19 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     out = tmp_path / "reader"
     args = [sys.executable, "-m", "articleqa.cli", "train-reader", "--train", str(tiny), "--val-articles", "1",
             "--out", str(out), "--epochs", "1", "--batch-size", "4", "--max-length", "128", "--stride", "48",
-            "--checkpoint-every", "100", "--seed", "3"]
+            "--checkpoint-every", "100", "--seed", "3", "--cloze-warmup", "8"]
     first = subprocess.run([*args, "--max-steps", "2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert first.returncode == 0, first.stderr
     assert (out / "checkpoint" / "state.pt").is_file() and not (out / "model.safetensors").exists()
     second = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert second.returncode == 0, second.stderr
-    assert "resumed from" in second.stderr
+    assert "resumed from" in second.stderr and "cloze warm-up already done" in second.stderr
     record = json.loads((out / "record.json").read_text())
     assert record["resumed_at_step"] == 2 and record["finished"]
     meta = json.loads((out / CALIBRATION_FILE).read_text())
     assert meta["validation"]["none"]["n"] > 0 and meta["inference"]["quantize"] in meta["validation"] and meta["command"].startswith("articleqa train-reader")
-    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+    assert meta["training"]["cloze_warmup"]["questions"] == 8 and meta["training"]["train_seconds"] > 0
+    assert (out / "model.safetensors").is_file() and "Cloze warm-up" in (out / "README.md").read_text()
     reader = ExtractiveReader(str(out))
     reader.warm_up()
     assert len(reader.predict([("Who?", "Nobody knows.")])) == 1

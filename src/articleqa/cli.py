@@ -253,6 +253,7 @@ def train_reader_cmd(
     checkpoint_every: Annotated[int, typer.Option(help="Save a resumable checkpoint every N steps.")] = 200,
     bf16: Annotated[str, typer.Option(help="bf16 autocast: auto (AMX/AVX512-BF16 CPU or GPU), yes, no.")] = "auto",
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N steps (smoke tests); resume later continues.")] = None,
+    cloze_warmup: Annotated[int, typer.Option(help="First train one epoch on up to N synthetic cloze questions from the training paragraphs (0 = off).")] = 0,
     keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="Ship the epoch with the best validation F1 (default) or the last one.")] = True,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore an existing checkpoint and start over.")] = False,
     no_export: Annotated[bool, typer.Option("--no-export", help="Keep the fp32 model in OUT/final; skip calibration and model card.")] = False,
@@ -264,7 +265,7 @@ def train_reader_cmd(
     """
     from articleqa.config import bundled_embedding_model
     from articleqa.squad import load_squad, split_articles
-    from articleqa.training import TrainConfig, export_reader, train_reader
+    from articleqa.training import TrainConfig, cloze_warmup as run_cloze_warmup, export_reader, train_reader
 
     for f in [*train, *(val or [])]:
         if not f.is_file():
@@ -295,10 +296,17 @@ def train_reader_cmd(
         bf16=bf16,
         keep_best=keep_best,
         max_steps=max_steps,
+        cloze_warmup=cloze_warmup,
     )
+    warm = None
+    if cloze_warmup > 0:
+        warm_model, warm = run_cloze_warmup(cfg, train_arts, resume=not no_resume)
+        cfg.base_model = warm_model
     train_q = [q for a in train_arts for q in a.questions]
     val_q = [q for a in val_arts for q in a.questions]
     record = train_reader(cfg, train_q, val_q, resume=not no_resume)
+    if warm:
+        record["cloze_warmup"] = warm
     if no_export or not record.get("finished"):
         typer.echo(f"model (fp32) in {out / 'final'}; {'finished' if record.get('finished') else 'stopped early'}", err=True)
         return

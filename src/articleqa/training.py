@@ -16,7 +16,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
+WARMUP_DIR = "warmup"
 
 
 @dataclass
@@ -48,6 +49,7 @@ class TrainConfig:
     bf16: str = "auto"
     keep_best: bool = True  # ship the best validation epoch, not necessarily the last
     max_steps: int | None = None  # stop early (for smoke tests); the schedule still spans all epochs
+    cloze_warmup: int = 0  # synthetic cloze questions trained on first (a separate, resumable stage)
 
 
 @dataclass
@@ -330,7 +332,7 @@ def train_reader(
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))  # all cores unless limited
     set_seed(cfg.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     use_bf16 = {"auto": device == "cuda" or cpu_supports_bf16(), "yes": True, "no": False}[cfg.bf16]
@@ -369,8 +371,10 @@ def train_reader(
         record = json.loads(state["record"])
         log.info("resumed from %s at step %d", ckpt_dir, global_step)
     record["resumed_at_step"] = global_step if state is not None else None
+    seconds_before = float(record.get("train_seconds", 0.0))  # time spent by earlier, interrupted runs
 
     def save(step: int) -> None:
+        record["train_seconds"] = seconds_before + time.perf_counter() - t0
         _save_checkpoint(
             ckpt_dir,
             {
@@ -426,7 +430,7 @@ def train_reader(
     bar.close()
     if global_step < total_steps:  # stopped by max_steps: leave a checkpoint to resume from
         save(global_step)
-    record["train_seconds"] = record.get("train_seconds", 0.0) + time.perf_counter() - t0
+    record["train_seconds"] = seconds_before + time.perf_counter() - t0
     record["finished"] = global_step >= total_steps
     final = out / "final"
     best = out / BEST_DIR
@@ -440,6 +444,33 @@ def train_reader(
         _save_model(model, tokenizer, final)
     (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
+
+
+def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, resume: bool = True) -> tuple[str, dict]:
+    """Stage 1 of a ``cloze_warmup`` run: one epoch on synthetic cloze questions made from the
+    training paragraphs, in ``cfg.out/warmup``. Returns the model folder the main stage starts from
+    and a summary for the record. Resumable like the main stage; skipped once finished."""
+    from articleqa.cloze import cloze_questions
+
+    out = Path(cfg.out) / WARMUP_DIR
+    record_file = out / "record.json"
+    if resume and record_file.is_file() and (out / "final").is_dir():
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        if record.get("finished") and record["config"]["base_model"] == cfg.base_model:
+            log.info("cloze warm-up already done in %s", out)
+            return str(out / "final"), _warmup_summary(record)
+    questions = cloze_questions(train_articles, cfg.cloze_warmup, seed=cfg.seed)
+    log.info("cloze warm-up on %d synthetic questions", len(questions))
+    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, cloze_warmup=0, max_steps=None)
+    record = train_reader(wcfg, questions, [], progress=progress, resume=resume)
+    record["questions"] = len(questions)
+    record_file.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return str(out / "final"), _warmup_summary(record)
+
+
+def _warmup_summary(record: dict) -> dict:
+    return {"questions": record.get("questions"), "windows": record.get("n_windows"),
+            "train_seconds": record.get("train_seconds")}
 
 
 def export_reader(
@@ -664,6 +695,10 @@ def model_card(meta: dict) -> str:
         lines += ["", f"Shipped weights: epoch {best}, the best validation F1 (`--keep-best`). The epoch is chosen on the",
                   "validation articles, so their figure is slightly optimistic; other held-out articles are the check."]
     secs = meta["training"].get("train_seconds")
+    warm = meta["training"].get("cloze_warmup")
+    if warm:
+        lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
+                  f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.cloze`)."]
     lines += ["", "Settings: " + ", ".join(f"{k}={val}" for k, val in cfg.items() if k not in ("out", "base_model")) + ".",
               f"Device: {meta['training'].get('device')}, bf16 autocast: {meta['training'].get('bf16')}"
               + (f", {secs / 60:.0f} minutes of training." if secs else "."), ""]
