@@ -33,8 +33,8 @@ def _spans(sentence: str, rng: random.Random) -> list[tuple[int, int, str]]:
     for m in _YEAR.finditer(sentence):
         typed.append((m.start(), m.end(), "when"))
     for m in _NUMBER.finditer(sentence):
-        if not _YEAR.fullmatch(m.group().rstrip(",.")):
-            text = m.group().rstrip(",.")
+        text = m.group().rstrip(",.")
+        if not _YEAR.fullmatch(text):
             typed.append((m.start(), m.start() + len(text), "what percentage" if "%" in text or "percent" in text else "how many"))
     for m in _NAME.finditer(sentence):
         if m.start() == len(sentence) - len(sentence.lstrip()) and " " not in m.group():

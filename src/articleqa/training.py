@@ -356,7 +356,8 @@ def train_reader(
 
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
-    record: dict = {"config": asdict(cfg), "epochs": [], "n_windows": len(features), "device": device, "bf16": use_bf16}
+    record: dict = {"config": asdict(cfg), "epochs": [], "n_questions": len(answerable) + len(unanswerable),
+                    "n_windows": len(features), "device": device, "bf16": use_bf16}
     global_step = 0
     ckpt_dir = out / CHECKPOINT_DIR
     state = _load_checkpoint(ckpt_dir) if resume else None
@@ -453,23 +454,21 @@ def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, 
     from articleqa.cloze import cloze_questions
 
     out = Path(cfg.out) / WARMUP_DIR
+    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None)
     record_file = out / "record.json"
     if resume and record_file.is_file() and (out / "final").is_dir():
         record = json.loads(record_file.read_text(encoding="utf-8"))
-        if record.get("finished") and record["config"]["base_model"] == cfg.base_model:
+        if record.get("finished") and record["config"] == asdict(wcfg):
             log.info("cloze warm-up already done in %s", out)
             return str(out / "final"), _warmup_summary(record)
     questions = cloze_questions(train_articles, cfg.cloze_warmup, seed=cfg.seed)
     log.info("cloze warm-up on %d synthetic questions", len(questions))
-    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, cloze_warmup=0, max_steps=None)
     record = train_reader(wcfg, questions, [], progress=progress, resume=resume)
-    record["questions"] = len(questions)
-    record_file.write_text(json.dumps(record, indent=2), encoding="utf-8")
     return str(out / "final"), _warmup_summary(record)
 
 
 def _warmup_summary(record: dict) -> dict:
-    return {"questions": record.get("questions"), "windows": record.get("n_windows"),
+    return {"questions": record.get("n_questions"), "windows": record.get("n_windows"),
             "train_seconds": record.get("train_seconds")}
 
 
