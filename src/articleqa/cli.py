@@ -27,7 +27,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "faiss.loader", "faiss"):
+    for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "faiss.loader", "faiss", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -254,6 +254,9 @@ def train_reader_cmd(
     bf16: Annotated[str, typer.Option(help="bf16 autocast: auto (AMX/AVX512-BF16 CPU or GPU), yes, no.")] = "auto",
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N steps (smoke tests); resume later continues.")] = None,
     cloze_warmup: Annotated[int, typer.Option(help="First train one epoch on up to N synthetic cloze questions from the training paragraphs (0 = off).")] = 0,
+    negatives: Annotated[int, typer.Option(help="Per answerable question, this many similar paragraphs of its article without the answer, trained as no-answer (0 = off).")] = 0,
+    no_answer_rule: Annotated[str, typer.Option(help="Pipeline 'not found' threshold: paragraph-f1 (SQuAD 2.0 F1-optimal on the validation paragraphs) or pipeline (best expected F1 through retrieval, see --unanswerable-share).")] = "paragraph-f1",
+    unanswerable_share: Annotated[float, typer.Option(help="For --no-answer-rule pipeline: the share of user questions assumed to have no answer in the articles.")] = 0.25,
     keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="Ship the epoch with the best validation F1 (default) or the last one.")] = True,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore an existing checkpoint and start over.")] = False,
     no_export: Annotated[bool, typer.Option("--no-export", help="Keep the fp32 model in OUT/final; skip calibration and model card.")] = False,
@@ -265,8 +268,12 @@ def train_reader_cmd(
     """
     from articleqa.config import bundled_embedding_model
     from articleqa.squad import load_squad, split_articles
-    from articleqa.training import TrainConfig, cloze_warmup as run_cloze_warmup, export_reader, train_reader
+    from articleqa.training import NO_ANSWER_RULES, TrainConfig, base_run_info, cloze_warmup as run_cloze_warmup, export_reader, train_reader
 
+    if no_answer_rule not in NO_ANSWER_RULES:
+        _fail(f"--no-answer-rule must be {' or '.join(NO_ANSWER_RULES)}, not {no_answer_rule!r}")
+    if not 0.0 < unanswerable_share < 1.0:
+        _fail("--unanswerable-share must be between 0 and 1")
     for f in [*train, *(val or [])]:
         if not f.is_file():
             _fail(f"training/validation file not found: {f}")
@@ -297,6 +304,7 @@ def train_reader_cmd(
         keep_best=keep_best,
         max_steps=max_steps,
         cloze_warmup=cloze_warmup,
+        negatives=negatives,
     )
     warm = None
     if cloze_warmup > 0:
@@ -307,13 +315,17 @@ def train_reader_cmd(
     record = train_reader(cfg, train_q, val_q, resume=not no_resume)
     if warm:
         record["cloze_warmup"] = warm
+    base_run = base_run_info(cfg.base_model)
+    if base_run:
+        record["base_run"] = base_run
     if no_export or not record.get("finished"):
         typer.echo(f"model (fp32) in {out / 'final'}; {'finished' if record.get('finished') else 'stopped early'}", err=True)
         return
     command = "articleqa train-reader " + " ".join(shlex.quote(a) for a in _without_option(sys.argv[2:], "--tries"))
     tries_list = json.loads(tries.read_text()) if tries else []
     meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list,
-                         corpus_articles=train_arts + val_arts)
+                         corpus_articles=train_arts + val_arts, no_answer_rule=no_answer_rule,
+                         unanswerable_share=unanswerable_share)
     v = meta["validation"]
     figures = ", ".join(f"{name} F1 {r['f1']:.1f} ({r['ms_per_passage']:.1f} ms)" for name, r in v.items())
     typer.echo(f"validation: {figures}; inference default {meta['inference']['quantize']}; written to {out}")

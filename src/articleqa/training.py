@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from articleqa.negatives import hard_negatives
 from articleqa.squad import SquadQuestion, best_em_f1
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
 WARMUP_DIR = "warmup"
+NO_ANSWER_RULES = ("paragraph-f1", "pipeline")  # how export_reader sets the pipeline's "not found" threshold
 
 
 @dataclass
@@ -50,6 +52,7 @@ class TrainConfig:
     keep_best: bool = True  # ship the best validation epoch, not necessarily the last
     max_steps: int | None = None  # stop early (for smoke tests); the schedule still spans all epochs
     cloze_warmup: int = 0  # synthetic cloze questions trained on first (a separate, resumable stage)
+    negatives: int = 0  # retrieved hard negatives per answerable question, as no-answer targets
 
 
 @dataclass
@@ -236,13 +239,19 @@ def evaluate(reader, questions: list[SquadQuestion], calibrate: bool = True, thr
     return res
 
 
-def best_threshold(margins: np.ndarray, correct: np.ndarray, impossible: np.ndarray) -> float:
-    """The margin threshold that maximises SQuAD 2.0 F1 (answer when margin > threshold)."""
+def best_threshold(margins: np.ndarray, correct: np.ndarray, impossible: np.ndarray,
+                   unanswerable_share: float | None = None) -> float:
+    """The margin threshold that maximises SQuAD 2.0 F1 (answer when margin > threshold), on the
+    questions as given or, with ``unanswerable_share``, reweighted so that share of them has no answer."""
     cands = np.unique(np.concatenate([margins, [margins.min() - 1]]))
     best_t, best = 0.0, -1.0
+    w = unanswerable_share
     for t in cands:
         answer = margins > t
-        score = np.where(answer, correct, impossible.astype(float)).mean()
+        if w is None:
+            score = np.where(answer, correct, impossible.astype(float)).mean()
+        else:
+            score = (1 - w) * np.where(answer, correct, 0.0)[~impossible].mean() + w * (~answer[impossible]).mean()
         if score > best:
             best, best_t = score, float(t)
     return best_t
@@ -292,6 +301,12 @@ def _save_model(model, tokenizer, path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
+
+
+def _resume_key(config: dict) -> dict:
+    """The settings a checkpoint must share to be resumed: all but where it lives and when to stop
+    (a run folder may be moved, e.g. from runs/ into models/, before the export step)."""
+    return {k: v for k, v in config.items() if k not in ("max_steps", "out")}
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -346,23 +361,25 @@ def train_reader(
     unanswerable = [q for q in train_questions if q.is_impossible]
     if cfg.unanswerable_fraction < 1.0:
         unanswerable = rng.sample(unanswerable, int(len(unanswerable) * cfg.unanswerable_fraction))
-    features = build_features(tokenizer, answerable + unanswerable, cfg.max_length, cfg.stride)
+    negatives = hard_negatives(answerable, cfg.negatives, seed=cfg.seed) if cfg.negatives else []
+    features = build_features(tokenizer, answerable + unanswerable + negatives, cfg.max_length, cfg.stride)
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
     log.info(
-        "training on %d answerable + %d unanswerable questions -> %d windows, %d steps (%s, bf16=%s)",
-        len(answerable), len(unanswerable), len(features), total_steps, device, use_bf16,
+        "training on %d answerable + %d unanswerable questions + %d hard negatives -> %d windows, %d steps (%s, bf16=%s)",
+        len(answerable), len(unanswerable), len(negatives), len(features), total_steps, device, use_bf16,
     )
 
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
     record: dict = {"config": asdict(cfg), "epochs": [], "n_questions": len(answerable) + len(unanswerable),
+                    "n_negatives": len(negatives),
                     "n_windows": len(features), "device": device, "bf16": use_bf16}
     global_step = 0
     ckpt_dir = out / CHECKPOINT_DIR
     state = _load_checkpoint(ckpt_dir) if resume else None
     if state is not None:
-        if state["config"] != {k: v for k, v in asdict(cfg).items() if k != "max_steps"}:
+        if _resume_key(state["config"]) != _resume_key(asdict(cfg)):
             raise ValueError(f"checkpoint in {ckpt_dir} was made with other settings; remove it or use the same ones")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -454,7 +471,7 @@ def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, 
     from articleqa.cloze import cloze_questions
 
     out = Path(cfg.out) / WARMUP_DIR
-    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None)
+    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None, negatives=0)
     record_file = out / "record.json"
     if resume and record_file.is_file() and (out / "final").is_dir():
         record = json.loads(record_file.read_text(encoding="utf-8"))
@@ -465,6 +482,19 @@ def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, 
     log.info("cloze warm-up on %d synthetic questions", len(questions))
     record = train_reader(wcfg, questions, [], progress=progress, resume=resume)
     return str(out / "final"), _warmup_summary(record)
+
+
+def base_run_info(base_model: str) -> dict | None:
+    """When training starts from a reader exported by an earlier ``train-reader`` run, that run's
+    command and figures, so the model card can show the whole recipe (stage 1, then this stage)."""
+    meta_file = Path(base_model).parent / "articleqa_reader.json"
+    if not meta_file.is_file():
+        return None
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    training = meta.get("training", {})
+    return {"command": meta.get("command"), "best_f1": training.get("best_f1"),
+            "cloze_warmup": training.get("cloze_warmup"), "train_seconds": training.get("train_seconds"),
+            "epochs": meta.get("epochs", [])}
 
 
 def _warmup_summary(record: dict) -> dict:
@@ -481,13 +511,22 @@ def export_reader(
     command: str,
     tries: list[dict] | None = None,
     corpus_articles: list | None = None,
+    no_answer_rule: str = "paragraph-f1",
+    unanswerable_share: float = 0.25,
 ) -> dict:
     """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
 
     Calibrates the "not found" threshold and the confidence mapping on the validation questions, and
     measures fp32 against int8 dynamic quantization (and bf16 where the hardware has it) for speed and F1,
     and makes the fastest one that costs at most 1 F1 point the inference default.
+
+    ``no_answer_rule`` sets the pipeline's "not found" threshold: ``paragraph-f1`` the SQuAD 2.0
+    F1-optimal margin on the validation paragraphs (half of them unanswerable); ``pipeline`` the margin
+    with the best expected F1 where the assistant decides (top-k retrieved passages of the whole
+    corpus) when ``unanswerable_share`` of the questions have no answer in the articles.
     """
+    if no_answer_rule not in NO_ANSWER_RULES:
+        raise ValueError(f"unknown no-answer rule {no_answer_rule!r}: use {' or '.join(NO_ANSWER_RULES)}")
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -528,8 +567,12 @@ def export_reader(
     model = variants["none"]
     pipeline_cal = None
     if corpus_articles:
+        paragraph_t = chosen.calibration.get("threshold", 0.0)
         pipeline_cal = calibrate_pipeline(tokenizer, variants[choice], corpus_articles, val_questions, max_answer,
-                                          threshold=chosen.calibration.get("threshold", 0.0))
+                                          threshold=None if no_answer_rule == "pipeline" else paragraph_t,
+                                          unanswerable_share=unanswerable_share,
+                                          compare_threshold=paragraph_t if no_answer_rule == "pipeline" else None)
+        pipeline_cal["rule"] = no_answer_rule
     model.half().save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     meta = {
@@ -556,14 +599,16 @@ def export_reader(
 
 
 def calibrate_pipeline(
-    tokenizer, model, articles, questions: list[SquadQuestion], max_answer_tokens: int, threshold: float, top_k: int = 5
+    tokenizer, model, articles, questions: list[SquadQuestion], max_answer_tokens: int, threshold: float | None,
+    top_k: int = 5, unanswerable_share: float = 0.25, compare_threshold: float | None = None,
 ) -> dict:
     """Measure "not found" where it is decided: the best span over the top-k passages the pipeline
     retrieves from the whole corpus (every article a file), for the validation questions, at the
     paragraph-calibrated ``threshold``; fit the confidence mapping on these margins.
 
-    The threshold itself stays the paragraph-level one: on SQuAD 2.0's half-unanswerable mix, the
-    SQuAD-F1-optimal pipeline threshold abstains on almost everything, which no user wants."""
+    ``threshold=None`` chooses it here: the best expected F1 when ``unanswerable_share`` of the
+    questions have no answer (SQuAD 2.0's half-unanswerable mix over-rewards abstaining for an
+    assistant whose users mostly ask about their articles)."""
     import tempfile
 
     from tqdm.auto import tqdm
@@ -593,15 +638,20 @@ def calibrate_pipeline(
         correct.append(0.0 if q.is_impossible else best_em_f1(best.text, [t for t, _ in q.answers])[1])
     margins, correct, impossible = np.array(margins), np.array(correct), np.array(impossible)
     cal = fit_confidence(margins, correct, impossible)
+    if threshold is None:
+        threshold = best_threshold(margins, correct, impossible, unanswerable_share) if impossible.any() else 0.0
     cal["threshold"] = threshold
     answerable = ~impossible
     return {
         "calibration": cal,
         "f1_optimal_threshold": best_threshold(margins, correct, impossible) if impossible.any() else None,
         "top_k": top_k,
+        "unanswerable_share": unanswerable_share,
         "passages": len(index.passages),
         "no_answer": no_answer_stats(margins, correct, impossible, threshold) if impossible.any() else {},
         "f1_forced": 100 * float(correct[answerable].mean()) if answerable.any() else None,
+        **({"no_answer_at_paragraph_threshold": no_answer_stats(margins, correct, impossible, compare_threshold)}
+           if compare_threshold is not None and impossible.any() else {}),
     }
 
 
@@ -635,6 +685,7 @@ def model_card(meta: dict) -> str:
     q = meta["inference"]["quantize"]
     na = v[q].get("no_answer") or {}
     cfg = meta["training"].get("config", {})
+    base = meta["training"].get("base_run")
     lines = [
         "# articleqa reader: MiniLM-L6 extractive QA (offline)",
         "",
@@ -651,7 +702,9 @@ def model_card(meta: dict) -> str:
         "  Questions for SQuAD\", Stanford NLP. The weights are derived from that data.",
         "",
         "## Reproduce",
+        *(["Two stages, in this order (the second starts from the first one's weights):"] if base else []),
         "```",
+        *([base["command"]] if base else []),
         meta["command"],
         "```",
         "",
@@ -668,7 +721,7 @@ def model_card(meta: dict) -> str:
         lines += [
             "## No-answer (SQuAD 2.0 questions of the validation articles)",
             f"Calibrated margin threshold {na['threshold']:.3f} (span score minus [CLS] score; at or below it the",
-            "pipeline answers \"not found in the articles\"): precision "
+            "reader answers \"no answer\" for a given paragraph, as `eval-reader` does): precision "
             f"{na['precision']:.1f}, recall {na['recall']:.1f} of \"not found\" over {na['n_unanswerable']} unanswerable",
             f"and {na['n_answerable']} answerable questions; SQuAD 2.0 F1 {na['squad2_f1']:.1f}.",
             "",
@@ -680,9 +733,21 @@ def model_card(meta: dict) -> str:
             "## \"Not found\" in the pipeline (what the assistant uses)",
             f"The validation questions asked through retrieval (hybrid, top-{pc['top_k']}) over all {pc['passages']} passages of the",
             "training and validation articles; the best span over the retrieved passages decides. At the",
-            f"paragraph-calibrated threshold {pna['threshold']:.3f}: precision {pna['precision']:.1f}, recall {pna['recall']:.1f} of",
+            (f"threshold {pna['threshold']:.3f} (chosen here: the best expected F1 when {pc['unanswerable_share']:.0%} of the questions have no"
+             " answer in the articles, `--no-answer-rule pipeline`)" if pc.get("rule") == "pipeline"
+             else f"paragraph-calibrated threshold {pna['threshold']:.3f}")
+            + f": precision {pna['precision']:.1f}, recall {pna['recall']:.1f} of",
             f"\"not found\"; SQuAD 2.0 F1 {pna['squad2_f1']:.1f}; F1 on answerable questions {pna['has_ans_f1_with_abstention']:.1f}",
             f"with abstention, {pc['f1_forced']:.1f} without.",
+        ]
+        cmp_ = pc.get("no_answer_at_paragraph_threshold")
+        if cmp_:
+            lines += [
+                f"At the paragraph-calibrated threshold {cmp_['threshold']:.3f} instead: precision {cmp_['precision']:.1f}, recall",
+                f"{cmp_['recall']:.1f}, F1 on answerable questions {cmp_['has_ans_f1_with_abstention']:.1f} with abstention (tuned to",
+                "SQuAD 2.0's half-unanswerable mix, it turns away too many answerable questions for an assistant).",
+            ]
+        lines += [
             "The confidence shown with an answer is P(answer right | margin), fitted on these questions.",
             "",
         ]
@@ -694,7 +759,14 @@ def model_card(meta: dict) -> str:
         lines += ["", f"Shipped weights: epoch {best}, the best validation F1 (`--keep-best`). The epoch is chosen on the",
                   "validation articles, so their figure is slightly optimistic; other held-out articles are the check."]
     secs = meta["training"].get("train_seconds")
-    warm = meta["training"].get("cloze_warmup")
+    warm = meta["training"].get("cloze_warmup") or (base or {}).get("cloze_warmup")
+    if base:
+        stage1 = ", ".join(f"epoch {e['epoch']} F1 {e['f1']:.1f}" for e in base.get("epochs", []))
+        lines += ["", f"Stage 1 (the first command; {(base.get('train_seconds') or 0) / 60:.0f} minutes): {stage1}. The table above is stage 2."]
+    if meta["training"].get("n_negatives"):
+        lines += ["", f"Hard negatives: {meta['training']['n_negatives']} no-answer examples, for each answerable training question the",
+                  "most similar other paragraph of its article (BM25) that does not contain its answer (`--negatives`,",
+                  "`articleqa.negatives`), so the no-answer score learns what retrieval brings: same-topic passages without the answer."]
     if warm:
         lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
                   f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.cloze`)."]
