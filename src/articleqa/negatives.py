@@ -25,10 +25,10 @@ from articleqa.squad import SquadQuestion
 def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
     """Up to ``per_question`` no-answer examples per answerable question: the paragraphs of its own
     article that BM25 ranks closest to the question, skipping any that contain a reference answer."""
-    import bm25s
-
     if per_question <= 0:
         return []
+    import bm25s
+
     paragraphs: dict[str, list[str]] = defaultdict(list)
     for q in questions:
         if q.context not in paragraphs[q.title]:

@@ -361,7 +361,7 @@ def train_reader(
     unanswerable = [q for q in train_questions if q.is_impossible]
     if cfg.unanswerable_fraction < 1.0:
         unanswerable = rng.sample(unanswerable, int(len(unanswerable) * cfg.unanswerable_fraction))
-    negatives = hard_negatives(answerable, cfg.negatives, seed=cfg.seed) if cfg.negatives else []
+    negatives = hard_negatives(answerable, cfg.negatives, seed=cfg.seed)
     features = build_features(tokenizer, answerable + unanswerable + negatives, cfg.max_length, cfg.stride)
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
