@@ -22,8 +22,8 @@ def main(argv=None) -> dict:
     from articleqa.chunking import SentenceChunker
     from articleqa.embedding import Embedder
     from articleqa.indexing import IndexBuilder
-    from articleqa.store import IndexStore
-    from articleqa.squad import load_squad, write_squad_corpus
+    from articleqa.store import FaissIndexStore
+    from articleqa.training.squad import load_squad, write_squad_corpus
 
     arts = load_squad(args.squad)[: args.articles or None]
     embedder = Embedder()
@@ -38,9 +38,9 @@ def main(argv=None) -> dict:
         # full rebuild of all articles
         shutil.copy(next(last.iterdir()), corpus)
         t = time.perf_counter()
-        full = builder.run(corpus, index_dir, full=True)
+        full = builder.build(corpus, index_dir, full=True)
         full_s = time.perf_counter() - t
-        index = IndexStore(index_dir).load(embedder.name)
+        index = FaissIndexStore(index_dir).load(embedder.name)
         texts = [p.text for p in index.passages]
         # raw encode of the same passages, same process, same batch size
         t = time.perf_counter()
@@ -48,10 +48,10 @@ def main(argv=None) -> dict:
         raw_s = time.perf_counter() - t
         # incremental: remove the last article, rebuild, then add it back
         (corpus / next(last.iterdir()).name).unlink()
-        builder.run(corpus, index_dir)
+        builder.build(corpus, index_dir)
         shutil.copy(next(last.iterdir()), corpus)
         t = time.perf_counter()
-        inc = builder.run(corpus, index_dir)
+        inc = builder.build(corpus, index_dir)
         inc_s = time.perf_counter() - t
     result = {
         "articles": len(arts),

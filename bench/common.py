@@ -90,19 +90,33 @@ def pipeline_for(index_dir: Path, articles_dir: Path | None = None, **settings):
 
 
 def squad_corpus_index(squad_file: Path, name: str | None = None) -> tuple[Path, Path, dict]:
-    """SQuAD articles written as files (one per article) and indexed, cached under bench/out/.
-    Returns (articles folder, index folder, paragraph -> (file, start, end))."""
-    from articleqa.chunking import SentenceChunker
-    from articleqa.embedding import Embedder
-    from articleqa.indexing import IndexBuilder
-    from articleqa.squad import load_squad, write_squad_corpus
+    """SQuAD articles written as files (one per article) and indexed, cached under bench/out/<name>/
+    (the same corpus ``train-reader`` calibrates on). Returns (articles folder, index folder,
+    paragraph -> (file, start, end))."""
+    from articleqa.training.squad import index_squad_corpus, load_squad
 
-    name = name or Path(squad_file).stem
-    articles_dir = OUT / f"{name}-corpus"
-    index_dir = OUT / f"{name}-index"
-    where = write_squad_corpus(load_squad(squad_file), articles_dir)
-    IndexBuilder(Embedder(), SentenceChunker()).run(articles_dir, index_dir)
-    return articles_dir, index_dir, where
+    return index_squad_corpus(load_squad(squad_file), OUT / (name or Path(squad_file).stem))
+
+
+def ask_loop(url: str, questions: list[str], stop_at: float, on_response, first: int = 0, step: int = 1,
+             may_continue=lambda: True) -> None:
+    """One load-test client: POST /api/answer with ``questions[first], questions[first + step], ...``
+    (cycling) until ``stop_at`` (time.monotonic) or ``may_continue()`` is false; calls
+    ``on_response(seconds, response or None, error or None)`` after each request."""
+    import httpx
+
+    with httpx.Client(timeout=120) as c:
+        k = first
+        while time.monotonic() < stop_at and may_continue():
+            q = questions[k % len(questions)]
+            k += step
+            t = time.perf_counter()
+            try:
+                r = c.post(url + "/api/answer", json={"question": q})
+            except httpx.HTTPError as exc:
+                on_response(time.perf_counter() - t, None, exc)
+                continue
+            on_response(time.perf_counter() - t, r, None)
 
 
 def heldout_titles() -> list[str]:

@@ -17,7 +17,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--top-k", type=int, nargs="+", default=[3, 5, 10])
     args = ap.parse_args(argv)
 
-    from articleqa.squad import load_squad
+    from articleqa.training.squad import load_squad
 
     articles_dir, index_dir, _ = squad_corpus_index(args.squad)
     qs = [q.question for a in load_squad(args.squad) for q in a.questions]

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import DEFAULT_SHARED, ROOT, print_figures, save, summary_ms
+from common import DEFAULT_SHARED, ROOT, ask_loop, print_figures, save, summary_ms
 
 from articleqa.testing import ServerProcess
 
@@ -38,29 +38,23 @@ def main(argv=None) -> dict:
             texts[a["file"]] = httpx.get(url + "/api/articles/" + a["file"]).json()["text"]
         stop_at = time.monotonic() + args.seconds
 
+        def on_response(seconds, r, error):
+            with lock:
+                if error is not None:
+                    failures.append(repr(error))
+                    return
+                lat.append(seconds)
+                if r.status_code != 200:
+                    failures.append((r.status_code, r.text[:200]))
+                    return
+                body = r.json()
+                versions.add(body.get("index_version"))
+                for cit in body["citations"]:
+                    if texts.get(cit["file"], "")[cit["start"] : cit["end"]] != cit["quote"]:
+                        bad_citations.append(cit)
+
         def client(i):
-            with httpx.Client(timeout=120) as c:
-                k = i
-                while time.monotonic() < stop_at:
-                    q = questions[k % len(questions)]
-                    k += 1
-                    t = time.perf_counter()
-                    try:
-                        r = c.post(url + "/api/answer", json={"question": q})
-                    except httpx.HTTPError as exc:
-                        with lock:
-                            failures.append(repr(exc))
-                        continue
-                    with lock:
-                        lat.append(time.perf_counter() - t)
-                        if r.status_code != 200:
-                            failures.append((r.status_code, r.text[:200]))
-                            continue
-                        body = r.json()
-                        versions.add(body.get("index_version"))
-                        for cit in body["citations"]:
-                            if texts.get(cit["file"], "")[cit["start"] : cit["end"]] != cit["quote"]:
-                                bad_citations.append(cit)
+            ask_loop(url, questions, stop_at, on_response, first=i)
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         t0 = time.perf_counter()

@@ -27,7 +27,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     from articleqa.retrieval import BM25Retriever, DenseRetriever, HybridRetriever
-    from articleqa.squad import best_em_f1, load_squad
+    from articleqa.text import best_em_f1
+    from articleqa.training.squad import load_squad
 
     articles_dir, index_dir, where = squad_corpus_index(args.squad)
     questions = [q for a in load_squad(args.squad) for q in a.questions if not q.is_impossible]
@@ -44,7 +45,7 @@ def main(argv=None) -> dict:
         answers = [t for t, _ in q.answers]
         for name, r in retrievers.items():
             t = time.perf_counter()
-            hits = r.run(index, q.question, max(ks))
+            hits = r.retrieve(index, q.question, max(ks))
             rtimes[name].append(time.perf_counter() - t)
             contains = [any(a in h.passage.text for a in answers) for h in hits]
             for k in ks:

@@ -28,8 +28,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     from articleqa.reader import ExtractiveReader
-    from articleqa.squad import load_squad
-    from articleqa.training import evaluate, no_answer_stats, reader_latency_ms
+    from articleqa.training.squad import load_squad
+    from articleqa.training.evaluate import evaluate, no_answer_stats, reader_latency_ms
 
     arts = load_squad(args.squad)
     held = set(heldout_titles())
@@ -52,7 +52,7 @@ def main(argv=None) -> dict:
     }
     if res.no_answer:  # threshold curve
         preds = reader.predict([(q.question, q.context) for q in questions])
-        from articleqa.squad import best_em_f1
+        from articleqa.text import best_em_f1
 
         margins = np.array([p.margin for p in preds])
         correct = np.array([0.0 if q.is_impossible else best_em_f1(p.text, [t for t, _ in q.answers])[1] for q, p in zip(questions, preds)])

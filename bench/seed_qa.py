@@ -24,14 +24,14 @@ def main(argv=None) -> dict:
 
     from articleqa.indexing import IndexBuilder
     from articleqa.retrieval import BM25Retriever, DenseRetriever, HybridRetriever
-    from articleqa.squad import best_em_f1
+    from articleqa.text import best_em_f1
 
     data = json.loads(args.questions.read_text(encoding="utf-8"))
     articles = args.articles or (ROOT / data.get("articles", "seeds"))
     texts = {p.relative_to(articles).as_posix(): p.read_bytes().decode("utf-8") for p in articles.rglob("*.txt")}
     with tempfile.TemporaryDirectory() as tmp:
         pipe = pipeline_for(Path(tmp) / "index", articles, top_k=args.top_k)
-        IndexBuilder(pipe.embedder, pipe.chunker).run(articles, Path(tmp) / "index")
+        IndexBuilder(pipe.embedder, pipe.chunker).build(articles, Path(tmp) / "index")
         pipe.warm_up()
         index = pipe.indexes.get()
         rows, ems, f1s, valid, correct, abstain = [], [], [], [], [], []
@@ -52,7 +52,7 @@ def main(argv=None) -> dict:
                 f1s.append(f1)
                 correct.append(bool(a.citations) and a.citations[0].file in item["sources"])
                 for name, r in retrievers.items():
-                    hits = r.run(index, item["question"], 5)
+                    hits = r.retrieve(index, item["question"], 5)
                     recall[name].append(any(any(ans in h.passage.text for ans in item["answers"]) for h in hits))
             rows.append({"id": item.get("id"), "question": item["question"], "answer": a.answer, "found": a.found,
                          "confidence": a.confidence, "files": [c.file for c in a.citations]})

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import DEFAULT_SHARED, OUT, ROOT, print_figures, save, summary_ms
+from common import DEFAULT_SHARED, OUT, ROOT, ask_loop, print_figures, save, summary_ms
 
 from articleqa.testing import ServerProcess
 
@@ -22,7 +22,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--questions", type=Path, default=DEFAULT_SHARED / "data" / "seed-qa-visible.json")
     ap.add_argument("--index-dir", type=Path, default=ROOT / "index", help="index to serve [default: index/ of seeds]")
     args = ap.parse_args(argv)
-    import httpx
 
     questions = [q["question"] for q in json.loads(args.questions.read_text())["questions"]]
     with ServerProcess(ROOT / "seeds", args.index_dir, log_path=OUT / "throughput-server.log") as server:
@@ -33,24 +32,20 @@ def main(argv=None) -> dict:
             lock = threading.Lock()
             stop_at = time.monotonic() + args.seconds
 
+            def may_continue():
+                with lock:
+                    if count[0] >= args.max_requests:
+                        return False
+                    count[0] += 1
+                    return True
+
+            def on_response(seconds, r, error):
+                with lock:
+                    lat.append(seconds)
+                    errors[0] += error is not None or r.status_code != 200
+
             def client(i):
-                with httpx.Client(timeout=120) as c:
-                    k = i
-                    while time.monotonic() < stop_at:
-                        with lock:
-                            if count[0] >= args.max_requests:
-                                return
-                            count[0] += 1
-                        t = time.perf_counter()
-                        try:
-                            r = c.post(url + "/api/answer", json={"question": questions[k % len(questions)]})
-                            ok = r.status_code == 200
-                        except httpx.HTTPError:
-                            ok = False
-                        with lock:
-                            lat.append(time.perf_counter() - t)
-                            errors[0] += not ok
-                        k += n
+                ask_loop(url, questions, stop_at, on_response, first=i, step=n, may_continue=may_continue)
 
             t0 = time.perf_counter()
             threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]

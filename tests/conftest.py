@@ -60,7 +60,7 @@ def seed_index_dir(tmp_path_factory, embedder) -> Path:
     from articleqa.indexing import IndexBuilder
 
     index_dir = tmp_path_factory.mktemp("seed-index")
-    IndexBuilder(embedder, SentenceChunker()).run(SEEDS, index_dir)
+    IndexBuilder(embedder, SentenceChunker()).build(SEEDS, index_dir)
     return index_dir
 
 

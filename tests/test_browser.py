@@ -83,7 +83,7 @@ def test_article_markup_is_shown_as_text(tmp_path, browser, embedder):
         encoding="utf-8",
     )
     index_dir = tmp_path / "index"
-    IndexBuilder(embedder, SentenceChunker()).run(articles, index_dir)
+    IndexBuilder(embedder, SentenceChunker()).build(articles, index_dir)
     srv = ServerProcess(articles, index_dir).wait_ready()
     try:
         page = browser.new_page()

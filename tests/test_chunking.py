@@ -15,9 +15,9 @@ def _words(s: str) -> int:
 
 
 def test_seed_passages_have_exact_offsets_and_sizes():
-    articles, _ = ArticleLoader().run(SEEDS)
+    articles, _ = ArticleLoader().load(SEEDS)
     chunker = SentenceChunker(target_words=150, overlap_words=40)
-    passages = chunker.run(articles)
+    passages = chunker.chunk(articles)
     texts = {a.file: a.text for a in articles}
     assert [p.id for p in passages] == list(range(len(passages)))
     for p in passages:
@@ -46,6 +46,6 @@ def test_offsets_hold_on_random_unicode(pieces, target):
     text = " ".join(pieces) + "\n\n" + ". ".join(pieces)
     chunker = SentenceChunker(target_words=target, overlap_words=target // 3)
     article = Article(file="x.txt", text=text, sha256="0")
-    for p in chunker.run([article]):
+    for p in chunker.chunk([article]):
         assert text[p.start : p.end] == p.text
         assert p.text == p.text.strip() and p.text

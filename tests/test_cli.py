@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 
-from articleqa.squad import best_em_f1
+from articleqa.text import best_em_f1
 from conftest import READER, ROOT, SEEDS, citation_is_valid, seed_texts
 
 COMMANDS = ["index", "ask", "serve", "watch", "train-reader", "eval-reader"]

@@ -1,7 +1,7 @@
 """Cloze warm-up questions: exact answer spans, training articles only, no copy of the sentence."""
 
-from articleqa.cloze import cloze_questions
-from articleqa.squad import load_squad, split_articles
+from articleqa.training.cloze import cloze_questions
+from articleqa.training.squad import load_squad, split_articles
 from conftest import squad_file
 
 

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from articleqa.answer import span_citation
-from articleqa.store import IndexCorruptError, IndexStore
+from articleqa.store import IndexCorruptError, FaissIndexStore
 from articleqa.types import Article, Passage, ReadSpan
-from articleqa.uploads import UploadError, safe_filename
+from articleqa.serve.jobs import UploadError, safe_filename
 from conftest import READER, ROOT, SEEDS, ServerProcess
 
 # --- uploads -------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def test_broken_index_folders_get_clear_messages(tmp_path, seed_index_dir):
     def copy(name):
         d = tmp_path / name
         shutil.copytree(seed_index_dir, d)
-        return d, d / "versions" / IndexStore(d).current_version()
+        return d, d / "versions" / FaissIndexStore(d).current_version()
 
     truncated, v = copy("truncated")
     data = (v / "vectors.npy").read_bytes()
@@ -154,7 +154,7 @@ def test_broken_index_folders_get_clear_messages(tmp_path, seed_index_dir):
     m["checksums"]["vectors.npy"] = hashlib.sha256((v4 / "vectors.npy").read_bytes()).hexdigest()
     (v4 / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(IndexCorruptError, match="unreadable"):
-        IndexStore(pickled).load()  # no pickle is ever loaded
+        FaissIndexStore(pickled).load()  # no pickle is ever loaded
     for folder, words in [(truncated, "checksum"), (edited, "unreadable"), (other, "e5-small-v2"), (pickled, "unreadable")]:
         r = cli("ask", "Who is the Energy Secretary?", "--index-dir", str(folder))
         assert r.returncode == 3 and words in r.stderr and "rebuild" in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -204,7 +204,7 @@ def test_killed_server_restarts_on_the_last_published_index(tmp_path, seed_index
     stop.set()
     for t in threads:
         t.join(30)
-    published = IndexStore(tmp_path / "index").current_version()
+    published = FaissIndexStore(tmp_path / "index").current_version()
     srv2 = ServerProcess(tmp_path / "articles", tmp_path / "index", env=env).wait_ready()
     try:
         health = httpx.get(srv2.url + "/api/health").json()
@@ -216,7 +216,7 @@ def test_killed_server_restarts_on_the_last_published_index(tmp_path, seed_index
 
 
 def test_unwritable_index_fails_the_rebuild_and_keeps_serving(pipeline, monkeypatch, tmp_path):
-    from articleqa.rebuild import RebuildJobs
+    from articleqa.serve.jobs import RebuildJobs
     from articleqa import store as store_mod
 
     shutil.copytree(pipeline.settings.index_dir, tmp_path / "index")
@@ -234,7 +234,7 @@ def test_unwritable_index_fails_the_rebuild_and_keeps_serving(pipeline, monkeypa
     jobs.start(full=True)
     status = jobs.wait(120)
     assert status["state"] == "failed" and "Read-only file system" in status["error"]
-    assert IndexStore(tmp_path / "index").current_version() == before
+    assert FaissIndexStore(tmp_path / "index").current_version() == before
     assert p.ask("Who is the Energy Secretary?").answer == "Chris Wright"
 
 

@@ -7,7 +7,7 @@ from conftest import SEEDS
 
 
 def test_seed_articles_are_kept_verbatim():
-    articles, skipped = ArticleLoader().run(SEEDS)
+    articles, skipped = ArticleLoader().load(SEEDS)
     assert not skipped
     assert {a.file for a in articles} == {p.name for p in SEEDS.glob("*.txt")}
     for a in articles:
@@ -26,7 +26,7 @@ def test_bad_files_are_skipped_and_the_rest_indexed(tmp_path: Path, caplog):
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "naïve café notes.md").write_text("# Notes\n\nThe mayor of Zürich opened the bridge.", encoding="utf-8")
     (tmp_path / ".hidden.txt").write_text("hidden", encoding="utf-8")
-    articles, skipped = ArticleLoader().run(tmp_path)
+    articles, skipped = ArticleLoader().load(tmp_path)
     assert sorted(a.file for a in articles) == ["good.txt", "naïve café notes.md"]
     reasons = {s.file: s.reason for s in skipped}
     assert "UTF-8" in reasons["latin1.txt"]
@@ -45,7 +45,7 @@ def test_html_is_reduced_to_visible_text(tmp_path: Path):
         "<p>The mayor opened the <b>new bridge</b> on Monday.</p><script>alert('x')</script></body></html>",
         encoding="utf-8",
     )
-    [article], skipped = ArticleLoader().run(tmp_path)
+    [article], skipped = ArticleLoader().load(tmp_path)
     assert not skipped
     assert "SCRIPT TEXT" not in article.text and "alert" not in article.text and "color" not in article.text
     assert "The mayor opened the" in article.text and "new bridge" in article.text
@@ -56,7 +56,7 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path):
     import pytest
 
     with pytest.raises(FileNotFoundError, match="articles folder not found"):
-        ArticleLoader().run(tmp_path / "nope")
+        ArticleLoader().load(tmp_path / "nope")
 
 
 def test_find_date_formats():

@@ -1,7 +1,7 @@
 """Hard negatives: same-article paragraphs that do not hold the answer, as no-answer examples."""
 
-from articleqa.negatives import hard_negatives
-from articleqa.squad import load_squad, split_articles
+from articleqa.training.negatives import hard_negatives
+from articleqa.training.squad import load_squad, split_articles
 from conftest import squad_file
 
 

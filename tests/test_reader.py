@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from articleqa.reader import CALIBRATION_FILE, ExtractiveReader
-from articleqa.squad import best_em_f1
+from articleqa.text import best_em_f1
 from conftest import READER, ROOT, SEEDS, seed_qa, squad_file
 
 
@@ -26,7 +26,7 @@ def test_reader_answers_seed_questions_from_their_passages(reader):
     from articleqa.chunking import SentenceChunker
     from articleqa.ingest import ArticleLoader
 
-    passages = SentenceChunker().run(ArticleLoader().run(SEEDS)[0])
+    passages = SentenceChunker().chunk(ArticleLoader().load(SEEDS)[0])
     items = [q for q in seed_qa()["questions"] if not q.get("unanswerable")][:6]
     for item in items:
         # the passage of the question's source that holds the answer, as the pipeline would read it
@@ -118,8 +118,8 @@ def test_training_keeps_the_best_epoch(tmp_path):
     from safetensors.numpy import load_file
 
     from articleqa.config import bundled_embedding_model
-    from articleqa.squad import load_squad, split_articles
-    from articleqa.training import TrainConfig, train_reader
+    from articleqa.training.squad import load_squad, split_articles
+    from articleqa.training.train import TrainConfig, train_reader
 
     train_arts, val_arts = split_articles(load_squad(_tiny_squad(tmp_path)), 1, seed=3)
     cfg = TrainConfig(base_model=bundled_embedding_model(), out=str(tmp_path / "run"), epochs=3, batch_size=4,

@@ -13,8 +13,8 @@ import pytest
 
 from articleqa.chunking import SentenceChunker
 from articleqa.indexing import IndexBuilder
-from articleqa.squad import load_squad, write_squad_corpus
-from articleqa.store import IndexStore
+from articleqa.training.squad import load_squad, write_squad_corpus
+from articleqa.store import FaissIndexStore
 from conftest import READER, ROOT, SEEDS, ServerProcess, citation_is_valid, squad_file
 
 pytestmark = pytest.mark.slow
@@ -59,8 +59,8 @@ def pipeline_factory(embedder, reader):
 @pytest.mark.parametrize("marker", ["full rebuild", "rebuild: embedding", "rebuild: writing", "rebuild: published", None])
 def test_sigkill_at_any_point_leaves_a_loadable_index(tmp_path, corpus, embedder, pipeline_factory, marker):
     index_dir = tmp_path / "index"
-    IndexBuilder(embedder, SentenceChunker()).run(SEEDS, index_dir)
-    before = IndexStore(index_dir).current_version()
+    IndexBuilder(embedder, SentenceChunker()).build(SEEDS, index_dir)
+    before = FaissIndexStore(index_dir).current_version()
     proc = _index_cli(corpus, index_dir, "--full")
     seen = []
     if marker is None:
@@ -72,15 +72,15 @@ def test_sigkill_at_any_point_leaves_a_loadable_index(tmp_path, corpus, embedder
                 break
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    store = IndexStore(index_dir)
+    store = FaissIndexStore(index_dir)
     assert store.current_version() is not None
     index = store.load(embedder.name)
     assert index.version in (before, *[v.name for v in (index_dir / "versions").iterdir()])
     _assert_index_answers(index_dir, pipeline_factory)
     # the next rebuild cleans up whatever the killed one left behind, and succeeds
-    report = IndexBuilder(embedder, SentenceChunker()).run(corpus, index_dir)
+    report = IndexBuilder(embedder, SentenceChunker()).build(corpus, index_dir)
     assert not list((index_dir / "versions").glob(".tmp-*"))
-    assert IndexStore(index_dir).load(embedder.name).version == report.version
+    assert FaissIndexStore(index_dir).load(embedder.name).version == report.version
     _assert_index_answers(index_dir, pipeline_factory)
 
 
@@ -88,18 +88,18 @@ def test_write_failure_keeps_the_published_version(tmp_path, embedder, monkeypat
     import faiss
 
     index_dir = tmp_path / "index"
-    IndexBuilder(embedder, SentenceChunker()).run(SEEDS, index_dir)
-    before = IndexStore(index_dir).current_version()
+    IndexBuilder(embedder, SentenceChunker()).build(SEEDS, index_dir)
+    before = FaissIndexStore(index_dir).current_version()
 
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(faiss, "write_index", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        IndexBuilder(embedder, SentenceChunker()).run(SEEDS, index_dir, full=True)
-    assert IndexStore(index_dir).current_version() == before
+        IndexBuilder(embedder, SentenceChunker()).build(SEEDS, index_dir, full=True)
+    assert FaissIndexStore(index_dir).current_version() == before
     assert not list((index_dir / "versions").glob(".tmp-*"))
-    assert IndexStore(index_dir).load(embedder.name).version == before
+    assert FaissIndexStore(index_dir).load(embedder.name).version == before
 
 
 def test_two_rebuilds_at_once(tmp_path, corpus, embedder):
@@ -118,14 +118,14 @@ def test_two_rebuilds_at_once(tmp_path, corpus, embedder):
     assert first.returncode == 0
     assert refused.returncode == 3 and "already running" in refused.stderr
     assert waiting.returncode == 0 and "up to date" in out  # waited for the lock, then found nothing to do
-    IndexStore(index_dir).load(embedder.name)
+    FaissIndexStore(index_dir).load(embedder.name)
 
 
 def test_questions_during_rebuild_never_fail(tmp_path, corpus, embedder):
     articles = tmp_path / "articles"
     shutil.copytree(corpus, articles)
     index_dir = tmp_path / "index"
-    IndexBuilder(embedder, SentenceChunker()).run(articles, index_dir)
+    IndexBuilder(embedder, SentenceChunker()).build(articles, index_dir)
     srv = ServerProcess(articles, index_dir, env={"ARTICLEQA_ADMIN_TOKEN": "t"}).wait_ready()
     failures, versions, answered = [], set(), [0]
     stop = threading.Event()
@@ -173,7 +173,7 @@ def test_add_change_delete_through_the_api(tmp_path, embedder):
     articles = tmp_path / "articles"
     shutil.copytree(SEEDS, articles)
     index_dir = tmp_path / "index"
-    IndexBuilder(embedder, SentenceChunker()).run(articles, index_dir)
+    IndexBuilder(embedder, SentenceChunker()).build(articles, index_dir)
     srv = ServerProcess(articles, index_dir, env={"ARTICLEQA_ADMIN_TOKEN": "t"}).wait_ready()
     auth = {"Authorization": "Bearer t"}
     q = "Who opened the Port Vela harbour bridge?"
@@ -225,7 +225,7 @@ def test_serve_watch_rebuilds_when_files_change(tmp_path, embedder):
     articles = tmp_path / "articles"
     shutil.copytree(SEEDS, articles)
     index_dir = tmp_path / "index"
-    IndexBuilder(embedder, SentenceChunker()).run(articles, index_dir)
+    IndexBuilder(embedder, SentenceChunker()).build(articles, index_dir)
     srv = ServerProcess(articles, index_dir, extra_args=["--watch"]).wait_ready()
     try:
         before = httpx.get(srv.url + "/api/health").json()["index_version"]

@@ -5,7 +5,7 @@ import pytest
 
 from articleqa.conversation import Turn
 from articleqa.pipeline import QuestionError
-from articleqa.squad import best_em_f1
+from articleqa.text import best_em_f1
 from conftest import citation_is_valid, seed_qa, seed_texts
 
 QA = seed_qa()["questions"] if True else []

@@ -7,13 +7,13 @@ supported by several articles cites each. Quotes are always cut from the indexed
 
 Example::
 
-    answer = AnswerBuilder(threshold=reader.calibration.threshold).run(question, spans, hits, index)
+    answer = AnswerBuilder(threshold=reader.calibration.threshold).build(question, spans, hits, index)
 """
 
 from __future__ import annotations
 
-from articleqa.squad import normalize_answer
-from articleqa.store import LoadedIndex
+from articleqa.text import normalize_answer
+from articleqa.protocols import IndexVersion
 from articleqa.types import Answer, Citation, Passage, ReadSpan, ScoredPassage
 
 NOT_FOUND = "Not found in the articles."
@@ -32,7 +32,7 @@ class AnswerBuilder:
         self.max_citations = max_citations
         self.context_passages = context_passages
 
-    def run(self, question: str, spans: list[ReadSpan], hits: list[ScoredPassage], index: LoadedIndex) -> Answer:
+    def build(self, question: str, spans: list[ReadSpan], hits: list[ScoredPassage], index: IndexVersion) -> Answer:
         ranked = sorted(spans, key=lambda s: -s.margin)
         best = ranked[0] if ranked else None
         if best is None or best.margin <= self.threshold or not normalize_answer(best.text) and not best.text.strip(_TRIM):
@@ -76,7 +76,7 @@ def same_answer(a: str, b: str) -> bool:
     return na == nb or f" {na} " in f" {nb} " or f" {nb} " in f" {na} "
 
 
-def span_citation(span: ReadSpan, index: LoadedIndex) -> Citation:
+def span_citation(span: ReadSpan, index: IndexVersion) -> Citation:
     """A citation of the span, trimmed of surrounding spaces and punctuation, cut from the article."""
     text = index.articles[span.passage.file].text
     start, end = span.start, span.end
@@ -95,7 +95,7 @@ def span_citation(span: ReadSpan, index: LoadedIndex) -> Citation:
     )
 
 
-def passage_citation(p: Passage, index: LoadedIndex) -> Citation:
+def passage_citation(p: Passage, index: IndexVersion) -> Citation:
     text = index.articles[p.file].text
     return Citation(
         file=p.file, start=p.start, end=p.end, quote=text[p.start : p.end], passage=text[p.start : p.end],

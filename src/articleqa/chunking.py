@@ -7,13 +7,13 @@ packed greedily into passages of about ``target_words``; consecutive passages sh
 
 Example::
 
-    passages = SentenceChunker(target_words=150, overlap_words=40).run(articles)
+    passages = SentenceChunker(target_words=150, overlap_words=40).chunk(articles)
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 
 from articleqa.types import Article, Passage
@@ -44,13 +44,17 @@ class SentenceChunker:
             max_words=max_words or max(target_words + 50, int(target_words * 4 / 3)),
         )
 
+    def chunking_settings(self) -> dict:
+        """Recorded in the index manifest; a change forces a full rebuild."""
+        return asdict(self.settings)
+
     @cached_property
     def _segmenter(self):
         import pysbd
 
         return pysbd.Segmenter(language="en", clean=False, char_span=True)
 
-    def run(self, articles: list[Article], start_id: int = 0) -> list[Passage]:
+    def chunk(self, articles: list[Article], start_id: int = 0) -> list[Passage]:
         """Passages of all articles, numbered from ``start_id``."""
         passages: list[Passage] = []
         for article in articles:

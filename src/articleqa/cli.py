@@ -73,6 +73,7 @@ def index_cmd(
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything, even unchanged files.")] = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail at once if another rebuild is running.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+    max_article_bytes: Annotated[Optional[int], typer.Option("--max-article-bytes", help="Skip larger files with a warning [env ARTICLEQA_MAX_ARTICLE_BYTES; default 5000000].")] = None,
 ) -> None:
     """Build or incrementally update the index of an articles folder.
 
@@ -80,37 +81,60 @@ def index_cmd(
     A different embedding model or chunking forces a full rebuild. The new version is published
     atomically: a crash never leaves a broken index behind.
     """
-    from tqdm.auto import tqdm
-
     from articleqa.store import IndexStoreError
 
-    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir)
+    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, max_article_bytes=max_article_bytes)
     settings = pipeline.settings
     if not settings.articles_dir.is_dir():
         _fail(f"articles folder not found: {settings.articles_dir}")
-    bar = None
-
-    def on_progress(p):
-        nonlocal bar
-        if p.stage == "embedding" and bar is None and p.passages_to_embed:
-            bar = tqdm(total=p.passages_to_embed, desc=f"embedding {p.files_to_embed} file(s)", unit="passage", disable=json_out)
-        if bar is not None:
-            bar.n = p.passages_embedded
-            bar.refresh()
-
+    bars = ProgressBars(disable=json_out)
     try:
-        report = pipeline.builder().run(settings.articles_dir, settings.index_dir, full=full, wait=not no_wait, on_progress=on_progress)
+        report = pipeline.build_index(full=full, wait=not no_wait, on_progress=bars.update)
     except IndexStoreError as exc:
         _fail(str(exc), code=3)
     except OSError as exc:
         _fail(f"rebuild failed, the published index is unchanged: {exc}", code=3)
     finally:
-        if bar is not None:
-            bar.close()
+        bars.close()
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
     else:
         typer.echo(report.summary())
+
+
+class ProgressBars:
+    """One tqdm bar per build stage that has work to count: reading files, chunking, embedding."""
+
+    STAGES = {  # stage -> (label, unit, done field, total field)
+        "reading": ("reading files", "file", "files_read", "files_total"),
+        "chunking": ("chunking {files_to_embed} file(s)", "file", "files_chunked", "files_to_embed"),
+        "embedding": ("embedding {files_to_embed} file(s)", "passage", "passages_embedded", "passages_to_embed"),
+    }
+
+    def __init__(self, disable: bool = False):
+        self.disable = disable
+        self.stage: str | None = None
+        self.bar = None
+
+    def update(self, p) -> None:
+        from tqdm.auto import tqdm
+
+        spec = self.STAGES.get(p.stage)
+        if p.stage != self.stage:
+            self.close()
+            self.stage = p.stage
+            total = getattr(p, spec[3]) if spec else 0
+            if spec and total:
+                self.bar = tqdm(total=total, desc=spec[0].format(**vars(p)), unit=spec[1], disable=self.disable, leave=True)
+        if self.bar is not None and spec:
+            self.bar.total = getattr(p, spec[3]) or self.bar.total
+            self.bar.n = getattr(p, spec[2])
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _read_questions(path: Path) -> list[str]:
@@ -203,15 +227,16 @@ def serve_cmd(
     index_dir: IndexDirOpt = None,
     articles: ArticlesOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Rebuild when files in the articles folder change.")] = False,
+    trusted_proxies: Annotated[Optional[str], typer.Option("--trusted-proxies", help="Comma-separated proxy addresses whose X-Forwarded-For is believed [env ARTICLEQA_TRUSTED_PROXIES; default none].")] = None,
 ) -> None:
     """Serve the chat UI (/) and the HTTP API (/api, docs at /docs) in one process."""
     from articleqa.config import get_settings
 
     try:
-        settings = get_settings(index_dir=index_dir, articles_dir=articles)
+        settings = get_settings(index_dir=index_dir, articles_dir=articles, trusted_proxies=trusted_proxies)
     except Exception as exc:
         _fail(f"bad configuration: {exc}")
-    from app.server import run_server
+    from articleqa.serve.server import run_server
 
     try:
         run_server(settings, host=host, port=port, watch=watch)
@@ -226,7 +251,7 @@ def watch_cmd(
     debounce: Annotated[float, typer.Option(help="Seconds of quiet before a rebuild starts.")] = 2.0,
 ) -> None:
     """Rebuild the index whenever files in the articles folder change (Ctrl-C to stop)."""
-    from articleqa.watch import watch_and_rebuild
+    from articleqa.serve.jobs import watch_and_rebuild
 
     pipeline = _pipeline(articles_dir=folder, index_dir=index_dir)
     if not pipeline.settings.articles_dir.is_dir():
@@ -266,9 +291,10 @@ def train_reader_cmd(
 
     Interrupted runs resume from OUT/checkpoint when started again with the same settings.
     """
-    from articleqa.config import bundled_embedding_model
-    from articleqa.squad import load_squad, split_articles
-    from articleqa.training import NO_ANSWER_RULES, TrainConfig, base_run_info, cloze_warmup as run_cloze_warmup, export_reader, train_reader
+    from articleqa.config import bundled_embedding_model, get_settings
+    from articleqa.training.export import NO_ANSWER_RULES, export_reader
+    from articleqa.training.squad import load_squad, split_articles
+    from articleqa.training.train import TrainConfig, base_run_info, cloze_warmup as run_cloze_warmup, train_reader
 
     if no_answer_rule not in NO_ANSWER_RULES:
         _fail(f"--no-answer-rule must be {' or '.join(NO_ANSWER_RULES)}, not {no_answer_rule!r}")
@@ -325,7 +351,7 @@ def train_reader_cmd(
     tries_list = json.loads(tries.read_text()) if tries else []
     meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list,
                          corpus_articles=train_arts + val_arts, no_answer_rule=no_answer_rule,
-                         unanswerable_share=unanswerable_share)
+                         unanswerable_share=unanswerable_share, settings=get_settings())
     v = meta["validation"]
     figures = ", ".join(f"{name} F1 {r['f1']:.1f} ({r['ms_per_passage']:.1f} ms)" for name, r in v.items())
     typer.echo(f"validation: {figures}; inference default {meta['inference']['quantize']}; written to {out}")
@@ -356,8 +382,8 @@ def eval_reader_cmd(
     "not found" precision/recall at the reader's calibrated threshold."""
     from articleqa.config import get_settings
     from articleqa.reader import ExtractiveReader
-    from articleqa.squad import load_squad
-    from articleqa.training import evaluate
+    from articleqa.training.evaluate import evaluate
+    from articleqa.training.squad import load_squad
 
     if not squad.is_file():
         _fail(f"SQuAD file not found: {squad}")

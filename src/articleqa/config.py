@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     chunk_overlap_words: int = 40
     max_question_chars: int = 1000
     max_upload_bytes: int = 2_000_000
+    max_article_bytes: int = 5_000_000  # larger files in the articles folder are skipped when indexing
+    max_request_bytes: int = 1_000_000  # JSON bodies of the HTTP API (uploads: see max_upload_files)
+    max_upload_files: int = 20  # files in one upload request
+    trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed ("" = none)
     admin_token: str | None = None
     rate_limit_per_minute: int = 120
     keep_versions: int = 2

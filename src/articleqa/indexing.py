@@ -6,7 +6,7 @@ full rebuild, and the report says why. One rebuild runs at a time across process
 
 Example::
 
-    report = IndexBuilder(Embedder(), SentenceChunker()).run("seeds", "index")
+    report = IndexBuilder(Embedder(), SentenceChunker()).build("seeds", "index")
     print(report.summary())
 """
 
@@ -20,15 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from articleqa.chunking import SentenceChunker
-from articleqa.embedding import Embedder
-from articleqa.ingest import ArticleLoader, Skipped
-from articleqa.store import (
-    IndexStore,
-    IndexStoreError,
-    RebuildInProgressError,
-    mismatch_reason,
-)
+from articleqa.ingest import MAX_ARTICLE_BYTES, ArticleLoader, Skipped
+from articleqa.protocols import Chunker, Embedder, IndexStore
+from articleqa.store import IndexStoreError, RebuildInProgressError, mismatch_reason, open_store
 from articleqa.types import Passage
 
 log = logging.getLogger(__name__)
@@ -38,9 +32,11 @@ log = logging.getLogger(__name__)
 class BuildProgress:
     """Reported while a rebuild runs (CLI progress bar, API status, chat panel)."""
 
-    stage: str  # "reading" | "embedding" | "writing" | "done"
+    stage: str  # "reading" | "chunking" | "embedding" | "writing" | "done"
+    files_read: int = 0
     files_total: int = 0
     files_to_embed: int = 0
+    files_chunked: int = 0
     passages_total: int = 0
     passages_embedded: int = 0
     passages_to_embed: int = 0
@@ -84,34 +80,42 @@ class BuildReport:
 
 
 class IndexBuilder:
-    def __init__(self, embedder: Embedder, chunker: SentenceChunker, keep_versions: int = 2):
+    """Args:
+    embedder, chunker: the stages that turn articles into passages and vectors.
+    keep_versions: index versions kept on disk after a rebuild.
+    max_article_bytes: larger files are skipped with a warning.
+    """
+
+    def __init__(self, embedder: Embedder, chunker: Chunker, keep_versions: int = 2, max_article_bytes: int = MAX_ARTICLE_BYTES):
         self.embedder = embedder
         self.chunker = chunker
         self.keep_versions = keep_versions
+        self.max_article_bytes = max_article_bytes
 
     def chunking_settings(self) -> dict:
-        return asdict(self.chunker.settings)
+        return self.chunker.chunking_settings()
 
-    def run(
+    def build(
         self,
         folder: str | Path,
-        index_dir: str | Path,
+        index: IndexStore | str | Path,
         full: bool = False,
         wait: bool = True,
         timeout: float = 600,
         on_progress: Callable[[BuildProgress], None] | None = None,
     ) -> BuildReport:
-        """Build or update the index; with ``wait=False`` a rebuild already running raises
-        ``RebuildInProgressError`` at once instead of waiting for it."""
+        """Build or update the index in ``index`` (a store, or an index folder for the default store);
+        with ``wait=False`` a rebuild already running raises ``RebuildInProgressError`` at once instead
+        of waiting for it. ``on_progress`` gets a ``BuildProgress`` at each step."""
         from filelock import Timeout
 
-        store = IndexStore(index_dir)
+        store = open_store(index) if isinstance(index, (str, Path)) else index
         lock = store.lock(timeout=timeout if wait else 0)
         try:
             with lock:
                 return self._run_locked(Path(folder), store, full, on_progress)
         except Timeout:
-            raise RebuildInProgressError(f"a rebuild of {index_dir} is already running; try again when it has finished") from None
+            raise RebuildInProgressError(f"a rebuild of {store.root} is already running; try again when it has finished") from None
 
     def _run_locked(self, folder: Path, store: IndexStore, full: bool, on_progress) -> BuildReport:
         t0 = time.perf_counter()
@@ -126,7 +130,8 @@ class IndexBuilder:
 
         report()
         store.cleanup(keep=self.keep_versions)  # leftovers of an interrupted rebuild
-        articles, skipped = ArticleLoader().run(folder)
+        articles, skipped = ArticleLoader(self.max_article_bytes).load(
+            folder, on_file=lambda done, total: report(files_read=done, files_total=total) if done % 20 == 0 or done == total else None)
         chunking = self.chunking_settings()
         model = self.embedder.name
 
@@ -171,7 +176,11 @@ class IndexBuilder:
                     keep_rows.append(row)
                     kept_passages.append(p)
         to_embed_articles = [new_files[f] for f in new_files if previous is None or f in added or f in changed]
-        fresh = self.chunker.run(to_embed_articles)
+        report(stage="chunking", files_to_embed=len(to_embed_articles), files_chunked=0)
+        fresh: list[Passage] = []
+        for n, article in enumerate(to_embed_articles, 1):
+            fresh += self.chunker.chunk([article], start_id=len(fresh))
+            report(files_chunked=n)
         log.info("rebuild: embedding %d passages of %d file(s)", len(fresh), len(to_embed_articles))
         report(stage="embedding", files_total=len(articles), files_to_embed=len(to_embed_articles),
                passages_total=len(kept_passages) + len(fresh), passages_to_embed=len(fresh))

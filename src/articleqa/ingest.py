@@ -8,17 +8,20 @@ folder is still read.
 
 Example::
 
-    articles, skipped = ArticleLoader().run("seeds")
+    articles, skipped = ArticleLoader().load("seeds")
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from articleqa.types import Article
 
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES
+#: Default per-file limit: news articles are kilobytes; a 50 MB "article" is a mistake or an attack.
+MAX_ARTICLE_BYTES = 5_000_000
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE_PATTERNS = [
@@ -48,14 +53,38 @@ class IngestError(ValueError):
     """A single file cannot be turned into an article (binary, not UTF-8, empty, unsupported)."""
 
 
-def read_article(path: Path, root: Path) -> Article:
-    """Read one file; raise ``IngestError`` with a readable reason if it cannot be indexed."""
+def read_article(path: Path, root: Path, max_bytes: int = MAX_ARTICLE_BYTES) -> Article:
+    """Read one file of the articles folder ``root``; raise ``IngestError`` with a readable reason if it
+    cannot be indexed (outside the folder, not a regular file, too large, unsupported, unreadable)."""
     rel = path.relative_to(root).as_posix()
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise IngestError(f"unsupported file type {suffix or '(none)'}; use .txt, .md or .html")
-    raw = path.read_bytes()
+    real = resolve_inside(root, path)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(real, flags)  # the resolved path: no link is followed between the check and the read
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise IngestError("not a regular file")
+        if info.st_size > max_bytes:
+            raise IngestError(f"file is too large ({info.st_size:,} bytes; the limit is {max_bytes:,}, ARTICLEQA_MAX_ARTICLE_BYTES)")
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise IngestError(f"file is too large (over {max_bytes:,} bytes, ARTICLEQA_MAX_ARTICLE_BYTES)")
     return parse_article(rel, raw, suffix)
+
+
+def resolve_inside(root: Path, path: Path) -> Path:
+    """``path`` with every link resolved, refused (``IngestError``) unless it stays inside ``root``."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # dangling link, link loop (RuntimeError before Python 3.13)
+        raise IngestError(f"broken or looping link ({exc.__class__.__name__})") from None
+    real_root = root.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise IngestError("links to a file outside the articles folder (not followed)")
+    return real
 
 
 def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
@@ -89,35 +118,46 @@ def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
 
 
 class ArticleLoader:
-    """Reads a folder (recursively) of articles. Hidden files and folders are ignored."""
+    """Reads a folder (recursively) of articles. Hidden files and folders are ignored; folder links
+    are not followed, file links only when they stay inside the folder.
 
-    def run(self, folder: str | Path) -> tuple[list[Article], list[Skipped]]:
+    Args:
+        max_bytes: files larger than this are skipped with a warning.
+    """
+
+    def __init__(self, max_bytes: int = MAX_ARTICLE_BYTES):
+        self.max_bytes = max_bytes
+
+    def load(self, folder: str | Path, on_file: Callable[[int, int], None] | None = None) -> tuple[list[Article], list[Skipped]]:
+        """Articles and skipped files of ``folder``; ``on_file(done, total)`` reports progress."""
         root = Path(folder)
         if not root.is_dir():
             raise FileNotFoundError(f"articles folder not found: {root}")
         articles: list[Article] = []
         skipped: list[Skipped] = []
-        for path in sorted(iter_article_files(root)):
+        paths = sorted(iter_article_files(root))
+        for n, path in enumerate(paths, 1):
             rel = path.relative_to(root).as_posix()
             try:
-                articles.append(read_article(path, root))
+                articles.append(read_article(path, root, self.max_bytes))
             except IngestError as exc:
                 log.warning("skipping %s: %s", rel, exc)
                 skipped.append(Skipped(rel, str(exc)))
             except OSError as exc:
                 log.warning("skipping %s: cannot read (%s)", rel, exc.strerror or exc)
                 skipped.append(Skipped(rel, f"cannot read: {exc.strerror or exc}"))
+            if on_file:
+                on_file(n, len(paths))
         return articles, skipped
 
 
-def iter_article_files(root: Path):
-    """Files under ``root`` that look like articles, skipping hidden entries."""
-    for path in root.rglob("*"):
-        rel_parts = path.relative_to(root).parts
-        if any(p.startswith(".") for p in rel_parts):
-            continue
-        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
-            yield path
+def iter_article_files(root: Path) -> Iterator[Path]:
+    """Entries under ``root`` named like articles, skipping hidden ones; folder links are not entered."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+                yield Path(dirpath) / name
 
 
 def html_to_text(html: str) -> tuple[str, str]:

@@ -18,8 +18,6 @@ import logging
 import threading
 import time
 import unicodedata
-from dataclasses import asdict
-from pathlib import Path
 
 from articleqa.answer import AnswerBuilder
 from articleqa.chunking import SentenceChunker
@@ -27,48 +25,69 @@ from articleqa.config import Settings
 from articleqa.conversation import Turn, contextualize, resolve_references
 from articleqa.embedding import Embedder
 from articleqa.indexing import IndexBuilder
+from articleqa.protocols import Chunker, IndexStore, IndexVersion, Reader, Retriever
+from articleqa.protocols import Embedder as EmbedderProtocol
 from articleqa.reader import ExtractiveReader
 from articleqa.retrieval import make_retriever
-from articleqa.store import IndexStore, LoadedIndex
+from articleqa.store import open_store
 from articleqa.types import Answer
 
 log = logging.getLogger(__name__)
 
 MAX_TOP_K = 50
+#: Earlier turns used for a follow-up, and how much of each is kept (a pasted essay is not a question).
+MAX_HISTORY_TURNS = 20
+MAX_HISTORY_CHARS = 1000
 
 
 class QuestionError(ValueError):
     """The question cannot be asked (empty, too long, bad top_k)."""
 
 
+def clean_text(text: str) -> str:
+    """Control, format and separator characters become spaces; whitespace is collapsed."""
+    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") else ch for ch in text)
+    return " ".join(cleaned.split())
+
+
 def clean_question(question: str, max_chars: int) -> str:
-    """Drop control characters, collapse whitespace; reject empty or over-long questions."""
+    """Drop control characters, collapse whitespace; reject empty, over-long or malformed questions."""
     if not isinstance(question, str):
         raise QuestionError("question must be a string")
     if len(question) > max_chars:
         raise QuestionError(f"question is too long ({len(question)} characters; the limit is {max_chars})")
-    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in question)
-    cleaned = " ".join(cleaned.split())
+    if any(unicodedata.category(ch) == "Cs" for ch in question):
+        raise QuestionError("question contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character")
+    cleaned = clean_text(question)
     if not cleaned:
         raise QuestionError("question is empty")
     return cleaned
 
 
+def clean_history(history: list[Turn] | None) -> list[Turn]:
+    """The last ``MAX_HISTORY_TURNS`` turns, each cleaned and cut to ``MAX_HISTORY_CHARS`` characters."""
+    turns = []
+    for t in (history or [])[-MAX_HISTORY_TURNS:]:
+        answer = clean_text(t.answer)[:MAX_HISTORY_CHARS] if isinstance(t.answer, str) else None
+        turns.append(Turn(clean_text(str(t.question or ""))[:MAX_HISTORY_CHARS], answer or None))
+    return turns
+
+
 class IndexHolder:
     """The current ``LoadedIndex``, replaced in the background when a new version is published."""
 
-    def __init__(self, index_dir: str | Path, embedding_model: str, chunking: dict, check_interval: float = 1.0):
-        self.store = IndexStore(index_dir)
+    def __init__(self, store: IndexStore, embedding_model: str, chunking: dict, check_interval: float = 1.0):
+        self.store = store
         self.embedding_model = embedding_model
         self.chunking = chunking
         self.check_interval = check_interval
-        self._index: LoadedIndex | None = None
+        self._index: IndexVersion | None = None
         self._lock = threading.Lock()
         self._loading = False
         self._last_check = 0.0
         self.last_error: str | None = None
 
-    def get(self) -> LoadedIndex:
+    def get(self) -> IndexVersion:
         """The index to answer with. Loads synchronously only the first time."""
         index = self._index
         if index is None:
@@ -85,7 +104,7 @@ class IndexHolder:
                 self._start_reload(current)
         return index
 
-    def reload_now(self) -> LoadedIndex:
+    def reload_now(self) -> IndexVersion:
         """Load the published version synchronously (after a rebuild in this process)."""
         new = self.store.load(self.embedding_model, self.chunking)
         self._index = new
@@ -113,27 +132,42 @@ class IndexHolder:
 
 
 class QAPipeline:
-    """Retrieve -> read -> answer. Components are built from configuration; ``warm_up`` loads models."""
+    """Retrieve -> read -> answer. Each stage is a protocol of ``articleqa.protocols``; ``from_settings``
+    builds the default implementations, and any other implementation can be passed in instead."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, chunker: SentenceChunker, reader: ExtractiveReader):
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: EmbedderProtocol,
+        chunker: Chunker,
+        reader: Reader,
+        retriever: Retriever | None = None,
+        store: IndexStore | None = None,
+    ):
         self.settings = settings
         self.embedder = embedder
         self.chunker = chunker
         self.reader = reader
-        self.retriever = make_retriever(settings.retrieval, embedder)
-        self.indexes = IndexHolder(settings.index_dir, embedder.name, asdict(chunker.settings))
+        self.retriever = retriever or make_retriever(settings.retrieval, embedder)
+        self.store = store or open_store(settings.index_dir)
+        self.indexes = IndexHolder(self.store, embedder.name, chunker.chunking_settings())
         self._answer_builder: AnswerBuilder | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "QAPipeline":
         settings.apply_offline()
-        embedder = Embedder(settings.embedding_model, offline=settings.offline)
+        embedder = Embedder(settings.embedding_model_path(), offline=settings.offline)
         chunker = SentenceChunker(settings.chunk_words, settings.chunk_overlap_words)
         reader = ExtractiveReader(settings.reader_model_path(), quantize=settings.reader_quantize, offline=settings.offline)
         return cls(settings, embedder, chunker, reader)
 
     def builder(self) -> IndexBuilder:
-        return IndexBuilder(self.embedder, self.chunker, keep_versions=self.settings.keep_versions)
+        return IndexBuilder(self.embedder, self.chunker, keep_versions=self.settings.keep_versions,
+                            max_article_bytes=self.settings.max_article_bytes)
+
+    def build_index(self, full: bool = False, wait: bool = True, on_progress=None):
+        """Build or update the index of the configured articles folder (see ``IndexBuilder.build``)."""
+        return self.builder().build(self.settings.articles_dir, self.store, full=full, wait=wait, on_progress=on_progress)
 
     def warm_up(self) -> None:
         """Load the models and the index once (a clear error names what is missing)."""
@@ -152,24 +186,34 @@ class QAPipeline:
         return self._answer_builder
 
     def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None) -> Answer:
-        """Answer ``question`` from the indexed articles, with citations, or say it is not found."""
+        """Answer ``question`` from the indexed articles, with citations, or say it is not found.
+
+        Raises ``QuestionError`` for a question that cannot be asked. A question longer than the
+        reader's ``max_question_tokens`` is read cut to that many tokens (retrieval uses all of it),
+        and the answer's ``warnings`` say so."""
         t0 = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         top_k = self.settings.top_k if top_k is None else top_k
-        if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
             raise QuestionError(f"top_k must be an integer from 1 to {MAX_TOP_K}")
+        history = clean_history(history)
         index = self.indexes.get()  # this question stays on this version, whatever is published meanwhile
         query = contextualize(question, history)
         reader_question = resolve_references(question, history)
+        warnings = []
+        if self.reader.question_tokens(reader_question) > self.reader.max_question_tokens:
+            warnings.append(f"the question is longer than {self.reader.max_question_tokens} tokens: "
+                            "the reader read only its beginning")
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        hits = self.retriever.run(index, query, top_k, timings=timings)
+        hits = self.retriever.retrieve(index, query, top_k, timings=timings)
         timings["retrieval"] = time.perf_counter() - t - timings.get("embedding", 0.0)
         t = time.perf_counter()
-        spans = self.reader.run(reader_question, [h.passage for h in hits])
+        spans = self.reader.read(reader_question, [h.passage for h in hits])
         timings["reading"] = time.perf_counter() - t
-        answer = self.answer_builder.run(question, spans, hits, index)
+        answer = self.answer_builder.build(question, spans, hits, index)
         timings["total"] = time.perf_counter() - t0
         answer.timings = {k: round(v, 4) for k, v in timings.items()}
         answer.retrieval_query = query if query != question else None
+        answer.warnings = warnings
         return answer

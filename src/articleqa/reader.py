@@ -66,11 +66,12 @@ class ReaderCalibration:
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "ReaderCalibration":
-        path = Path(model_dir) / CALIBRATION_FILE
-        if not path.is_file():
-            return cls()
-        data = json.loads(path.read_text(encoding="utf-8"))
-        cal = data.get("calibration", {})
+        return cls.from_meta(read_reader_meta(model_dir))
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "ReaderCalibration":
+        """From the calibration record ``train-reader`` writes beside the weights (``{}``: defaults)."""
+        cal = meta.get("calibration", {})
         threshold = float(cal.get("threshold", 0.0))
         return cls(
             threshold=threshold,
@@ -128,6 +129,8 @@ class ExtractiveReader:
         stride: tokens of overlap between windows.
         max_answer_tokens: longest span considered, in tokens (None: the model's validated choice
             from its calibration file, else 30).
+        max_question_tokens: longer questions are cut to their first this-many tokens before reading
+            (None: a third of ``max_length``), so every window keeps room for the passage.
         quantize: "int8" (dynamic quantization of Linear layers), "bf16" (where the hardware has bf16
             matrix units, else fp32), "none", or "auto" (the choice recorded in the model's calibration
             file by ``train-reader``, else none).
@@ -143,9 +146,11 @@ class ExtractiveReader:
         quantize: str = "auto",
         offline: bool = True,
         batch_size: int = 32,
+        max_question_tokens: int | None = None,
     ):
         self.model_name = str(model)
         self.max_length = max_length
+        self.max_question_tokens = max_question_tokens or max_length // 3
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.quantize = quantize
@@ -168,8 +173,9 @@ class ExtractiveReader:
         if self.model is not None:
             return
         self.tokenizer, self.model = load_qa_model(self.model_name, offline=self.offline)
-        self.calibration = ReaderCalibration.load(self.model_name)
-        recommended = _recommended_inference(self.model_name)
+        meta = read_reader_meta(self.model_name)
+        self.calibration = ReaderCalibration.from_meta(meta)
+        recommended = meta.get("inference", {})
         if self.max_answer_tokens is None:
             self.max_answer_tokens = int(recommended.get("max_answer_tokens", 30))
         mode = self.quantize
@@ -189,7 +195,20 @@ class ExtractiveReader:
         self.quantize = mode
         log.info("reader %s loaded (quantize=%s)", self.model_name, mode)
 
-    def run(self, question: str, passages: Sequence[Passage]) -> list[ReadSpan]:
+    def question_tokens(self, question: str) -> int:
+        """How many tokens the question takes (without special tokens)."""
+        self.warm_up()
+        return len(self.tokenizer(question, add_special_tokens=False)["input_ids"])
+
+    def fit_question(self, question: str) -> str:
+        """The question cut to its first ``max_question_tokens`` tokens (at a token boundary)."""
+        enc = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if len(offsets) <= self.max_question_tokens:
+            return question
+        return question[: offsets[self.max_question_tokens - 1][1]]
+
+    def read(self, question: str, passages: Sequence[Passage]) -> list[ReadSpan]:
         """Best span per passage, with article offsets and calibrated confidence."""
         self.warm_up()
         preds = self.predict([(question, p.text) for p in passages])
@@ -214,8 +233,12 @@ class ExtractiveReader:
         self.warm_up()
         if not pairs:
             return []
+        fitted: dict[str, str] = {}
+        for q, _ in pairs:
+            if q not in fitted:
+                fitted[q] = self.fit_question(q)
         enc = self.tokenizer(
-            [q for q, _ in pairs],
+            [fitted[q] for q, _ in pairs],
             [c for _, c in pairs],
             truncation="only_second",
             max_length=self.max_length,
@@ -303,9 +326,13 @@ def _has_params(model) -> bool:
         return False
 
 
-def _recommended_inference(model_dir: str) -> dict:
-    """The inference settings ``train-reader`` validated for this model (quantization, answer length)."""
+def read_reader_meta(model_dir: str | Path) -> dict:
+    """The record ``train-reader`` writes beside the weights: calibration and the validated inference
+    settings (quantization, answer length); ``{}`` for other models (hub ids, foreign folders)."""
     path = Path(model_dir) / CALIBRATION_FILE
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8")).get("inference", {})
-    return {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FileNotFoundError(f"reader calibration {path} is unreadable ({exc}); re-export the reader") from None

@@ -5,15 +5,16 @@ reciprocal rank fusion. News questions hinge on names and numbers, where BM25 he
 Example::
 
     retriever = HybridRetriever(embedder)
-    hits = retriever.run(index, "Who is the Energy Secretary?", top_k=5)
+    hits = retriever.retrieve(index, "Who is the Energy Secretary?", top_k=5)
 """
 
 from __future__ import annotations
 
 import time
 
-from articleqa.embedding import Embedder
-from articleqa.store import LoadedIndex
+from typing import Sequence
+
+from articleqa.protocols import Embedder, IndexVersion, Retriever
 from articleqa.types import ScoredPassage
 
 RRF_K = 60
@@ -27,7 +28,7 @@ class DenseRetriever:
     def __init__(self, embedder: Embedder):
         self.embedder = embedder
 
-    def run(self, index: LoadedIndex, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
+    def retrieve(self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
         t = time.perf_counter()
         vec = self.embedder.encode([query], progress=False)
         if timings is not None:
@@ -36,25 +37,39 @@ class DenseRetriever:
         return [ScoredPassage(index.passages[i], s, {self.name: r + 1}) for r, (i, s) in enumerate(hits)]
 
 
-class _BM25Index:
-    """bm25s index plus its tokenizer (vocabulary), built once per index version."""
+class BM25Ranker:
+    """Okapi BM25 (``bm25s``) over a list of texts: lower-cased words, English stop words removed.
 
-    def __init__(self, index: LoadedIndex):
+    Used for the passages of an index version and, in training, for the paragraphs of one article.
+
+    Example::
+
+        ranker = BM25Ranker(["The bridge opened in 1998.", "Rain fell."])
+        ranker.search(["When did the bridge open?"], k=1)   # [[(0, 0.98...)]]
+    """
+
+    def __init__(self, texts: Sequence[str]):
         import bm25s
 
         self.tokenizer = bm25s.tokenization.Tokenizer(stopwords="en", lower=True)
-        tokens = self.tokenizer.tokenize([_bm25_text(p) for p in index.passages], update_vocab=True, return_as="ids", show_progress=False)
+        tokens = self.tokenizer.tokenize(list(texts), update_vocab=True, return_as="ids", show_progress=False)
         self.bm25 = bm25s.BM25()
         self.bm25.index(tokens, show_progress=False)
-        self.n = len(index.passages)
+        self.n = len(texts)
 
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+    def search(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
+        """Per query, up to ``k`` (text position, score) with a positive score, best first."""
         k = min(k, self.n)
         if k <= 0:
-            return []
-        q = self.tokenizer.tokenize([query], update_vocab=False, return_as="ids", show_progress=False)
+            return [[] for _ in queries]
+        q = self.tokenizer.tokenize(list(queries), update_vocab=False, return_as="ids", show_progress=False)
         ids, scores = self.bm25.retrieve(q, k=k, show_progress=False, n_threads=1)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+        return [[(int(i), float(s)) for i, s in zip(row_i, row_s) if s > 0] for row_i, row_s in zip(ids, scores)]
+
+
+def _passage_ranker(index: IndexVersion) -> BM25Ranker:
+    """The BM25 ranker of an index version's passages (built once per version, see ``IndexVersion.cached``)."""
+    return BM25Ranker([_bm25_text(p) for p in index.passages])
 
 
 def _bm25_text(p) -> str:
@@ -66,9 +81,9 @@ class BM25Retriever:
 
     name = "bm25"
 
-    def run(self, index: LoadedIndex, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
-        bm25 = index.cached("bm25", _BM25Index)
-        return [ScoredPassage(index.passages[i], s, {self.name: r + 1}) for r, (i, s) in enumerate(bm25.search(query, top_k))]
+    def retrieve(self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
+        [hits] = index.cached("bm25", _passage_ranker).search([query], top_k)
+        return [ScoredPassage(index.passages[i], s, {self.name: r + 1}) for r, (i, s) in enumerate(hits)]
 
 
 class HybridRetriever:
@@ -81,9 +96,9 @@ class HybridRetriever:
         self.bm25 = BM25Retriever()
         self.candidates = candidates
 
-    def run(self, index: LoadedIndex, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
+    def retrieve(self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
         n = max(top_k, self.candidates)
-        return reciprocal_rank_fusion([self.dense.run(index, query, n, timings), self.bm25.run(index, query, n)], top_k)
+        return reciprocal_rank_fusion([self.dense.retrieve(index, query, n, timings), self.bm25.retrieve(index, query, n)], top_k)
 
 
 def reciprocal_rank_fusion(result_lists: list[list[ScoredPassage]], top_k: int, k: int = RRF_K) -> list[ScoredPassage]:
@@ -101,7 +116,7 @@ def reciprocal_rank_fusion(result_lists: list[list[ScoredPassage]], top_k: int, 
     return [ScoredPassage(passages[pid], scores[pid], ranks[pid]) for pid in order]
 
 
-def make_retriever(kind: str, embedder: Embedder):
+def make_retriever(kind: str, embedder: Embedder) -> Retriever:
     """``hybrid`` (default), ``dense`` or ``bm25``."""
     if kind == "hybrid":
         return HybridRetriever(embedder)

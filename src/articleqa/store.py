@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from articleqa.types import Article, Passage
+from articleqa.types import Article, IndexStatus, Passage
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,15 @@ class LoadedIndex:
     @property
     def version(self) -> str:
         return self.manifest["version"]
+
+    def status(self) -> IndexStatus:
+        m = self.manifest
+        return IndexStatus(
+            version=self.version, built_at=m.get("built_at"), articles=len(self.articles), passages=len(self.passages),
+            index_type=m.get("index_type"), embedding_model=m.get("embedding_model"), store="faiss",
+            files={f: int(info.get("passages", 0)) for f, info in m.get("files", {}).items()},
+            skipped=tuple(m.get("skipped", ())),
+        )
 
     def search(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """Top-k (passage position, inner product) per query vector."""
@@ -157,11 +166,16 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-class IndexStore:
-    """Reads and publishes index versions in one folder."""
+class FaissIndexStore:
+    """Reads and publishes index versions in one folder (the ``IndexStore`` of ``articleqa.protocols``)."""
+
+    name = "faiss"
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"FaissIndexStore({str(self.root)!r})"
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -329,6 +343,11 @@ class IndexStore:
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p.name)
         return removed
+
+
+def open_store(index_dir: str | Path) -> FaissIndexStore:
+    """The store of an index folder; the one place where a second backend would be chosen."""
+    return FaissIndexStore(index_dir)
 
 
 def check_compatible(manifest: dict, embedding_model: str | None, chunking: dict | None) -> None:

@@ -83,5 +83,30 @@ class Answer(BaseModel):
     context: list[Citation] = Field(default_factory=list, description="closest passages when not found")
     message: str = ""
     retrieval_query: str | None = Field(default=None, description="query used for retrieval, if rewritten")
+    warnings: list[str] = Field(default_factory=list, description="what the assistant changed about the question, e.g. cut to the reader's window")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     index_version: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What a face shows about the published index: one type for the API's health, article list and the chat."""
+
+    version: str
+    built_at: str | None
+    articles: int
+    passages: int
+    index_type: str | None
+    embedding_model: str | None
+    store: str = "faiss"
+    files: dict[str, int] = field(default_factory=dict)  # file -> passages
+    skipped: tuple[dict, ...] = ()  # files left out of the index, with the reason
+
+    def built_at_display(self) -> str:
+        """``2026-11-23 12:35 UTC`` (or the raw value when it is not ISO 8601)."""
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(self.built_at or "").strftime("%Y-%m-%d %H:%M UTC")
+        except ValueError:
+            return self.built_at or ""

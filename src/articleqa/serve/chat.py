@@ -1,4 +1,4 @@
-"""The Gradio chat: a thin layer over ``QAPipeline.ask`` and ``RebuildJobs``.
+"""The Gradio chat: a thin layer over ``QAPipeline.ask`` and ``ArticleService``.
 
 Each reply shows the answer, its confidence and numbered citations (file, character span, passage
 with the span highlighted). Follow-ups use the earlier turns for retrieval. The "Add articles"
@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
 
-from app.render import answer_html, error_html, escape
 from articleqa.conversation import Turn
+from articleqa.ingest import SUPPORTED_SUFFIXES
 from articleqa.pipeline import QAPipeline, QuestionError
-from articleqa.rebuild import RebuildJobs
-from articleqa.store import IndexStoreError, RebuildInProgressError
-from articleqa.uploads import UploadError, save_upload
+from articleqa.serve.jobs import AdminError, ArticleService
+from articleqa.serve.render import answer_html, error_html, escape
+from articleqa.store import IndexStoreError
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +30,26 @@ EXAMPLES = [
 ]
 
 
-def index_note(pipeline: QAPipeline) -> str:
+def index_note(service: ArticleService) -> str:
     try:
-        index = pipeline.indexes.get()
+        status = service.index_status()
     except IndexStoreError as exc:
         return f"**No index loaded:** {escape(str(exc))}"
-    m = index.manifest
-    built = m.get("built_at", "")
-    try:
-        built = datetime.fromisoformat(built).strftime("%Y-%m-%d %H:%M UTC")
-    except ValueError:
-        pass
     return (
-        f"Indexed: **{len(index.articles)} articles**, **{len(index.passages)} passages** "
-        f"· built {escape(built)} · version {escape(index.version)}"
+        f"Indexed: **{status.articles} articles**, **{status.passages} passages** "
+        f"· built {escape(status.built_at_display())} · version {escape(status.version)}"
     )
+
+
+def uploaded_file(path: str | Path) -> Path:
+    """A file the browser uploaded: it must lie in Gradio's upload folder, never elsewhere on the server."""
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder()).resolve()
+    real = Path(path).resolve()
+    if folder not in real.parents or not real.is_file():
+        raise AdminError(f"{Path(path).name}: not a file uploaded through this page", status=400)
+    return real
 
 
 def _progress_text(status: dict) -> str:
@@ -71,8 +75,8 @@ def _progress_text(status: dict) -> str:
     return ""
 
 
-def build_chat(pipeline: QAPipeline, jobs: RebuildJobs) -> gr.Blocks:
-    settings = pipeline.settings
+def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
+    jobs = service.jobs
 
     def respond(message: str, chat: list, turns: list):
         message = message or ""
@@ -97,28 +101,21 @@ def build_chat(pipeline: QAPipeline, jobs: RebuildJobs) -> gr.Blocks:
         return [], []
 
     def upload_and_rebuild(files, token: str, overwrite: bool):
-        if not settings.admin_token:
-            yield "Adding articles is disabled: start the server with ARTICLEQA_ADMIN_TOKEN set."
-            return
-        import hmac
-
-        if not hmac.compare_digest((token or "").encode(), settings.admin_token.encode()):
-            yield "Wrong admin token."
-            return
-        messages = []
-        for f in files or []:
-            path = Path(f if isinstance(f, str) else f.name)  # Gradio keeps the original file name
-            try:
-                data = path.read_bytes()
-                name = save_upload(settings.articles_dir, path.name, data, settings.max_upload_bytes, overwrite)
-                messages.append(f"saved {escape(name)}")
-            except UploadError as exc:
-                messages.append(f"refused: {escape(str(exc))}")
-        head = ("; ".join(messages) + ". ") if messages else ""
         try:
-            jobs.start()
-        except RebuildInProgressError as exc:
-            yield head + escape(str(exc))
+            service.check_token(token)  # before any file is looked at
+            received = []
+            for f in files or []:
+                path = uploaded_file(f if isinstance(f, str) else f.name)
+                with open(path, "rb") as fh:
+                    received.append((path.name, fh.read(service.settings.max_upload_bytes + 1)))
+            result = service.upload(received, overwrite=overwrite, rebuild=True)
+        except AdminError as exc:
+            yield f"Refused: {escape(str(exc))}"
+            return
+        messages = [f"saved {escape(n)}" for n in result["saved"]] + [f"refused: {escape(e['error'])}" for e in result["errors"]]
+        head = ("; ".join(messages) + ". ") if messages else ""
+        if (result["rebuild"] or {}).get("error"):
+            yield head + escape(result["rebuild"]["error"])
             return
         while jobs.running:
             yield head + _progress_text(jobs.status())
@@ -127,7 +124,7 @@ def build_chat(pipeline: QAPipeline, jobs: RebuildJobs) -> gr.Blocks:
 
     with gr.Blocks(title="articleqa") as demo:
         gr.Markdown("## articleqa: answers from your news articles, with exact citations")
-        note = gr.Markdown(index_note(pipeline), elem_id="index-note")
+        note = gr.Markdown(index_note(service), elem_id="index-note")
         chatbot = gr.Chatbot(
             label="Chat", height=520, elem_id="chat", sanitize_html=True, render_markdown=True,
             buttons=["copy"], feedback_options=None,
@@ -141,10 +138,11 @@ def build_chat(pipeline: QAPipeline, jobs: RebuildJobs) -> gr.Blocks:
         gr.Examples(EXAMPLES, inputs=[box], label="Example questions")
         with gr.Accordion("Add articles and rebuild the index", open=False):
             gr.Markdown(
-                "Upload `.txt`, `.md` or `.html` files; they are stored in the articles folder and the index is "
+                "Upload `.txt`, `.md` or `.html` files (at most "
+                f"{service.settings.max_upload_files} at a time); they are stored in the articles folder and the index is "
                 "rebuilt in the background (the chat keeps answering). Needs the admin token."
             )
-            files = gr.File(file_count="multiple", file_types=[".txt", ".md", ".html", ".htm"], type="filepath", label="Articles")
+            files = gr.File(file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label="Articles")
             with gr.Row():
                 token = gr.Textbox(label="Admin token", type="password", scale=3)
                 overwrite = gr.Checkbox(label="Replace files with the same name", value=False, scale=1)
@@ -156,6 +154,6 @@ def build_chat(pipeline: QAPipeline, jobs: RebuildJobs) -> gr.Blocks:
         box.submit(respond, [box, chatbot, turns], [box, chatbot, turns], concurrency_limit=4, concurrency_id="chat")
         reset.click(clear, None, [chatbot, turns])
         go.click(upload_and_rebuild, [files, token, overwrite], [progress], concurrency_limit=1, concurrency_id="rebuild")
-        timer.tick(lambda: index_note(pipeline), None, [note], show_progress="hidden")
+        timer.tick(lambda: index_note(service), None, [note], show_progress="hidden")
     return demo
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from articleqa.squad import SquadQuestion
+from articleqa.retrieval import BM25Ranker
+from articleqa.training.squad import SquadQuestion
 
 
 def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
@@ -27,8 +28,6 @@ def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: 
     article that BM25 ranks closest to the question, skipping any that contain a reference answer."""
     if per_question <= 0:
         return []
-    import bm25s
-
     paragraphs: dict[str, list[str]] = defaultdict(list)
     for q in questions:
         if q.context not in paragraphs[q.title]:
@@ -43,16 +42,11 @@ def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: 
         paras = paragraphs[title]
         if len(paras) < 2:
             continue
-        tokenizer = bm25s.tokenization.Tokenizer(stopwords="en", lower=True)  # one vocabulary per article
-        tokens = tokenizer.tokenize(paras, update_vocab=True, return_as="ids", show_progress=False)
-        index = bm25s.BM25()
-        index.index(tokens, show_progress=False)
         qs = by_title[title]
-        q_tokens = tokenizer.tokenize([q.question for q in qs], update_vocab=False, return_as="ids", show_progress=False)
-        ids, scores = index.retrieve(q_tokens, k=len(paras), show_progress=False, n_threads=1)
-        for q, ranked, sc in zip(qs, ids, scores):
+        ranker = BM25Ranker(paras)  # one vocabulary per article
+        for q, hits in zip(qs, ranker.search([q.question for q in qs], k=len(paras))):
             answers = [text for text, _ in q.answers]
-            ranked = [int(i) for i, s in zip(ranked, sc) if s > 0] or rng.sample(range(len(paras)), len(paras))
+            ranked = [i for i, _ in hits] or rng.sample(range(len(paras)), len(paras))
             picked = 0
             for i in ranked:
                 para = paras[i]

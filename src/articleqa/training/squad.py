@@ -6,11 +6,9 @@ measured on them. Splits are by article (never by question), so validation artic
 
 from __future__ import annotations
 
-import collections
 import json
 import random
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,47 +95,6 @@ def split_articles(
     return [a for a in articles if a.title not in val], [a for a in articles if a.title in val]
 
 
-# --- the official SQuAD metric (v1.1/v2.0 evaluation script semantics) -------------------------
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(s: str) -> str:
-    """Lower-case, strip punctuation and the articles a/an/the, collapse whitespace."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in _PUNCT)
-    s = _ARTICLES.sub(" ", s)
-    return " ".join(s.split())
-
-
-def exact_match(prediction: str, truth: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(truth))
-
-
-def f1_score(prediction: str, truth: str) -> float:
-    pred_tokens = normalize_answer(prediction).split()
-    truth_tokens = normalize_answer(truth).split()
-    if not pred_tokens or not truth_tokens:  # SQuAD 2.0: both empty is a match
-        return float(pred_tokens == truth_tokens)
-    common = collections.Counter(pred_tokens) & collections.Counter(truth_tokens)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred_tokens), same / len(truth_tokens)
-    return 2 * precision * recall / (precision + recall)
-
-
-def best_em_f1(prediction: str, truths: list[str] | tuple[str, ...]) -> tuple[float, float]:
-    """EM and F1 against the best of the references; no references means 'no answer' is right."""
-    if not truths:
-        return (float(prediction == ""), float(prediction == ""))
-    return (
-        max(exact_match(prediction, t) for t in truths),
-        max(f1_score(prediction, t) for t in truths),
-    )
-
-
 def write_squad_corpus(articles: list[SquadArticle], folder: str | Path) -> dict[str, tuple[str, int, int]]:
     """Write each article as ``<title>.txt`` (paragraphs separated by blank lines), to use SQuAD as
     an open corpus. Returns where each paragraph landed: context -> (file, start, end)."""
@@ -153,3 +110,20 @@ def write_squad_corpus(articles: list[SquadArticle], folder: str | Path) -> dict
             pos += len(para) + 2
         (folder / name).write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return where
+
+
+def index_squad_corpus(articles: list[SquadArticle], folder: str | Path, embedder=None, chunker=None):
+    """SQuAD articles as an open corpus: written as files into ``folder/corpus`` and indexed into
+    ``folder/index`` (incrementally: an unchanged corpus is not embedded again).
+
+    Returns (articles folder, index folder, paragraph -> (file, start, end)). Used by the pipeline
+    calibration of ``train-reader`` and by the benchmarks, so both measure the same corpus."""
+    from articleqa.chunking import SentenceChunker
+    from articleqa.embedding import Embedder
+    from articleqa.indexing import IndexBuilder
+
+    folder = Path(folder)
+    corpus, index_dir = folder / "corpus", folder / "index"
+    where = write_squad_corpus(articles, corpus)
+    IndexBuilder(embedder or Embedder(), chunker or SentenceChunker()).build(corpus, index_dir)
+    return corpus, index_dir, where

@@ -1,1 +1,0 @@
-"""articleqa's faces: the HTTP API (FastAPI) with the Gradio chat mounted on the same app."""

@@ -1,0 +1,320 @@
+"""HTTP API (FastAPI): a thin layer over ``QAPipeline.ask`` and ``ArticleService``.
+
+Reading (answers, health, articles) is open; changing the index (upload, delete, rebuild) needs the
+admin token (``ARTICLEQA_ADMIN_TOKEN``), compared in constant time and checked before the request
+body is read. With no token configured, admin endpoints are disabled rather than open.
+
+Every /api response that is not a success has one shape, ``{"error": "..."}`` with a 4xx status:
+validation, body parsing, multipart, unknown paths and methods, oversized bodies (counted on the
+bytes actually received, chunked or not) alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from articleqa import __version__
+from articleqa.conversation import Turn
+from articleqa.pipeline import MAX_HISTORY_TURNS, MAX_TOP_K, QAPipeline, QuestionError
+from articleqa.serve.jobs import AdminError, ArticleService
+from articleqa.store import IndexStoreError
+from articleqa.types import Answer
+
+log = logging.getLogger(__name__)
+
+API_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class HistoryTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(max_length=10_000)
+    answer: str | None = Field(default=None, max_length=10_000)
+
+
+class AnswerRequest(BaseModel):
+    """``history``: earlier turns, oldest first; used to understand follow-ups. A question longer
+    than the reader's window (``max_question_tokens``, 128 tokens for the shipped reader) is read cut
+    to that many tokens, and the answer's ``warnings`` say so; retrieval uses the whole question."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    question: str = Field(description="the question (1 to ARTICLEQA_MAX_QUESTION_CHARS characters)")
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K, description="passages to read")
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+
+
+class RebuildRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    full: bool = False
+
+
+class ArticleInfo(BaseModel):
+    file: str
+    sha256: str
+    title: str
+    date: str | None
+    passages: int
+    chars: int
+
+
+class ArticleText(BaseModel):
+    file: str
+    sha256: str
+    title: str
+    text: str = Field(description="the text citations point into: quote == text[start:end]")
+
+
+class RateLimiter:
+    """Sliding one-minute window per client address; ``per_minute <= 0`` disables it."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self._hits: dict[str, deque] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def allow(self, client: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            q = self._hits[client]
+            while q and now - q[0] > 60:
+                q.popleft()
+            if len(q) >= self.per_minute:
+                return False
+            q.append(now)
+            return True
+
+
+def error_response(status: int, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message, **extra}, headers=headers)
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def is_admin_request(method: str, path: str) -> bool:
+    """Uploads, deletes and rebuilds: the requests that need the admin token."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return path in ("/api/articles", "/api/rebuild") or path.startswith("/api/articles/")
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body over {limit} bytes")
+        self.limit = limit
+
+
+class RequestGuard:
+    """ASGI middleware in front of the API and the chat.
+
+    - Counts the body bytes actually received (chunked or not) and answers 413 past the limit: uploads
+      may carry ``max_upload_files`` files of ``max_upload_bytes``; every other request
+      ``max_request_bytes``.
+    - Under /api: unknown methods (TRACE, CONNECT, ...) get a JSON 405; admin requests without the
+      right token get 401/403 before their body is read.
+    """
+
+    def __init__(self, app, service: ArticleService):
+        self.app = app
+        self.service = service
+        s = service.settings
+        self.upload_limit = s.max_upload_bytes * s.max_upload_files + 65536
+        self.request_limit = s.max_request_bytes
+
+    def limit_for(self, method: str, path: str) -> int:
+        if method == "POST" and (path == "/api/articles" or path.startswith("/gradio_api/upload")):
+            return self.upload_limit
+        return self.request_limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        method, path = scope["method"], scope["path"]
+        if is_api_path(path):
+            if method not in API_METHODS:
+                return await error_response(405, f"{method} is not allowed on {path}", headers={"Allow": ", ".join(API_METHODS)})(scope, receive, send)
+            if is_admin_request(method, path):
+                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+                try:
+                    self.service.check_token(headers.get("x-admin-token") or headers.get("authorization"))
+                except AdminError as exc:
+                    return await error_response(exc.status, str(exc))(scope, receive, send)
+        limit = self.limit_for(method, path)
+        for k, v in scope.get("headers", []):
+            if k.lower() == b"content-length":
+                if not v.isdigit():
+                    return await error_response(400, "invalid Content-Length")(scope, receive, send)
+                if int(v) > limit:
+                    return await error_response(413, f"request body over {limit} bytes")(scope, receive, send)
+        received = 0
+        started = False
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            await error_response(413, exc.detail)(scope, receive, send)
+
+
+def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
+    settings = pipeline.settings
+    api = FastAPI(
+        title="articleqa",
+        description="Extractive question answering over news articles. Every answer cites file and "
+        "character span: `quote == text_of(file)[start:end]`, offsets in Unicode characters. Errors are "
+        "`{\"error\": \"...\"}` with a 4xx status.",
+        version=__version__,
+    )
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+    router = APIRouter(prefix="/api")
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+            problems.append(f"{where}: {e.get('msg')}")
+        return error_response(422, "invalid request: " + "; ".join(problems), detail=problems)
+
+    @api.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            cause = exc.__cause__
+            message = f"the request body cannot be parsed ({cause.__class__.__name__ if cause else 'malformed'})"
+        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+    @api.exception_handler(AdminError)
+    async def admin_error(request: Request, exc: AdminError):
+        return error_response(exc.status, str(exc), **({"errors": exc.errors} if hasattr(exc, "errors") else {}))
+
+    @api.exception_handler(IndexStoreError)
+    async def index_error(request: Request, exc: IndexStoreError):
+        return error_response(503, str(exc))
+
+    @api.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):  # a bug: logged, never shown to the client
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")
+
+    def require_admin(
+        authorization: Annotated[str | None, Header()] = None,
+        x_admin_token: Annotated[str | None, Header()] = None,
+    ) -> None:
+        service.check_token(x_admin_token or authorization)  # RequestGuard checked it already; kept for direct use
+
+    @router.post("/answer", response_model=Answer, summary="Answer a question with cited spans")
+    def answer(req: AnswerRequest, request: Request) -> Answer:
+        client = request.client.host if request.client else "unknown"
+        if not limiter.allow(client):
+            raise HTTPException(429, f"rate limit: at most {settings.rate_limit_per_minute} questions per minute")
+        history = [Turn(t.question, t.answer) for t in req.history]
+        try:
+            return pipeline.ask(req.question, top_k=req.top_k, history=history)
+        except QuestionError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @router.get("/health", summary="Index and model status")
+    def health() -> dict:
+        try:
+            status = service.index_status()
+        except IndexStoreError as exc:
+            return {"status": "no index", "index_loaded": False, "error": str(exc)}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "index_loaded": True,
+            "index_version": status.version,
+            "built_at": status.built_at,
+            "articles": status.articles,
+            "passages": status.passages,
+            "store": status.store,
+            "index_type": status.index_type,
+            "embedding_model": status.embedding_model,
+            "reader_model": pipeline.reader.model_name,
+            "reader_quantize": pipeline.reader.quantize,
+            "retrieval": settings.retrieval,
+            "rebuild": service.jobs.status()["state"],
+            "reload_error": pipeline.indexes.last_error,
+        }
+
+    @router.get("/articles", response_model=list[ArticleInfo], summary="Indexed articles with content hashes")
+    def articles() -> list[ArticleInfo]:
+        index = pipeline.indexes.get()
+        passages = index.status().files
+        return [
+            ArticleInfo(file=a.file, sha256=a.sha256, title=a.title, date=a.date, passages=passages.get(a.file, 0), chars=len(a.text))
+            for a in index.articles.values()
+        ]
+
+    @router.get("/articles/{file:path}", response_model=ArticleText, summary="The text citations point into")
+    def article(file: str) -> ArticleText:
+        a = service.article(file)
+        return ArticleText(file=a.file, sha256=a.sha256, title=a.title, text=a.text)
+
+    @router.post("/articles", status_code=201, dependencies=[Depends(require_admin)], summary="Upload articles (admin)")
+    async def upload(
+        files: Annotated[list[UploadFile], File(description=".txt, .md or .html files")],
+        overwrite: Annotated[bool, Query(description="replace a different file with the same name")] = False,
+        rebuild: Annotated[bool, Query(description="start a rebuild after saving")] = True,
+    ) -> dict:
+        if len(files) > settings.max_upload_files:
+            raise AdminError(f"too many files in one upload ({len(files)}; at most {settings.max_upload_files})", status=413)
+        received = [(f.filename or "", await f.read(settings.max_upload_bytes + 1)) for f in files]
+        return service.upload(received, overwrite=overwrite, rebuild=rebuild)
+
+    @router.delete("/articles/{file:path}", dependencies=[Depends(require_admin)], summary="Delete an article (admin)")
+    def delete(file: str, rebuild: bool = True) -> dict:
+        return service.delete(file, rebuild=rebuild)
+
+    @router.post("/rebuild", status_code=202, dependencies=[Depends(require_admin)], summary="Rebuild the index (admin)")
+    def rebuild(req: RebuildRequest | None = None) -> dict:
+        return service.rebuild(full=bool(req and req.full))
+
+    @router.get("/rebuild", summary="Progress of the current or last rebuild")
+    def rebuild_status() -> dict:
+        return service.jobs.status()
+
+    api.include_router(router)
+
+    @api.api_route("/api", methods=list(API_METHODS), include_in_schema=False)
+    @api.api_route("/api/{rest:path}", methods=list(API_METHODS), include_in_schema=False)
+    def api_fallback(request: Request, rest: str = "") -> JSONResponse:
+        """Unknown /api requests get the API's JSON errors (404, or 405 with Allow), not the chat app at /."""
+        scope = {"type": "http", "path": request.url.path, "method": request.method}
+        allowed = sorted({m for r in router.routes if r.matches(scope)[0] == Match.PARTIAL for m in r.methods})
+        if allowed:
+            return error_response(405, f"{request.method} not allowed on {request.url.path}; use {', '.join(allowed)}",
+                                  headers={"Allow": ", ".join(allowed)})
+        return error_response(404, f"no such API endpoint: {request.url.path} (see /docs)")
+
+    return api

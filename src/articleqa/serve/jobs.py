@@ -1,0 +1,363 @@
+"""Admin flows shared by every face: uploads, deletes, background rebuilds, watching the folder, and
+the index status. The API and the chat call ``ArticleService``; neither writes files itself.
+
+Rebuilds run as background jobs with observable progress. The chat keeps answering (from the
+published index) while a job runs; when it publishes, the pipeline's ``IndexHolder`` switches to the
+new version. Nothing outside the articles folder is read or written: upload names are reduced to a
+plain file name, paths are checked component by component, and links are never followed out.
+
+Example::
+
+    service = ArticleService(pipeline)
+    service.check_token("Bearer s3cret")                     # AdminError(401) when wrong
+    service.upload([("story.txt", b"...")], rebuild=True)    # {"saved": [...], "errors": [], "rebuild": {...}}
+    service.jobs.status()                                    # {"state": "running", "progress": {...}, ...}
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import re
+import stat
+import threading
+import time
+import unicodedata
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from articleqa.indexing import BuildProgress
+from articleqa.ingest import SUPPORTED_SUFFIXES, IngestError, parse_article
+from articleqa.store import RebuildInProgressError
+from articleqa.types import Article, IndexStatus
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_CHARS = 120
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+_UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
+
+
+class AdminError(ValueError):
+    """An admin action is refused; ``status`` is the HTTP status that fits (400, 401, 403, 404, 409, 413, 415)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+UploadError = AdminError  # an upload refused: same shape, same statuses
+
+
+# --- names and paths -----------------------------------------------------------------------------
+
+
+def safe_filename(name: str) -> str:
+    """A plain file name for ``name``: no folders, no control characters, no reserved device names,
+    at most ``MAX_NAME_CHARS`` characters. Raises ``AdminError`` when nothing usable is left."""
+    if not isinstance(name, str) or not name:
+        raise AdminError("file name is missing")
+    if "\x00" in name:
+        raise AdminError("file name contains a NUL byte")
+    base = name.replace("\\", "/").split("/")[-1]  # drop any folder part, including ../ and absolute paths
+    base = unicodedata.normalize("NFC", base)
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    base = _UNSAFE.sub("_", base).strip(" .")
+    if not base:
+        raise AdminError(f"file name {name!r} has no usable characters")
+    stem = base.split(".", 1)[0]  # Windows reserves CON, CON.txt, CON.tar.gz alike
+    if stem.lower() in _WINDOWS_RESERVED or not stem:
+        raise AdminError(f"file name {name!r} is reserved or empty")
+    if len(base) > MAX_NAME_CHARS:
+        raise AdminError(f"file name is too long ({len(base)} characters; at most {MAX_NAME_CHARS})")
+    return base
+
+
+def check_relative_path(file: str) -> list[str]:
+    """The parts of a relative article path; refuses absolute paths, drive letters, NUL, surrogates,
+    '.' and '..'."""
+    if (not isinstance(file, str) or not file or "\x00" in file or file.startswith(("/", "\\"))
+            or re.match(r"^[A-Za-z]:", file) or any(unicodedata.category(ch) == "Cs" for ch in file)):
+        raise AdminError(f"invalid article path {file!r}")
+    parts = file.replace("\\", "/").split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise AdminError(f"invalid article path {file!r}")
+    return parts
+
+
+def article_path(articles_dir: Path, file: str) -> Path:
+    """Where ``file`` lives in ``articles_dir``. The folders on the way are resolved and must stay
+    inside it; the last part is not resolved, so a link is the link itself, never its target."""
+    parts = check_relative_path(file)
+    root = Path(articles_dir).resolve()
+    try:
+        parent = root.joinpath(*parts[:-1]).resolve()
+    except (OSError, RuntimeError):  # a folder link loop
+        raise AdminError(f"invalid article path {file!r}: a folder on the way is a broken or looping link") from None
+    if parent != root and root not in parent.parents:
+        raise AdminError(f"invalid article path {file!r}: it leads outside the articles folder")
+    return parent / parts[-1]
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Constant-time check of an admin token, given bare or as ``Bearer <token>``."""
+    given = (given or "").strip()
+    if given[:7].lower() == "bearer ":
+        given = given[7:].strip()
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+def save_upload(articles_dir: Path, filename: str, data: bytes, max_bytes: int, overwrite: bool = False) -> str:
+    """Validate and store one uploaded article; returns its file name in the articles folder.
+
+    The content must parse as an article (UTF-8 text or HTML, not empty, not binary). A different
+    file with the same name is only replaced when ``overwrite`` is true; an identical one is a no-op.
+    The file is written to a temporary name and renamed, so a reader never sees half a file.
+    """
+    name = safe_filename(filename)
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise AdminError(f"{name}: unsupported type {suffix or '(none)'}; upload .txt, .md or .html", status=415)
+    if len(data) > max_bytes:
+        raise AdminError(f"{name}: the file is over the {max_bytes}-byte limit", status=413)
+    try:
+        parse_article(name, data, suffix)
+    except IngestError as exc:
+        raise AdminError(f"{name}: {exc}", status=415 if "binary" in str(exc) or "UTF-8" in str(exc) else 400) from None
+    articles_dir.mkdir(parents=True, exist_ok=True)
+    target = article_path(articles_dir, name)
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        info = None
+    if info is not None:
+        if not stat.S_ISREG(info.st_mode):
+            raise AdminError(f"{name}: a link or folder of that name is in the articles folder; not replaced", status=409)
+        if target.read_bytes() == data:
+            return name
+        if not overwrite:
+            raise AdminError(f"{name} already exists with different content; pass overwrite to replace it", status=409)
+    tmp = target.with_name(f".upload-{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    return name
+
+
+# --- rebuild jobs --------------------------------------------------------------------------------
+
+
+class RebuildJobs:
+    """One background rebuild at a time (also across processes, through the store's lock)."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._state = "idle"  # idle | running | done | failed
+        self._progress: BuildProgress | None = None
+        self._report: dict | None = None
+        self._error: str | None = None
+        self._started: float | None = None
+        self._finished: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def start(self, full: bool = False) -> dict:
+        """Start a rebuild in the background; raises ``RebuildInProgressError`` if one is running anywhere."""
+        with self._lock:
+            if self.running:
+                raise RebuildInProgressError("a rebuild is already running; wait for it to finish")
+            if self.pipeline.store.is_locked():
+                raise RebuildInProgressError("a rebuild is already running (another process); wait for it to finish")
+            self._state, self._error, self._report = "running", None, None
+            self._progress = BuildProgress(stage="starting")
+            self._started, self._finished = time.time(), None
+            self._thread = threading.Thread(target=self._run, args=(full,), name="rebuild", daemon=True)
+            self._thread.start()
+        return self.status()
+
+    def start_unless_running(self, full: bool = False) -> dict:
+        """Start a rebuild, or report the one that runs (it will be followed by the next change)."""
+        try:
+            return self.start(full=full)
+        except RebuildInProgressError as exc:
+            return {"state": "running", "error": str(exc)}
+
+    def wait(self, timeout: float | None = None) -> dict:
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+        return self.status()
+
+    def _run(self, full: bool) -> None:
+        try:
+            report = self.pipeline.build_index(full=full, wait=False, on_progress=self._on_progress)
+            self._report = report.to_dict()
+            self.pipeline.indexes.reload_now()
+            self._state = "done"
+            log.info("rebuild finished: %s", report.summary())
+        except Exception as exc:  # reported through status(); the published index keeps serving
+            self._error = str(exc) or exc.__class__.__name__
+            self._state = "failed"
+            log.error("rebuild failed, the published index is unchanged: %s", self._error)
+        finally:
+            self._finished = time.time()
+
+    def _on_progress(self, progress: BuildProgress) -> None:
+        self._progress = progress
+
+    def status(self) -> dict:
+        return {
+            "state": self._state,
+            "progress": asdict(self._progress) if self._progress else None,
+            "report": self._report,
+            "error": self._error,
+            "started_at": self._started,
+            "finished_at": self._finished,
+        }
+
+
+# --- the service both faces call -----------------------------------------------------------------
+
+
+class ArticleService:
+    """Index status, article texts and the admin actions (token, upload, delete, rebuild)."""
+
+    def __init__(self, pipeline, jobs: RebuildJobs | None = None):
+        self.pipeline = pipeline
+        self.settings = pipeline.settings
+        self.jobs = jobs or RebuildJobs(pipeline)
+
+    # reading (open to everyone)
+
+    def index_status(self) -> IndexStatus:
+        """The published index (raises ``IndexStoreError`` when there is none)."""
+        return self.pipeline.indexes.get().status()
+
+    def article(self, file: str) -> Article:
+        check_relative_path(file)
+        article = self.pipeline.indexes.get().articles.get(file)
+        if article is None:
+            raise AdminError(f"article {file!r} is not in the index", status=404)
+        return article
+
+    # admin
+
+    def check_token(self, given: str | None) -> None:
+        """Raise ``AdminError`` (403 when admin actions are disabled, 401 for a missing or wrong token)."""
+        expected = self.settings.admin_token
+        if not expected:
+            raise AdminError("admin actions are disabled: set ARTICLEQA_ADMIN_TOKEN on the server to enable them", status=403)
+        if not token_matches(expected, given):
+            raise AdminError("missing or wrong admin token (send 'Authorization: Bearer <token>')", status=401)
+
+    def upload(self, files: list[tuple[str, bytes]], overwrite: bool = False, rebuild: bool = True) -> dict:
+        """Save each (name, bytes); raise ``AdminError`` when none could be saved."""
+        if len(files) > self.settings.max_upload_files:
+            raise AdminError(f"too many files in one upload ({len(files)}; at most {self.settings.max_upload_files})", status=413)
+        saved, errors = [], []
+        for name, data in files:
+            try:
+                saved.append(save_upload(self.settings.articles_dir, name, data, self.settings.max_upload_bytes, overwrite))
+            except AdminError as exc:
+                errors.append({"file": name, "error": str(exc), "status": exc.status})
+        if errors and not saved:
+            status = errors[0]["status"] if len({e["status"] for e in errors}) == 1 else 400
+            exc = AdminError("; ".join(e["error"] for e in errors), status=status)
+            exc.errors = errors
+            raise exc
+        job = self.jobs.start_unless_running() if saved and rebuild else None
+        return {"saved": saved, "errors": errors, "rebuild": job}
+
+    def delete(self, file: str, rebuild: bool = True) -> dict:
+        """Delete one article file (a regular file of a supported type; never a link or a folder)."""
+        path = article_path(self.settings.articles_dir, file)
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            raise AdminError(f"article {file!r} is not in the articles folder", status=404) from None
+        except OSError as exc:
+            raise AdminError(f"article {file!r} cannot be reached ({exc.strerror})", status=400) from None
+        if stat.S_ISLNK(info.st_mode):
+            raise AdminError(f"{file!r} is a link, not an article file; remove it on the server", status=400)
+        if stat.S_ISDIR(info.st_mode):
+            raise AdminError(f"{file!r} is a folder, not an article file", status=400)
+        if not stat.S_ISREG(info.st_mode) or path.suffix.lower() not in SUPPORTED_SUFFIXES or path.name.startswith("."):
+            raise AdminError(f"{file!r} is not an article file (.txt, .md or .html)", status=400)
+        path.unlink()
+        job = self.jobs.start_unless_running() if rebuild else None
+        return {"deleted": file, "rebuild": job}
+
+    def rebuild(self, full: bool = False) -> dict:
+        """Start a rebuild; ``AdminError(409)`` when one is running."""
+        try:
+            return self.jobs.start(full=full)
+        except RebuildInProgressError as exc:
+            raise AdminError(str(exc), status=409) from None
+
+
+# --- watching the folder -------------------------------------------------------------------------
+
+
+def _is_article(change, path: str) -> bool:
+    p = Path(path)
+    return p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
+
+
+def watch_folder(
+    folder: str | Path,
+    rebuild: Callable[[], None],
+    debounce: float = 2.0,
+    stop_event: threading.Event | None = None,
+) -> None:
+    """Call ``rebuild`` after each burst of changes to article files; runs until ``stop_event``."""
+    import watchfiles
+
+    log.info("watching %s for changes (debounce %.1fs)", folder, debounce)
+    for changes in watchfiles.watch(
+        folder,
+        watch_filter=_is_article,
+        debounce=int(debounce * 1000),
+        step=100,
+        stop_event=stop_event,
+        raise_interrupt=False,
+    ):
+        log.info("%d change(s) in %s: rebuilding", len(changes), folder)
+        try:
+            rebuild()
+        except Exception as exc:  # keep watching; the published index keeps serving
+            log.error("rebuild failed, the published index is unchanged: %s", exc)
+
+
+def watch_in_background(service: ArticleService, debounce: float = 2.0) -> threading.Event:
+    """``serve --watch``: a background rebuild job after each burst of changes; set the event to stop."""
+    stop = threading.Event()
+
+    def rebuild():
+        job = service.jobs.start_unless_running()
+        if job.get("error"):
+            log.info("change seen while a rebuild runs; it will be picked up by the next change or rebuild")
+
+    folder = service.settings.articles_dir
+    threading.Thread(target=watch_folder, args=(folder, rebuild, debounce, stop), name="watch", daemon=True).start()
+    return stop
+
+
+def watch_and_rebuild(pipeline, debounce: float = 2.0, on_report: Callable | None = None, stop_event=None) -> None:
+    """Build once, then rebuild in this thread after each burst of changes (``articleqa watch``)."""
+
+    def rebuild():
+        report = pipeline.build_index()
+        if on_report:
+            on_report(report)
+
+    rebuild()
+    watch_folder(pipeline.settings.articles_dir, rebuild, debounce, stop_event)

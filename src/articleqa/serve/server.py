@@ -1,0 +1,70 @@
+"""One process serving the chat at / and the API at /api (OpenAPI docs at /docs).
+
+Example::
+
+    app = create_app(get_settings())          # loads the models, builds the index if there is none
+    uvicorn.run(app, host="127.0.0.1", port=7860)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from fastapi import FastAPI
+
+from articleqa.config import Settings
+from articleqa.pipeline import QAPipeline
+from articleqa.serve.jobs import ArticleService, watch_in_background
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, pipeline: QAPipeline | None = None) -> FastAPI:
+    """Load models and index (building the index first if there is none), then assemble the app."""
+    import gradio as gr
+
+    from articleqa.serve.api import RequestGuard, create_api
+    from articleqa.serve.chat import build_chat
+    from articleqa.serve.render import CSS
+
+    pipeline = pipeline or QAPipeline.from_settings(settings)
+    pipeline.embedder.warm_up()
+    pipeline.reader.warm_up()
+    if not pipeline.store.exists():
+        log.info("no index in %s: building it from %s", settings.index_dir, settings.articles_dir)
+        log.info(pipeline.build_index().summary())
+    pipeline.indexes.get()
+    service = ArticleService(pipeline)
+    api = create_api(pipeline, service)
+    api.state.pipeline = pipeline
+    api.state.service = service
+    blocks = build_chat(pipeline, service)
+    app = gr.mount_gradio_app(api, blocks, path="/", css=CSS, footer_links=["api"], show_error=False,
+                              max_file_size=settings.max_upload_bytes)
+    # Mounted (not launched) Blocks skip Gradio's check that a file named in a request was uploaded
+    # through the page (gradio.processing_utils._check_allowed returns early until has_launched), so
+    # any server path could be posted as a file input. The app runs from here on: turn the check on.
+    blocks.has_launched = True
+    app.add_middleware(RequestGuard, service=service)
+    return app
+
+
+def start_watcher(app: FastAPI, debounce: float = 2.0) -> threading.Event:
+    """``serve --watch``: rebuild (as a background job) when article files change."""
+    return watch_in_background(app.state.service, debounce)
+
+
+def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: bool = False) -> None:
+    import uvicorn
+
+    app = create_app(settings)
+    if watch:
+        start_watcher(app)
+    trusted = [a.strip() for a in settings.trusted_proxies.split(",") if a.strip()]
+    log.info("serving the chat at http://%s:%d/ and the API at /api (docs /docs)%s", host, port,
+             f"; trusting X-Forwarded-For from {', '.join(trusted)}" if trusted else "")
+    # X-Forwarded-For is believed only from configured proxies (uvicorn trusts 127.0.0.1 by default,
+    # which lets any local client pick its own address and dodge the rate limit).
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=bool(trusted),
+                forwarded_allow_ips=",".join(trusted) if trusted else None)

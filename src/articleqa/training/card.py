@@ -1,0 +1,106 @@
+"""The reader's model card (README.md beside the weights), written from its calibration record."""
+
+from __future__ import annotations
+
+LABELS = {"none": "fp32", "int8": "int8 dynamic quantization", "bf16": "bf16"}
+
+
+def model_card(meta: dict) -> str:
+    v = meta["validation"]
+    q = meta["inference"]["quantize"]
+    na = v[q].get("no_answer") or {}
+    cfg = meta["training"].get("config", {})
+    base = meta["training"].get("base_run")
+    lines = [
+        "# articleqa reader: MiniLM-L6 extractive QA (offline)",
+        "",
+        "The default reader of articleqa: a 6-layer, 384-wide BERT encoder with a span-extraction head,",
+        "trained by `articleqa train-reader` on SQuAD-format data. It loads with `local_files_only=True`.",
+        "Weights are stored as fp16 safetensors; they are loaded as fp32 and, by default, quantized as",
+        "recorded in `articleqa_reader.json` (`inference.quantize`).",
+        "",
+        "## Base model and licenses",
+        f"- Base: {meta['base_model']}, license Apache-2.0.",
+        "- Training data: SQuAD v1.1 and v2.0 development-set articles (Rajpurkar et al., 2016, 2018),",
+        "  license CC BY-SA 4.0, https://rajpurkar.github.io/SQuAD-explorer/. Attribution: \"SQuAD: 100,000+",
+        "  Questions for Machine Comprehension of Text\" and \"Know What You Don't Know: Unanswerable",
+        "  Questions for SQuAD\", Stanford NLP. The weights are derived from that data.",
+        "",
+        "## Reproduce",
+        *(["Two stages, in this order (the second starts from the first one's weights):"] if base else []),
+        "```",
+        *([base["command"]] if base else []),
+        meta["command"],
+        "```",
+        "",
+        "## Validation (held-out articles, never trained on)",
+        f"Articles: {', '.join(meta['validation_articles'])}.",
+        "",
+        "| inference | EM | F1 | answerable questions | ms per ~150-word passage (2 cores) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in v.items():
+        lines.append(f"| {LABELS.get(name, name)} | {r['exact']:.1f} | {r['f1']:.1f} | {r['n']} | {r['ms_per_passage']:.1f} |")
+    lines += ["", f"Inference default: **{LABELS.get(q, q)}** (the fastest variant within 1 F1 point of fp32).", ""]
+    if na:
+        lines += [
+            "## No-answer (SQuAD 2.0 questions of the validation articles)",
+            f"Calibrated margin threshold {na['threshold']:.3f} (span score minus [CLS] score; at or below it the",
+            "reader answers \"no answer\" for a given paragraph, as `eval-reader` does): precision "
+            f"{na['precision']:.1f}, recall {na['recall']:.1f} of \"not found\" over {na['n_unanswerable']} unanswerable",
+            f"and {na['n_answerable']} answerable questions; SQuAD 2.0 F1 {na['squad2_f1']:.1f}.",
+            "",
+        ]
+    pc = meta.get("pipeline_calibration") or {}
+    if pc.get("no_answer"):
+        pna = pc["no_answer"]
+        lines += [
+            "## \"Not found\" in the pipeline (what the assistant uses)",
+            f"The validation questions asked through retrieval (hybrid, top-{pc['top_k']}) over all {pc['passages']} passages of the",
+            "training and validation articles; the best span over the retrieved passages decides. At the",
+            (f"threshold {pna['threshold']:.3f} (chosen here: the best expected F1 when {pc['unanswerable_share']:.0%} of the questions have no"
+             " answer in the articles, `--no-answer-rule pipeline`)" if pc.get("rule") == "pipeline"
+             else f"paragraph-calibrated threshold {pna['threshold']:.3f}")
+            + f": precision {pna['precision']:.1f}, recall {pna['recall']:.1f} of",
+            f"\"not found\"; SQuAD 2.0 F1 {pna['squad2_f1']:.1f}; F1 on answerable questions {pna['has_ans_f1_with_abstention']:.1f}",
+            f"with abstention, {pc['f1_forced']:.1f} without.",
+        ]
+        cmp_ = pc.get("no_answer_at_paragraph_threshold")
+        if cmp_:
+            lines += [
+                f"At the paragraph-calibrated threshold {cmp_['threshold']:.3f} instead: precision {cmp_['precision']:.1f}, recall",
+                f"{cmp_['recall']:.1f}, F1 on answerable questions {cmp_['has_ans_f1_with_abstention']:.1f} with abstention (tuned to",
+                "SQuAD 2.0's half-unanswerable mix, it turns away too many answerable questions for an assistant).",
+            ]
+        lines += [
+            "The confidence shown with an answer is P(answer right | margin), fitted on these questions.",
+            "",
+        ]
+    lines += ["## Training run", "", "| epoch | step | EM | F1 |", "|---|---|---|---|"]
+    for e in meta.get("epochs", []):
+        lines.append(f"| {e['epoch']} | {e['step']} | {e['exact']:.1f} | {e['f1']:.1f} |")
+    best = meta["training"].get("best_epoch")
+    if best:
+        lines += ["", f"Shipped weights: epoch {best}, the best validation F1 (`--keep-best`). The epoch is chosen on the",
+                  "validation articles, so their figure is slightly optimistic; other held-out articles are the check."]
+    secs = meta["training"].get("train_seconds")
+    warm = meta["training"].get("cloze_warmup") or (base or {}).get("cloze_warmup")
+    if base:
+        stage1 = ", ".join(f"epoch {e['epoch']} F1 {e['f1']:.1f}" for e in base.get("epochs", []))
+        lines += ["", f"Stage 1 (the first command; {(base.get('train_seconds') or 0) / 60:.0f} minutes): {stage1}. The table above is stage 2."]
+    if meta["training"].get("n_negatives"):
+        lines += ["", f"Hard negatives: {meta['training']['n_negatives']} no-answer examples, for each answerable training question the",
+                  "most similar other paragraph of its article (BM25) that does not contain its answer (`--negatives`,",
+                  "`articleqa.negatives`), so the no-answer score learns what retrieval brings: same-topic passages without the answer."]
+    if warm:
+        lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
+                  f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.cloze`)."]
+    lines += ["", "Settings: " + ", ".join(f"{k}={val}" for k, val in cfg.items() if k not in ("out", "base_model")) + ".",
+              f"Device: {meta['training'].get('device')}, bf16 autocast: {meta['training'].get('bf16')}"
+              + (f", {secs / 60:.0f} minutes of training." if secs else "."), ""]
+    if meta.get("tries"):
+        lines += ["## Tries (validation figures on the same held-out articles)", "", "| try | EM | F1 | note |", "|---|---|---|---|"]
+        for t in meta["tries"]:
+            lines.append(f"| {t['name']} | {t.get('exact', float('nan')):.1f} | {t.get('f1', float('nan')):.1f} | {t.get('note', '')} |")
+        lines.append("")
+    return "\n".join(lines)

