@@ -123,9 +123,8 @@ class ProgressBars:
         if p.stage != self.stage:
             self.close()
             self.stage = p.stage
-            total = getattr(p, spec[3]) if spec else 0
-            if spec and total:
-                self.bar = tqdm(total=total, desc=spec[0].format(**vars(p)), unit=spec[1], disable=self.disable, leave=True)
+        if spec and self.bar is None and getattr(p, spec[3]):
+            self.bar = tqdm(total=getattr(p, spec[3]), desc=spec[0].format(**vars(p)), unit=spec[1], disable=self.disable, leave=True)
         if self.bar is not None and spec:
             self.bar.total = getattr(p, spec[3]) or self.bar.total
             self.bar.n = getattr(p, spec[2])
