@@ -91,10 +91,10 @@ def model_card(meta: dict) -> str:
     if meta["training"].get("n_negatives"):
         lines += ["", f"Hard negatives: {meta['training']['n_negatives']} no-answer examples, for each answerable training question the",
                   "most similar other paragraph of its article (BM25) that does not contain its answer (`--negatives`,",
-                  "`articleqa.negatives`), so the no-answer score learns what retrieval brings: same-topic passages without the answer."]
+                  "`articleqa.training.negatives`), so the no-answer score learns what retrieval brings: same-topic passages without the answer."]
     if warm:
         lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
-                  f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.cloze`)."]
+                  f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.training.cloze`)."]
     lines += ["", "Settings: " + ", ".join(f"{k}={val}" for k, val in cfg.items() if k not in ("out", "base_model")) + ".",
               f"Device: {meta['training'].get('device')}, bf16 autocast: {meta['training'].get('bf16')}"
               + (f", {secs / 60:.0f} minutes of training." if secs else "."), ""]

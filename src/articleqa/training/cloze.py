@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 
-from articleqa.squad import SquadArticle, SquadQuestion
+from articleqa.training.squad import SquadArticle, SquadQuestion
 
 _SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+|$)")
 _WORD = re.compile(r"\S+")
