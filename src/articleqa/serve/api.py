@@ -287,8 +287,6 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
         overwrite: Annotated[bool, Query(description="replace a different file with the same name")] = False,
         rebuild: Annotated[bool, Query(description="start a rebuild after saving")] = True,
     ) -> dict:
-        if len(files) > settings.max_upload_files:
-            raise AdminError(f"too many files in one upload ({len(files)}; at most {settings.max_upload_files})", status=413)
         received = [(f.filename or "", await f.read(settings.max_upload_bytes + 1)) for f in files]
         return service.upload(received, overwrite=overwrite, rebuild=rebuild)
 
