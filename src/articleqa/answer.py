@@ -12,9 +12,11 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from articleqa.text import normalize_answer
 from articleqa.protocols import IndexVersion
-from articleqa.types import Answer, Citation, Passage, ReadSpan, ScoredPassage
+from articleqa.types import Answer, Citation, Disagreement, Passage, ReadSpan, ScoredPassage, Trace, TracePassage
 
 NOT_FOUND = "Not found in the articles."
 _TRIM = " \t\n\r\f\v.,;:!?\"'“”‘’«»()[]"
@@ -25,18 +27,42 @@ class AnswerBuilder:
     threshold: no-answer margin (span score minus [CLS] score) an answer must exceed.
     max_citations: most citations per answer.
     context_passages: closest passages shown when the answer is not found.
+    max_disagreements: most other answers reported as "sources differ".
+    disagreement_ratio: another article's different answer is reported when its margin clears the
+        threshold and its confidence is at least this share of the main answer's; below that it is the
+        reader picking a different fact of a passage that does not answer ("colectivos" for a question
+        about the drug network), not a source that disagrees.
     """
 
-    def __init__(self, threshold: float = 0.0, max_citations: int = 5, context_passages: int = 3):
+    def __init__(self, threshold: float = 0.0, max_citations: int = 5, context_passages: int = 3,
+                 max_disagreements: int = 3, disagreement_ratio: float = 0.5):
         self.threshold = threshold
+        self.disagreement_ratio = disagreement_ratio
         self.max_citations = max_citations
         self.context_passages = context_passages
+        self.max_disagreements = max_disagreements
 
     def build(self, question: str, spans: list[ReadSpan], hits: list[ScoredPassage], index: IndexVersion) -> Answer:
+        """The answer (or "not found") from the reader's spans. ``answer.trace`` is left to ``explain``."""
+        return self.decide(question, spans, hits, index).answer
+
+    def decide(self, question: str, spans: list[ReadSpan], hits: list[ScoredPassage], index: IndexVersion) -> "Decision":
+        """The answer together with the rule that decided it and each span's role (for ``explain``)."""
         ranked = sorted(spans, key=lambda s: -s.margin)
         best = ranked[0] if ranked else None
-        if best is None or best.margin <= self.threshold or not normalize_answer(best.text) and not best.text.strip(_TRIM):
-            return Answer(
+        roles: dict[int, str] = {}
+        if best is None:
+            rule = "no_passages"
+        elif best.margin <= self.threshold:
+            rule = "below_threshold"
+        elif not normalize_answer(best.text) and not best.text.strip(_TRIM):
+            rule = "empty_span"
+        else:
+            rule = "answered"
+        if rule != "answered":
+            for s in spans:
+                roles[id(s)] = "below_threshold" if s.margin <= self.threshold else "other_answer"
+            answer = Answer(
                 question=question,
                 answer=None,
                 found=False,
@@ -45,26 +71,103 @@ class AnswerBuilder:
                 message=NOT_FOUND,
                 index_version=index.version,
             )
+            return Decision(answer, rule, best, roles)
         citations: list[Citation] = []
         seen: set[tuple[str, int, int]] = set()
+        others: list[ReadSpan] = []
         for span in ranked:
-            if span.margin <= self.threshold or not same_answer(span.text, best.text):
+            if span.margin <= self.threshold:
+                roles[id(span)] = "below_threshold"
                 continue
+            if not same_answer(span.text, best.text):
+                others.append(span)
+                continue
+            roles[id(span)] = "answer" if span is best else "supports"
             cite = span_citation(span, index)
-            if (cite.file, cite.start, cite.end) in seen:
+            if (cite.file, cite.start, cite.end) in seen or len(citations) >= self.max_citations:
                 continue  # overlapping passages read the same span twice
             seen.add((cite.file, cite.start, cite.end))
             citations.append(cite)
-            if len(citations) >= self.max_citations:
-                break
-        return Answer(
+        disagreements = self._disagreements(others, {c.file for c in citations}, best.confidence * self.disagreement_ratio, index, roles)
+        answer = Answer(
             question=question,
             answer=citations[0].quote,
             found=True,
             confidence=round(best.confidence, 4),
             citations=citations,
+            disagreements=disagreements,
             index_version=index.version,
         )
+        return Decision(answer, rule, best, roles)
+
+    def _disagreements(self, others: list[ReadSpan], answer_files: set[str], min_confidence: float,
+                       index: IndexVersion, roles: dict) -> list[Disagreement]:
+        """Other confident answers from articles that do not support the main answer. An article
+        giving two different spans is the reader hesitating, not sources differing."""
+        groups: list[list[ReadSpan]] = []
+        for span in others:  # best margin first
+            if span.passage.file in answer_files or span.confidence < min_confidence or not normalize_answer(span.text):
+                roles[id(span)] = "other_answer"
+                continue
+            roles[id(span)] = "differs"
+            for group in groups:
+                if same_answer(span.text, group[0].text):
+                    group.append(span)
+                    break
+            else:
+                groups.append([span])
+        result = []
+        for group in groups[: self.max_disagreements]:
+            cites, seen = [], set()
+            for span in group:
+                cite = span_citation(span, index)
+                if (cite.file, cite.start, cite.end) not in seen and len(cites) < self.max_citations:
+                    seen.add((cite.file, cite.start, cite.end))
+                    cites.append(cite)
+            result.append(Disagreement(answer=cites[0].quote, confidence=round(group[0].confidence, 4), citations=cites))
+        return result
+
+
+@dataclass
+class Decision:
+    """What ``AnswerBuilder.decide`` concluded: the answer, the rule and each span's role by ``id``."""
+
+    answer: Answer
+    rule: str
+    best: ReadSpan | None
+    roles: dict[int, str]
+
+    def trace(self, question: str, retrieval_query: str, retriever: str, threshold: float,
+              spans: list[ReadSpan], hits: list[ScoredPassage]) -> Trace:
+        best = self.best
+        explanation = {
+            "no_passages": "retrieval returned no passages, so there was nothing to read",
+            "below_threshold": (
+                f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}, "
+                f"not above the threshold {threshold:.2f}: not found" if best else ""
+            ),
+            "empty_span": "the best span is only punctuation or spaces: not found",
+            "answered": (
+                f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}, "
+                f"above the threshold {threshold:.2f}" if best else ""
+            ),
+        }[self.rule]
+        by_passage = {s.passage.id: s for s in spans}
+        rows = []
+        for rank, hit in enumerate(hits, 1):
+            p = hit.passage
+            span = by_passage.get(p.id)
+            margin = None if span is None or span.margin == float("-inf") else round(span.margin, 4)
+            rows.append(TracePassage(
+                rank=rank, file=p.file, title=p.title, passage_start=p.start, passage_end=p.end,
+                dense_rank=hit.ranks.get("dense"), bm25_rank=hit.ranks.get("bm25"), fused_score=round(hit.score, 6),
+                span=span.text if span else "", span_start=span.start if span else p.start,
+                span_end=span.end if span else p.start, margin=margin,
+                confidence=round(span.confidence, 4) if span else 0.0,
+                role=self.roles.get(id(span), "below_threshold") if span else "below_threshold",
+            ))
+        return Trace(question=question, retrieval_query=retrieval_query, retriever=retriever, threshold=round(threshold, 4),
+                     rule=self.rule, explanation=explanation, passages=rows)
 
 
 def same_answer(a: str, b: str) -> bool:
@@ -91,7 +194,7 @@ def span_citation(span: ReadSpan, index: IndexVersion) -> Citation:
     p = span.passage
     return Citation(
         file=p.file, start=start, end=end, quote=text[start:end], passage=text[p.start : p.end],
-        passage_start=p.start, passage_end=p.end, title=p.title, score=round(span.confidence, 4),
+        passage_start=p.start, passage_end=p.end, score=round(span.confidence, 4), **_article_fields(index, p.file),
     )
 
 
@@ -99,8 +202,14 @@ def passage_citation(p: Passage, index: IndexVersion) -> Citation:
     text = index.articles[p.file].text
     return Citation(
         file=p.file, start=p.start, end=p.end, quote=text[p.start : p.end], passage=text[p.start : p.end],
-        passage_start=p.start, passage_end=p.end, title=p.title,
+        passage_start=p.start, passage_end=p.end, **_article_fields(index, p.file),
     )
+
+
+def _article_fields(index: IndexVersion, file: str) -> dict:
+    """Title, date and content hash of the cited article, as indexed."""
+    a = index.articles[file]
+    return {"title": a.title, "date": a.date, "sha256": a.sha256}
 
 
 def _opens_inside(text: str, start: int, end: int) -> bool:

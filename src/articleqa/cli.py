@@ -87,9 +87,12 @@ def index_cmd(
     settings = pipeline.settings
     if not settings.articles_dir.is_dir():
         _fail(f"articles folder not found: {settings.articles_dir}")
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     bars = ProgressBars(disable=json_out)
-    try:
-        report = pipeline.build_index(full=full, wait=not no_wait, on_progress=bars.update)
+    try:  # log lines go through tqdm, so a bar is not broken in two by a line printed under it
+        with logging_redirect_tqdm():
+            report = pipeline.build_index(full=full, wait=not no_wait, on_progress=bars.update)
     except IndexStoreError as exc:
         _fail(str(exc), code=3)
     except OSError as exc:
@@ -149,7 +152,17 @@ def _read_questions(path: Path) -> list[str]:
     return data
 
 
-def _print_answer(answer) -> None:
+def _cite_line(n: int, c) -> str:
+    source = f"{c.title} ({c.date})" if c.title and c.date else c.title or c.date or ""
+    return f"[{n}] {c.file}:{c.start}-{c.end}  \"{c.quote}\"" + (f"  — {source}" if source else "")
+
+
+def _print_answer(answer, explain: bool = False) -> None:
+    if answer.parts:
+        for n, part in enumerate(answer.parts, 1):
+            typer.secho(f"({n}) {part.question}", fg=typer.colors.CYAN)
+            _print_answer(part, explain)
+        return
     if not answer.found:
         typer.secho(f"{answer.message} (confidence {answer.confidence:.2f})", fg=typer.colors.YELLOW)
         if answer.context:
@@ -157,11 +170,34 @@ def _print_answer(answer) -> None:
             for c in answer.context:
                 snippet = " ".join(c.quote.split())[:160]
                 typer.echo(f"  {c.file}:{c.start}-{c.end}  {snippet}...")
-        return
-    typer.secho(answer.answer, bold=True)
-    typer.echo(f"confidence {answer.confidence:.2f}")
-    for n, c in enumerate(answer.citations, 1):
-        typer.echo(f"[{n}] {c.file}:{c.start}-{c.end}  \"{c.quote}\"")
+    else:
+        typer.secho(answer.answer, bold=True)
+        typer.echo(f"confidence {answer.confidence:.2f}")
+        for n, c in enumerate(answer.citations, 1):
+            typer.echo(_cite_line(n, c))
+        if answer.disagreements:
+            typer.secho("Sources differ:", fg=typer.colors.YELLOW)
+            for d in answer.disagreements:
+                typer.echo(f"  {d.answer} (confidence {d.confidence:.2f})")
+                for n, c in enumerate(d.citations, 1):
+                    typer.echo("    " + _cite_line(n, c))
+    for w in answer.warnings:
+        typer.secho(f"note: {w}", fg=typer.colors.YELLOW)
+    if explain and answer.trace:
+        _print_trace(answer.trace)
+
+
+def _print_trace(t) -> None:
+    typer.secho("Why this answer?", bold=True)
+    typer.echo(f"  query: {t.retrieval_query}")
+    if t.question != t.retrieval_query:
+        typer.echo(f"  reader read: {t.question}")
+    typer.echo(f"  decided by: {t.rule} — {t.explanation}")
+    typer.echo(f"  {'#':>2} {'dense':>5} {'bm25':>5} {'fused':>8} {'margin':>7}  {'role':<15} passage -> span")
+    for p in t.passages:
+        margin = f"{p.margin:7.2f}" if p.margin is not None else "      -"
+        typer.echo(f"  {p.rank:>2} {p.dense_rank or '-':>5} {p.bm25_rank or '-':>5} {p.fused_score:8.4f} {margin}  "
+                   f"{p.role:<15} {p.file}:{p.passage_start}-{p.passage_end} -> \"{p.span}\"")
 
 
 @app.command("ask")
@@ -173,10 +209,13 @@ def ask_cmd(
     retrieval: Annotated[Optional[str], typer.Option(help="hybrid (default), dense or bm25.")] = None,
     reader: Annotated[Optional[str], typer.Option("--reader", help="Reader model folder or hub id [default: models/reader].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Answer as JSON (one object per line).")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Show why: retrieval ranks, the reader's span and margin per passage, the threshold and the deciding rule.")] = False,
 ) -> None:
     """Answer a question from the indexed articles, citing file and character span.
 
-    Citations are file:start-end with offsets in Unicode characters of the article's text.
+    Citations are file:start-end with offsets in Unicode characters of the article's text, with the
+    article's title and date. A question with two parts ("Who ..., and when ...?") gets one answer per
+    part; articles that give different answers are listed under "Sources differ".
     """
     from articleqa.pipeline import QuestionError
     from articleqa.store import IndexStoreError
@@ -200,7 +239,7 @@ def ask_cmd(
     failed = 0
     for q in asked:
         try:
-            answer = pipeline.ask(q)
+            answer = pipeline.ask(q, explain=explain)
         except QuestionError as exc:
             failed += 1
             if json_out:
@@ -214,9 +253,68 @@ def ask_cmd(
         else:
             if len(asked) > 1:
                 typer.secho(f"Q: {q}", fg=typer.colors.CYAN)
-            _print_answer(answer)
+            _print_answer(answer, explain)
     if failed and len(asked) == 1:
         raise typer.Exit(2)
+
+
+@app.command("verify")
+def verify_cmd(
+    file: Annotated[Path, typer.Argument(help="A saved answer (JSON from `ask --json` or /api/answer), a JSON list of citations, or {\"citations\": [...]}.")],
+    articles: Annotated[Optional[Path], typer.Option("--articles", help="Check against the files of this folder as they are now, instead of the index.")] = None,
+    index_dir: IndexDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
+    """Check that saved citations still hold: valid, stale (the article changed: the quote is at the same
+    span, moved to another span, or gone), missing (deleted) or invalid (never at that span).
+
+    Against the published index by default (what the server answers from), or with --articles against
+    the files on disk. Exit code 0 when every citation is valid, 1 when any is not, 2 for a bad file,
+    3 when there is no index.
+    """
+    from articleqa.config import get_settings
+    from articleqa.store import IndexStoreError, open_store
+    from articleqa.verify import FolderArticles, citations_of, summary, verify_citations
+
+    if not file.is_file():
+        _fail(f"file not found: {file}")
+    try:
+        text = file.read_text(encoding="utf-8")
+        data = [json.loads(line) for line in text.splitlines() if line.strip()] if file.suffix == ".jsonl" else json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+    cites = [c for d in data for c in citations_of(d)] if file.suffix == ".jsonl" else citations_of(data)
+    if not cites:
+        _fail(f"no citations in {file}: expected an answer with \"citations\" or a list of citations")
+    try:
+        settings = get_settings(index_dir=index_dir)
+    except Exception as exc:
+        _fail(f"bad configuration: {exc}")
+    if articles is not None:
+        if not articles.is_dir():
+            _fail(f"articles folder not found: {articles}")
+        source, against = FolderArticles(articles, settings.max_article_bytes), f"the files in {articles}"
+    else:
+        try:
+            index = open_store(settings.index_dir).load()
+        except IndexStoreError as exc:
+            _fail(str(exc), code=3)
+        source, against = index.articles, f"index version {index.version}"
+    try:
+        checks = verify_citations(cites, source)
+    except ValueError as exc:  # pydantic: a citation without file/start/end/quote
+        _fail(f"bad citation in {file}: {exc}")
+    counts = summary(checks)
+    if json_out:
+        typer.echo(json.dumps({"against": against, "counts": counts, "results": [c.model_dump() for c in checks]}, ensure_ascii=False))
+    else:
+        colors = {"valid": typer.colors.GREEN, "stale": typer.colors.YELLOW, "missing": typer.colors.RED, "invalid": typer.colors.RED}
+        for c in checks:
+            typer.secho(f"{c.status:<8}", fg=colors[c.status], nl=False)
+            typer.echo(f" {c.file}:{c.start}-{c.end} \"{c.quote[:60]}\"  {c.message}")
+        typer.echo(f"checked {len(checks)} citation(s) against {against}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    if counts["valid"] != len(checks):
+        raise typer.Exit(1)
 
 
 @app.command("serve")

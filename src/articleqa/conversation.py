@@ -62,3 +62,40 @@ def contextualize(question: str, history: list[Turn] | None, max_turns: int = 2)
         if turn.answer:
             parts.append(turn.answer.strip())
     return " ".join([*parts, question.strip()])
+
+
+_QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how"}
+_FIRST_WORDS = _QUESTION_WORDS | {
+    "is", "are", "was", "were", "did", "does", "do", "can", "could", "has", "have", "had", "will", "would", "should",
+    "name", "list", "tell",
+}
+_WH = r"(?:who|whom|whose|what|when|where|which|why|how)"
+_AUX = r"(?:did|does|do|is|are|was|were|will|would|can|could|has|have|had|should|many|much|long|old|often)"
+#: "and" (or ";") then a question word; a bare comma only before a question word and an auxiliary
+#: ("..., when did ..."), since ", which flows through Paris" is a relative clause, not a question.
+_JOINS = re.compile(rf"\s*(?:[,;]?\s*\band|;)\s+(?={_WH}\b)|\s*,\s+(?={_WH}\s+{_AUX}\b)", re.I)
+MIN_PART_WORDS = 3
+
+
+def split_question(question: str, max_parts: int = 3) -> list[str]:
+    """The parts of a question that asks two (or three) things, each a question on its own; otherwise
+    ``[question]``.
+
+    A part starts after "and" or ";" with a question word (who, what, when, where, which, why, how),
+    or after a bare "," with a question word and an auxiliary ("when did"), and has at least three words, and so does the first part, which must start like a question.
+    "Who ordered the strikes, and when did they happen?" -> ["Who ordered the strikes?", "When did
+    they happen?"]; "Who are Tom and Jerry?" and "Where and when did it happen?" stay one question.
+    """
+    words = _WORDS.findall(question)
+    if not words or words[0].lower() not in _FIRST_WORDS:
+        return [question]
+    pieces = _JOINS.split(question)
+    if len(pieces) < 2 or len(pieces) > max_parts:
+        return [question]
+    parts = []
+    for piece in pieces:
+        piece = piece.strip().rstrip("?").strip().rstrip(",;").strip()
+        if len(_WORDS.findall(piece)) < MIN_PART_WORDS:
+            return [question]
+        parts.append(piece[0].upper() + piece[1:] + "?")
+    return parts

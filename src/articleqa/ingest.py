@@ -99,8 +99,9 @@ def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
         raise IngestError(f"not valid UTF-8 text (byte {exc.start}: {exc.reason})") from None
     if _control_ratio(decoded) > 0.05:
         raise IngestError("binary file (too many control characters)")
+    date = None
     if suffix in HTML_SUFFIXES:
-        text, title = html_to_text(decoded)
+        text, title, date = html_to_text(decoded)
         kind = "html"
     else:
         text, title = decoded, _first_line_title(decoded)
@@ -112,7 +113,7 @@ def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
         text=text,
         sha256=hashlib.sha256(raw).hexdigest(),
         title=title,
-        date=find_date(text),
+        date=date or find_date(text),
         kind=kind,
     )
 
@@ -160,11 +161,18 @@ def iter_article_files(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def html_to_text(html: str) -> tuple[str, str]:
-    """Visible text of an HTML page (scripts, styles and templates dropped) and its title."""
+#: Where news pages state their publication date (Open Graph, schema.org, Dublin Core, <time>).
+_META_DATE_NAMES = ("article:published_time", "datepublished", "date", "dc.date", "pubdate", "publish-date", "og:published_time")
+
+
+def html_to_text(html: str) -> tuple[str, str, str | None]:
+    """Visible text of an HTML page (scripts, styles and templates dropped), its title and its
+    publication date from the page's metadata (``<meta property="article:published_time">``, ``<time
+    datetime>``) as ``YYYY-MM-DD``, or None."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
+    date = _html_date(soup)
     for tag in soup(["script", "style", "noscript", "template", "head"]):
         if tag.name == "head":
             title_tag = tag.find("title")
@@ -177,7 +185,28 @@ def html_to_text(html: str) -> tuple[str, str]:
         title = " ".join(heading.get_text(" ").split())
     lines = [" ".join(line.split()) for line in soup.get_text("\n").splitlines()]
     text = "\n\n".join(line for line in lines if line)
-    return text, title or _first_line_title(text)
+    return text, title or _first_line_title(text), date
+
+
+def _html_date(soup) -> str | None:
+    candidates = []
+    for meta in soup.find_all("meta"):
+        name = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").strip().lower()
+        if name in _META_DATE_NAMES and meta.get("content"):
+            candidates.append(meta["content"])
+    time_tag = soup.find("time", attrs={"datetime": True})
+    if time_tag:
+        candidates.append(time_tag["datetime"])
+    for value in candidates:
+        m = re.match(r"\s*(\d{4}-\d{2}-\d{2})", str(value))
+        if m:
+            from datetime import datetime
+
+            try:
+                return datetime.strptime(m.group(1), "%Y-%m-%d").date().isoformat()
+            except ValueError:
+                continue
+    return None
 
 
 def _first_line_title(text: str) -> str:

@@ -22,7 +22,7 @@ import unicodedata
 from articleqa.answer import AnswerBuilder
 from articleqa.chunking import SentenceChunker
 from articleqa.config import Settings
-from articleqa.conversation import Turn, contextualize, resolve_references
+from articleqa.conversation import Turn, contextualize, resolve_references, split_question
 from articleqa.embedding import Embedder
 from articleqa.indexing import IndexBuilder
 from articleqa.protocols import Chunker, IndexStore, IndexVersion, Reader, Retriever
@@ -185,12 +185,15 @@ class QAPipeline:
             self._answer_builder = AnswerBuilder(threshold=threshold)
         return self._answer_builder
 
-    def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None, explain: bool = False) -> Answer:
         """Answer ``question`` from the indexed articles, with citations, or say it is not found.
 
         Raises ``QuestionError`` for a question that cannot be asked. A question longer than the
         reader's ``max_question_tokens`` is read cut to that many tokens (retrieval uses all of it),
-        and the answer's ``warnings`` say so."""
+        and the answer's ``warnings`` say so. A question with two parts ("Who ordered the strikes, and
+        when did they happen?") is answered part by part (``answer.parts``). With ``explain`` each
+        answer carries a ``trace``: retrieval ranks, the reader's span and margin per passage, the
+        threshold and the deciding rule."""
         t0 = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         top_k = self.settings.top_k if top_k is None else top_k
@@ -198,6 +201,18 @@ class QAPipeline:
             raise QuestionError(f"top_k must be an integer from 1 to {MAX_TOP_K}")
         history = clean_history(history)
         index = self.indexes.get()  # this question stays on this version, whatever is published meanwhile
+        parts = split_question(question)
+        if len(parts) == 1:
+            return self._ask_one(question, top_k, history, index, explain, t0)
+        answers = []
+        part_history = history
+        for part in parts:
+            answers.append(self._ask_one(part, top_k, part_history, index, explain, time.perf_counter()))
+            # later parts refer to what the first part is about ("when did they happen?"), not to its answer
+            part_history = [*history, Turn(parts[0], None)]
+        return combine_parts(question, answers, time.perf_counter() - t0)
+
+    def _ask_one(self, question: str, top_k: int, history: list[Turn], index: IndexVersion, explain: bool, t0: float) -> Answer:
         query = contextualize(question, history)
         reader_question = resolve_references(question, history)
         warnings = []
@@ -211,9 +226,44 @@ class QAPipeline:
         t = time.perf_counter()
         spans = self.reader.read(reader_question, [h.passage for h in hits])
         timings["reading"] = time.perf_counter() - t
-        answer = self.answer_builder.build(question, spans, hits, index)
+        builder = self.answer_builder
+        decision = builder.decide(question, spans, hits, index)
+        answer = decision.answer
         timings["total"] = time.perf_counter() - t0
         answer.timings = {k: round(v, 4) for k, v in timings.items()}
         answer.retrieval_query = query if query != question else None
         answer.warnings = warnings
+        if explain:
+            answer.trace = decision.trace(reader_question, query, self.retriever.name, builder.threshold, spans, hits)
         return answer
+
+
+def combine_parts(question: str, parts: list[Answer], seconds: float) -> Answer:
+    """One answer for a question with several parts: each part's answer in ``parts``; at the top the
+    found answers joined with "; ", all their citations, and found when any part is found."""
+    found = [p for p in parts if p.found]
+    missing = len(parts) - len(found)
+    message = ""
+    if not found:
+        message = parts[0].message
+    elif missing:
+        message = f"{missing} of {len(parts)} parts not found in the articles."
+    timings: dict[str, float] = {}
+    for p in parts:
+        for k, v in p.timings.items():
+            if k != "total":
+                timings[k] = round(timings.get(k, 0.0) + v, 4)
+    timings["total"] = round(seconds, 4)
+    return Answer(
+        question=question,
+        answer="; ".join(p.answer for p in found) if found else None,
+        found=bool(found),
+        confidence=min(p.confidence for p in found) if found else max(p.confidence for p in parts),
+        citations=[c for p in found for c in p.citations],
+        context=[] if found else parts[0].context,
+        message=message,
+        warnings=[w for p in parts for w in p.warnings],
+        parts=parts,
+        timings=timings,
+        index_version=parts[0].index_version,
+    )

@@ -67,8 +67,49 @@ class Citation(BaseModel):
     passage: str = Field(description="the passage the span was read from")
     passage_start: int
     passage_end: int
-    title: str = ""
+    title: str = Field(default="", description="the article's title")
+    date: str | None = Field(default=None, description="the article's date (YYYY-MM-DD) when it states one")
+    sha256: str | None = Field(default=None, description="sha256 of the article file's bytes when it was indexed; /api/verify compares it")
     score: float | None = Field(default=None, description="reader confidence for this span")
+
+
+class Disagreement(BaseModel):
+    """Another answer that other retrieved articles give, with a margin above the "not found" threshold."""
+
+    answer: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    citations: list[Citation] = Field(default_factory=list)
+
+
+class TracePassage(BaseModel):
+    """One retrieved passage in an ``explain`` trace."""
+
+    rank: int = Field(description="1-based rank after fusion")
+    file: str
+    title: str = ""
+    passage_start: int
+    passage_end: int
+    dense_rank: int | None = Field(default=None, description="rank in dense retrieval (None: not among its candidates)")
+    bm25_rank: int | None = Field(default=None, description="rank in BM25 retrieval (None: no matching words)")
+    fused_score: float = Field(description="reciprocal rank fusion score (or the single retriever's score)")
+    span: str = Field(description="the reader's best span in this passage")
+    span_start: int
+    span_end: int
+    margin: float | None = Field(description="span score minus the no-answer score (None: no span)")
+    confidence: float
+    role: str = Field(description="answer | supports | differs | below_threshold | other_answer")
+
+
+class Trace(BaseModel):
+    """Why this answer (or why "not found"): what each stage saw and which rule decided."""
+
+    question: str = Field(description="the question as read by the reader (after follow-up rewriting)")
+    retrieval_query: str = Field(description="the query sent to retrieval (after follow-up rewriting)")
+    retriever: str
+    threshold: float = Field(description="the margin an answer must exceed; below it the answer is 'not found'")
+    rule: str = Field(description="answered | below_threshold | empty_span | no_passages")
+    explanation: str = Field(description="the deciding rule in words")
+    passages: list[TracePassage] = Field(default_factory=list)
 
 
 class Answer(BaseModel):
@@ -84,6 +125,9 @@ class Answer(BaseModel):
     message: str = ""
     retrieval_query: str | None = Field(default=None, description="query used for retrieval, if rewritten")
     warnings: list[str] = Field(default_factory=list, description="what the assistant changed about the question, e.g. cut to the reader's window")
+    disagreements: list[Disagreement] = Field(default_factory=list, description="different answers other articles give (sources differ)")
+    parts: list["Answer"] = Field(default_factory=list, description="for a question with two parts, one answer per part")
+    trace: Trace | None = Field(default=None, description="with explain: why this answer")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     index_version: str | None = None
 

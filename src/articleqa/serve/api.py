@@ -30,6 +30,9 @@ from articleqa.pipeline import MAX_HISTORY_TURNS, MAX_TOP_K, QAPipeline, Questio
 from articleqa.serve.jobs import AdminError, ArticleService
 from articleqa.store import IndexStoreError
 from articleqa.types import Answer
+from articleqa.verify import CitationCheck, CitationRef, summary, verify_citations
+
+MAX_VERIFY_CITATIONS = 200
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,20 @@ class AnswerRequest(BaseModel):
     question: str = Field(description="the question (1 to ARTICLEQA_MAX_QUESTION_CHARS characters)")
     top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K, description="passages to read")
     history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    explain: bool = Field(default=False, description="add a trace: retrieval ranks, the reader's span and margin per passage, the threshold and the deciding rule")
+
+
+class VerifyRequest(BaseModel):
+    """Citations as ``/api/answer`` returned them (other fields of each are ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+    citations: list[CitationRef] = Field(max_length=MAX_VERIFY_CITATIONS)
+
+
+class VerifyResponse(BaseModel):
+    index_version: str
+    counts: dict[str, int] = Field(description="how many citations are valid, stale, missing, invalid")
+    results: list[CitationCheck]
 
 
 class RebuildRequest(BaseModel):
@@ -239,9 +256,18 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
             raise HTTPException(429, f"rate limit: at most {settings.rate_limit_per_minute} questions per minute")
         history = [Turn(t.question, t.answer) for t in req.history]
         try:
-            return pipeline.ask(req.question, top_k=req.top_k, history=history)
+            return pipeline.ask(req.question, top_k=req.top_k, history=history, explain=req.explain)
         except QuestionError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    @router.post("/verify", response_model=VerifyResponse, summary="Check citations against the current articles")
+    def verify(req: VerifyRequest) -> VerifyResponse:
+        """Each citation is ``valid``, ``stale`` (the article changed: ``quote_now`` is ``same_span``,
+        ``moved`` with ``start_now``/``end_now``, or ``gone``), ``missing`` (deleted) or ``invalid`` (the
+        article is unchanged but the quote was never at that span), against the published index."""
+        index = pipeline.indexes.get()
+        checks = verify_citations(req.citations, index.articles)
+        return VerifyResponse(index_version=index.version, counts=summary(checks), results=checks)
 
     @router.get("/health", summary="Index and model status")
     def health() -> dict:

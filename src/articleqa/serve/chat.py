@@ -1,7 +1,10 @@
 """The Gradio chat: a thin layer over ``QAPipeline.ask`` and ``ArticleService``.
 
-Each reply shows the answer, its confidence and numbered citations (file, character span, passage
-with the span highlighted). Follow-ups use the earlier turns for retrieval. The "Add articles"
+Each reply shows the answer, its confidence and numbered citations (title, date, file, character
+span, passage with the span highlighted; the title opens the whole article at the span), "Sources
+differ" when articles disagree, one answer per part of a two-part question, and a collapsed "Why this
+answer?" trace. Follow-ups use the earlier turns for retrieval; a question asked again says when the
+articles its earlier answer cited have changed since. The "Add articles"
 panel uploads files and rebuilds in the background while the chat keeps answering.
 """
 
@@ -19,6 +22,7 @@ from articleqa.pipeline import QAPipeline, QuestionError
 from articleqa.serve.jobs import AdminError, ArticleService
 from articleqa.serve.render import answer_html, error_html, escape
 from articleqa.store import IndexStoreError
+from articleqa.verify import verify_citations
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,28 @@ def index_note(service: ArticleService) -> str:
         f"Indexed: **{status.articles} articles**, **{status.passages} passages** "
         f"· built {escape(status.built_at_display())} · version {escape(status.version)}"
     )
+
+
+CITED_FIELDS = {"file", "start", "end", "quote", "sha256"}
+
+
+def question_key(question: str) -> str:
+    return " ".join(question.lower().split())
+
+
+def cited(answer) -> list:
+    """Every citation an answer shows: its own, its parts' and its disagreements'."""
+    answers = answer.parts or [answer]
+    return [c for a in answers for c in [*a.citations, *(c for d in a.disagreements for c in d.citations)]]
+
+
+def stale_notes(pipeline: QAPipeline, earlier: list[dict] | None) -> list[str]:
+    """When a question is asked again: what changed in the articles its last answer cited."""
+    if not earlier:
+        return []
+    checks = verify_citations(earlier, pipeline.indexes.get().articles)
+    return [f"Your earlier answer to this question cited {c.file} at {c.start}–{c.end} ({c.quote!r}): {c.status}. {c.message}."
+            for c in checks if c.status != "valid"]
 
 
 def uploaded_file(path: str | Path) -> Path:
@@ -78,16 +104,18 @@ def _progress_text(status: dict) -> str:
 def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
     jobs = service.jobs
 
-    def respond(message: str, chat: list, turns: list):
+    def respond(message: str, chat: list, turns: list, asked: dict):
         message = message or ""
         if not message.strip():
-            return "", chat, turns
+            return "", chat, turns, asked
         chat = [*chat, {"role": "user", "content": escape(message)}]
         history = [Turn(q, a) for q, a in turns]
         try:
-            answer = pipeline.ask(message, history=history)
-            reply = answer_html(answer)
+            notes = stale_notes(pipeline, asked.get(question_key(message)))
+            answer = pipeline.ask(message, history=history, explain=True)
+            reply = answer_html(answer, notes)
             turns = [*turns, [message, answer.answer]]
+            asked = {**asked, question_key(message): [c.model_dump(include=CITED_FIELDS) for c in cited(answer)]}
         except QuestionError as exc:
             reply = error_html(str(exc))
         except IndexStoreError as exc:
@@ -95,10 +123,10 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
         except Exception:
             log.exception("chat failed on %r", message[:200])
             reply = error_html("the assistant failed to answer; the server log has the details")
-        return "", [*chat, {"role": "assistant", "content": reply}], turns
+        return "", [*chat, {"role": "assistant", "content": reply}], turns, asked
 
     def clear():
-        return [], []
+        return [], [], {}
 
     def upload_and_rebuild(files, token: str, overwrite: bool):
         try:
@@ -131,6 +159,7 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
             placeholder="Ask a question about the articles. Answers quote the article and cite file and character span.",
         )
         turns = gr.State([])
+        asked = gr.State({})  # question -> the citations of its last answer, checked when it is asked again
         with gr.Row():
             box = gr.Textbox(placeholder="Ask a question…", show_label=False, scale=8, elem_id="question", max_lines=3)
             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
@@ -150,9 +179,9 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
             progress = gr.Markdown(elem_id="rebuild-progress")
         timer = gr.Timer(5.0)
 
-        send.click(respond, [box, chatbot, turns], [box, chatbot, turns], concurrency_limit=4, concurrency_id="chat")
-        box.submit(respond, [box, chatbot, turns], [box, chatbot, turns], concurrency_limit=4, concurrency_id="chat")
-        reset.click(clear, None, [chatbot, turns])
+        send.click(respond, [box, chatbot, turns, asked], [box, chatbot, turns, asked], concurrency_limit=4, concurrency_id="chat")
+        box.submit(respond, [box, chatbot, turns, asked], [box, chatbot, turns, asked], concurrency_limit=4, concurrency_id="chat")
+        reset.click(clear, None, [chatbot, turns, asked])
         go.click(upload_and_rebuild, [files, token, overwrite], [progress], concurrency_limit=1, concurrency_id="rebuild")
         timer.tick(lambda: index_note(service), None, [note], show_progress="hidden")
     return demo

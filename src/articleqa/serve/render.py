@@ -6,10 +6,15 @@ and so do Markdown's, so the chat shows article text as text, never as markup.
 
 from __future__ import annotations
 
+from html import escape as escape_attr
+from urllib.parse import quote, urlencode
+
 from articleqa.types import Answer, Citation
 
 _MARKDOWN_CHARS = set("\\`*_{}[]()#+-.!|~$=:")
 CONTEXT_CHARS = 220
+MAX_VIEW_SPANS = 20
+MAX_VIEW_QUOTE = 2000
 
 
 def escape(text: str) -> str:
@@ -51,16 +56,72 @@ def _passage_html(c: Citation, highlight: bool) -> str:
     return f"{escape(before)}<mark>{escape(text[rel_start:rel_end])}</mark>{escape(after)}"
 
 
-def _citation_html(n: int, c: Citation, highlight: bool = True) -> str:
+def source_label(c: Citation) -> str:
+    """'Title · 2026-01-03' (or the file name when the article has no title)."""
+    return " · ".join(x for x in (c.title or c.file, c.date) if x)
+
+
+def source_url(c: Citation, answer_citations: list[Citation] = ()) -> str:
+    """The app's page of the cited article, scrolled to this span; every span of the same answer in
+    that article is highlighted, and the hash and quotes let the page say if the article changed since."""
+    same = [x for x in answer_citations if x.file == c.file] or [c]
+    if not any((x.start, x.end) == (c.start, c.end) for x in same):
+        same = [c, *same]
+    query = [("s", f"{x.start}-{x.end}") for x in same[:MAX_VIEW_SPANS]]
+    query += [("q", x.quote) for x in same[:MAX_VIEW_SPANS]]
+    if c.sha256:
+        query.append(("sha", c.sha256))
+    return f"/view/{quote(c.file)}?{urlencode(query)}#span-{c.start}-{c.end}"
+
+
+def _citation_html(n: int, c: Citation, highlight: bool = True, answer_citations: list[Citation] = ()) -> str:
+    link = escape_attr(source_url(c, answer_citations or [c] if highlight else [c]))
     return (
-        f'<li class="aqa-cite"><span class="aqa-file">[{n}] {escape(c.file)}</span> '
-        f'<span class="aqa-span">chars {c.start}–{c.end}</span>'
+        f'<li class="aqa-cite"><span class="aqa-source">[{n}] <a class="aqa-open" href="{link}" target="_blank" rel="noopener">'
+        f"{escape(source_label(c))}</a></span> "
+        f'<span class="aqa-span">{escape(c.file)} · chars {c.start}–{c.end}</span>'
         f'<div class="aqa-passage">{_passage_html(c, highlight)}</div></li>'
     )
 
 
-def answer_html(answer: Answer) -> str:
-    """One assistant message. No blank lines: the whole message stays one HTML block."""
+def _why_html(answer: Answer) -> str:
+    """The collapsed "Why this answer?" section from ``answer.trace``."""
+    t = answer.trace
+    if t is None:
+        return ""
+    rows = []
+    for p in t.passages:
+        margin = f"{p.margin:.2f}" if p.margin is not None else "–"
+        rows.append(
+            f"<tr><td>{p.rank}</td><td>{p.dense_rank or '–'}</td><td>{p.bm25_rank or '–'}</td><td>{p.fused_score:.4f}</td>"
+            f"<td>{escape(p.file)}</td><td>{escape(p.span[:80])}</td><td>{margin}</td><td>{escape(p.role)}</td></tr>"
+        )
+    query = f"<p>Searched for: <em>{escape(t.retrieval_query)}</em></p>" if t.retrieval_query != answer.question else ""
+    return (
+        '<details class="aqa-why"><summary>Why this answer?</summary>'
+        f"<p>{escape(t.explanation)}.</p>{query}"
+        "<table><tr><th>#</th><th>dense</th><th>BM25</th><th>fused</th><th>article</th><th>best span</th><th>margin</th><th>role</th></tr>"
+        + "".join(rows) + "</table>"
+        f"<p>Answers need a margin above {t.threshold:.2f} (span score minus the reader's no-answer score).</p></details>"
+    )
+
+
+def _sources_differ_html(answer: Answer) -> str:
+    """Each answer the articles give, newest article first, with its source and date."""
+    options = [(answer.answer or "", answer.citations), *[(d.answer, d.citations) for d in answer.disagreements]]
+    newest = lambda cites: max((c.date or "" for c in cites), default="")  # noqa: E731 - ISO dates sort as text
+    options.sort(key=lambda o: newest(o[1]), reverse=True)
+    items = []
+    for text, cites in options:
+        sources = "; ".join(
+            f'<a class="aqa-open" href="{escape_attr(source_url(c, cites))}" target="_blank" rel="noopener">{escape(source_label(c))}</a>'
+            for c in cites
+        )
+        items.append(f"<li><strong>{escape(text)}</strong> — {sources}</li>")
+    return '<div class="aqa-differ"><p><strong>Sources differ:</strong></p><ul>' + "".join(items) + "</ul></div>"
+
+
+def _single_answer_html(answer: Answer) -> str:
     if not answer.found:
         parts = [
             '<div class="aqa-answer aqa-notfound">',
@@ -70,6 +131,7 @@ def answer_html(answer: Answer) -> str:
             parts.append("<p>Closest passages:</p><ol class=\"aqa-cites\">")
             parts += [_citation_html(n, c, highlight=False) for n, c in enumerate(answer.context, 1)]
             parts.append("</ol>")
+        parts.append(_why_html(answer))
         parts.append("</div>")
         return "".join(parts)
     parts = [
@@ -77,10 +139,23 @@ def answer_html(answer: Answer) -> str:
         f'<p class="aqa-text"><strong>{escape(answer.answer or "")}</strong></p>',
         f'<p class="aqa-conf">Confidence {answer.confidence:.0%}</p>',
         '<ol class="aqa-cites">',
-        *[_citation_html(n, c) for n, c in enumerate(answer.citations, 1)],
-        "</ol></div>",
+        *[_citation_html(n, c, answer_citations=answer.citations) for n, c in enumerate(answer.citations, 1)],
+        "</ol>",
+        _sources_differ_html(answer) if answer.disagreements else "",
+        _why_html(answer),
+        "</div>",
     ]
     return "".join(parts)
+
+
+def answer_html(answer: Answer, notes: list[str] = ()) -> str:
+    """One assistant message. No blank lines: the whole message stays one HTML block. A question with
+    two parts shows each part's question and answer."""
+    head = "".join(f'<p class="aqa-stale">{escape(n)}</p>' for n in notes)
+    if not answer.parts:
+        return head + _single_answer_html(answer)
+    body = "".join(f'<div class="aqa-part"><p class="aqa-part-q">{escape(p.question)}</p>{_single_answer_html(p)}</div>' for p in answer.parts)
+    return f'{head}<div class="aqa-parts">{body}</div>'
 
 
 def error_html(message: str) -> str:
@@ -98,4 +173,12 @@ CSS = """
 .aqa-passage mark { background: #ffe58a; padding: 0 2px; }
 .aqa-notfound strong { color: #a15c00; }
 .aqa-error { color: #b00020; }
+.aqa-source a { font-weight: 600; }
+.aqa-differ { border-left: 3px solid #e0a800; padding-left: 0.5em; margin-top: 0.4em; }
+.aqa-stale { color: #a15c00; font-size: 0.9em; }
+.aqa-part { margin-bottom: 0.6em; }
+.aqa-part-q { font-style: italic; color: #444; }
+.aqa-why { font-size: 0.85em; margin-top: 0.4em; }
+.aqa-why table { border-collapse: collapse; }
+.aqa-why td, .aqa-why th { padding: 1px 6px; border-bottom: 1px solid #eee; text-align: left; }
 """

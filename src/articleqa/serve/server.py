@@ -27,6 +27,7 @@ def create_app(settings: Settings, pipeline: QAPipeline | None = None) -> FastAP
     from articleqa.serve.api import RequestGuard, create_api
     from articleqa.serve.chat import build_chat
     from articleqa.serve.render import CSS
+    from articleqa.serve.view import add_view_route
 
     pipeline = pipeline or QAPipeline.from_settings(settings)
     pipeline.embedder.warm_up()
@@ -37,6 +38,7 @@ def create_app(settings: Settings, pipeline: QAPipeline | None = None) -> FastAP
     pipeline.indexes.get()
     service = ArticleService(pipeline)
     api = create_api(pipeline, service)
+    add_view_route(api, service)
     api.state.pipeline = pipeline
     api.state.service = service
     blocks = build_chat(pipeline, service)
