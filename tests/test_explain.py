@@ -1,0 +1,271 @@
+"""Show your work (issue 19): explain traces, two-part questions, the source page at the span, and
+index progress bars drawn once on a terminal. Real models, real server, real browser, a real pty."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from articleqa.conversation import split_question
+from conftest import ROOT, SEEDS, ServerProcess, citation_is_valid, seed_qa, seed_texts
+
+FOUND = "Who is the Energy Secretary?"
+NOT_FOUND = "Who won the football world cup in 2022?"
+
+
+# --- explain ---------------------------------------------------------------------------------------
+
+def check_trace(answer, top_k: int):
+    t = answer.trace
+    assert t is not None
+    assert len(t.passages) == top_k
+    assert [p.rank for p in t.passages] == list(range(1, top_k + 1))
+    for p in t.passages:  # every retrieved passage, with its ranks and the reader's span in it
+        assert p.dense_rank is not None or p.bm25_rank is not None
+        assert p.passage_start <= p.span_start <= p.span_end <= p.passage_end
+        assert p.role in {"answer", "supports", "differs", "below_threshold", "other_answer"}
+    return t
+
+
+def test_explain_names_every_passage_and_the_rule_when_found(pipeline):
+    answer = pipeline.ask(FOUND, top_k=5, explain=True)
+    t = check_trace(answer, 5)
+    assert t.rule == "answered" and t.retrieval_query == FOUND and t.retriever == "hybrid"
+    [best] = [p for p in t.passages if p.role == "answer"]
+    assert best.span == "Chris Wright" and best.margin > t.threshold
+    assert "above the threshold" in t.explanation and "Chris Wright" in t.explanation
+    texts = seed_texts()
+    assert texts[best.file][best.span_start : best.span_end] == "Chris Wright"
+
+
+def test_explain_says_why_not_found(pipeline):
+    answer = pipeline.ask(NOT_FOUND, top_k=4, explain=True)
+    assert not answer.found
+    t = check_trace(answer, 4)
+    assert t.rule == "below_threshold"
+    assert all(p.role == "below_threshold" for p in t.passages)
+    assert max(p.margin for p in t.passages) <= t.threshold
+    assert "not above the threshold" in t.explanation
+
+
+def test_explain_shows_the_rewritten_follow_up_query(pipeline):
+    from articleqa.conversation import Turn
+
+    first = "What was the codename of the nighttime operation in Caracas?"
+    answer = pipeline.ask("When did it happen?", history=[Turn(first, "Operation Absolute Resolve")], explain=True)
+    assert first in answer.trace.retrieval_query
+    assert answer.trace.question == "When did Operation Absolute Resolve happen?"
+
+
+def test_no_trace_unless_asked(pipeline):
+    assert pipeline.ask(FOUND).trace is None
+
+
+def test_cli_ask_explain():
+    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "ask", FOUND, "--explain", "--index-dir", str(ROOT / "index")],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    if r.returncode == 3:
+        pytest.skip("no index/ built in this checkout")
+    assert r.returncode == 0, r.stderr
+    assert "Chris Wright" in r.stdout and "Why this answer?" in r.stdout and "decided by: answered" in r.stdout
+    assert r.stdout.count("002_2dd9416afd3ce74f.txt:") >= 2  # the citation and its row in the trace
+
+
+# --- two-part questions ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("question,parts", [
+    ("Who ordered the strikes, and when did they happen?", ["Who ordered the strikes?", "When did they happen?"]),
+    ("Who ordered the strikes, when did they happen?", ["Who ordered the strikes?", "When did they happen?"]),
+    ("Who is the Energy Secretary and who is the president of Colombia?", ["Who is the Energy Secretary?", "Who is the president of Colombia?"]),
+    ("How many people died and how many were injured?", ["How many people died?", "How many were injured?"]),
+    ("Who are Tom and Jerry?", None),
+    ("Where and when did it happen?", None),
+    ("What did Trump say and why?", None),
+    ("What is the name of the river, which flows through Paris?", None),
+    ("What happened in 1998, when the bridge opened?", None),
+    ("Maduro and who else was captured?", None),
+])
+def test_split_question(question, parts):
+    assert split_question(question) == (parts or [question])
+
+
+def test_seed_questions_stay_single_questions():
+    for item in seed_qa()["questions"]:
+        assert split_question(item["question"]) == [item["question"]]
+
+
+def test_two_part_question_gets_two_answers_with_valid_citations(pipeline):
+    answer = pipeline.ask("Who is the Energy Secretary, and who is the president of Colombia?")
+    texts = seed_texts()
+    assert [p.question for p in answer.parts] == ["Who is the Energy Secretary?", "Who is the president of Colombia?"]
+    assert [p.answer for p in answer.parts] == ["Chris Wright", "Gustavo Petro"]
+    assert answer.found and answer.answer == "Chris Wright; Gustavo Petro"
+    for part in answer.parts:
+        assert part.citations and all(citation_is_valid(c, texts) for c in part.citations)
+    assert answer.citations == [*answer.parts[0].citations, *answer.parts[1].citations]
+
+
+def test_two_part_question_from_the_issue(pipeline):
+    answer = pipeline.ask("Who ordered the strikes, and when did they happen?", explain=True)
+    assert len(answer.parts) == 2
+    first, second = answer.parts
+    assert first.found and "Trump" in first.answer
+    # the second part is retrieved with the first ("the strikes"), not with its answer
+    assert second.trace.retrieval_query == "Who ordered the strikes? When did they happen?"
+    assert second.trace.question == "When did they happen?"
+    texts = seed_texts()
+    for c in answer.citations + second.context:
+        assert citation_is_valid(c, texts)
+
+
+# --- the server: explain over HTTP, the source page, the chat --------------------------------------
+
+def test_api_explain_flag(server):
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        r = client.post("/api/answer", json={"question": FOUND, "explain": True, "top_k": 3})
+        assert r.status_code == 200
+        trace = r.json()["trace"]
+        assert trace["rule"] == "answered" and len(trace["passages"]) == 3
+        assert client.post("/api/answer", json={"question": FOUND}).json()["trace"] is None
+        r = client.post("/api/answer", json={"question": NOT_FOUND, "explain": True})
+        assert r.json()["trace"]["rule"] == "below_threshold"
+        r = client.post("/api/answer", json={"question": FOUND, "explain": "yes"})
+        assert r.status_code == 422 and "explain" in r.json()["error"]
+
+
+def test_source_page_highlights_every_span_and_escapes(server):
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        answer = client.post("/api/answer", json={"question": FOUND}).json()
+        c = answer["citations"][0]
+        page = client.get(f"/view/{c['file']}", params=[("s", f"{c['start']}-{c['end']}"), ("s", "0-5"), ("s", "9-2"), ("s", "x")])
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert f'<mark id="span-{c["start"]}-{c["end"]}">Chris Wright</mark>' in page.text
+        assert page.text.count("<mark") == 2  # the malformed spans are ignored
+        assert client.get("/view/no-such.txt").status_code == 404
+        assert client.get("/view/%2e%2e/pyproject.toml").status_code in (400, 404)
+        assert "[build-system]" not in client.get("/view/%2e%2e/pyproject.toml").text
+
+
+@pytest.mark.browser
+def test_chat_opens_the_cited_article_at_the_span_and_explains(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import ARGS, CHROMIUM, ask
+
+    base = tmp_path_factory.mktemp("open-source")
+    articles = base / "articles"
+    articles.mkdir()
+    for f in SEEDS.glob("*.txt"):
+        (articles / f.name).write_bytes(f.read_bytes())
+    (articles / "zz_markup.txt").write_text(
+        "Harbour news\n\nThe harbour master is <b>Ilse Marten</b> & she wrote <script>document.title='owned'</script> on the board.\n",
+        encoding="utf-8")
+    with ServerProcess(articles, base / "index") as srv, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1200, "height": 1400})
+        page.goto(srv.url + "/", wait_until="load")
+        page.locator("#question textarea").wait_for(timeout=60_000)
+
+        text, _ = ask(page, "What was the name of the military operation the US launched off Venezuela?", 1)
+        links = page.locator("#chat .aqa-cites a.aqa-open")
+        assert links.count() >= 2
+        why = page.locator("#chat details.aqa-why").first
+        assert "Why this answer?" in why.inner_text()
+        why.locator("summary").click()
+        assert "above the threshold" in why.inner_text() and "dense" in why.inner_text()
+        with page.context.expect_page() as opened:
+            links.nth(1).click()
+        view = opened.value
+        view.wait_for_load_state()
+        marks = view.locator("mark")
+        assert marks.count() >= 1 and all("Southern Spear" in m for m in marks.all_inner_texts())
+        target = view.evaluate("() => location.hash")
+        assert target.startswith("#span-") and view.locator(target).inner_text().startswith("Southern Spear")
+        assert view.evaluate(f"() => {{ const r = document.querySelector('{target}').getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }}")
+
+        text, _ = ask(page, "Who is the harbour master?", 2)
+        assert "Ilse Marten" in text
+        with page.context.expect_page() as opened:
+            page.locator("#chat .aqa-answer").nth(1).locator("a.aqa-open").first.click()
+        view = opened.value
+        view.wait_for_load_state()
+        body = view.locator("article").inner_text()
+        assert "<b>Ilse Marten</b>" in body and "<script>" in body  # shown as text
+        assert view.locator("article b, article script").count() == 0 and view.title() != "owned"
+        assert view.locator("mark").first.inner_text() == "Ilse Marten"
+
+        text, _ = ask(page, "Who won the football world cup in 2022?", 3)
+        why = page.locator("#chat .aqa-answer").nth(2).locator("details.aqa-why")
+        why.locator("summary").click()
+        assert "not above the threshold" in why.inner_text()
+        browser.close()
+
+
+def test_chat_marks_a_re_asked_answer_whose_citation_went_stale(tmp_path):
+    """The chat's handler, called as Gradio calls it, over a real index rebuilt between two asks."""
+    from articleqa.config import Settings
+    from articleqa.pipeline import QAPipeline
+    from articleqa.serve.chat import build_chat
+    from articleqa.serve.jobs import ArticleService
+
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "a.txt").write_text("Port report\n\nThe harbour master is Ilse Marten, appointed in May.\n", encoding="utf-8")
+    settings = Settings(articles_dir=articles, index_dir=tmp_path / "index", reader_model=str(ROOT / "models" / "reader"))
+    pipeline = QAPipeline.from_settings(settings)
+    pipeline.build_index()
+    demo = build_chat(pipeline, ArticleService(pipeline))
+    respond = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "respond")
+    _, chat, turns, asked = respond("Who is the harbour master?", [], [], {})
+    assert "Ilse Marten" in chat[-1]["content"] and "aqa-stale" not in chat[-1]["content"]
+    (articles / "a.txt").write_text("Port report (updated)\n\nSince June the harbour master is Ilse Marten.\n", encoding="utf-8")
+    pipeline.build_index()
+    pipeline.indexes.reload_now()
+    _, chat, turns, asked = respond("Who is the harbour master?", chat, turns, asked)
+    reply = chat[-1]["content"]
+    assert "aqa-stale" in reply and "stale" in reply and "moved to" in reply
+
+
+# --- progress bars on a terminal ---------------------------------------------------------------------
+
+def test_index_progress_bars_are_drawn_once_on_a_terminal(tmp_path):
+    """Log lines printed while a bar is drawn used to break it in two (issue 19: 'embedding 3 file(s)'
+    appeared twice). Run the CLI in a pseudo-terminal and read the screen a terminal would show."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    import pyte
+
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    for f in SEEDS.glob("*.txt"):
+        (articles / f.name).write_bytes(f.read_bytes())
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 150, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "articleqa.cli", "index", str(articles), "--index-dir", str(tmp_path / "index")],
+                            stdin=child, stdout=child, stderr=child, cwd=ROOT, env={**os.environ, "COLUMNS": "150"})
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(300) == 0
+    screen = pyte.Screen(150, 400)
+    pyte.ByteStream(screen).feed(out.replace(b"\n", b"\r\n"))
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    for label in ("reading files", "chunking 3 file(s)", "embedding 3 file(s)"):
+        drawn = [line for line in lines if line.startswith(label)]
+        assert len(drawn) == 1, (label, json.dumps(lines, indent=1))
+        assert "100%" in drawn[0]
