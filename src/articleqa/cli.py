@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 
 IndexDirOpt = Annotated[Optional[Path], typer.Option("--index-dir", help="Index folder [env ARTICLEQA_INDEX_DIR; default index/]")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Where the index lives: faiss (the index folder) or milvus:<uri>, a milvus-lite file (milvus:./index/milvus.db) or a server (milvus:http://host:19530, token in ARTICLEQA_MILVUS_TOKEN) [env ARTICLEQA_STORE; default faiss].")]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -27,7 +28,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "faiss.loader", "faiss", "bm25s"):
+    for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "faiss.loader", "faiss", "bm25s", "pymilvus"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -74,6 +75,7 @@ def index_cmd(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail at once if another rebuild is running.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
     max_article_bytes: Annotated[Optional[int], typer.Option("--max-article-bytes", help="Skip larger files with a warning [env ARTICLEQA_MAX_ARTICLE_BYTES; default 5000000].")] = None,
+    store: StoreOpt = None,
 ) -> None:
     """Build or incrementally update the index of an articles folder.
 
@@ -83,7 +85,7 @@ def index_cmd(
     """
     from articleqa.store import IndexStoreError
 
-    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, max_article_bytes=max_article_bytes)
+    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, max_article_bytes=max_article_bytes, store=store)
     settings = pipeline.settings
     if not settings.articles_dir.is_dir():
         _fail(f"articles folder not found: {settings.articles_dir}")
@@ -210,6 +212,7 @@ def ask_cmd(
     reader: Annotated[Optional[str], typer.Option("--reader", help="Reader model folder or hub id [default: models/reader].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Answer as JSON (one object per line).")] = False,
     explain: Annotated[bool, typer.Option("--explain", help="Show why: retrieval ranks, the reader's span and margin per passage, the threshold and the deciding rule.")] = False,
+    store: StoreOpt = None,
 ) -> None:
     """Answer a question from the indexed articles, citing file and character span.
 
@@ -231,7 +234,7 @@ def ask_cmd(
             _fail(f"cannot read {questions}: {exc}")
     else:
         asked = [question]
-    pipeline = _pipeline(index_dir=index_dir, top_k=top_k, retrieval=retrieval, reader_model=reader)
+    pipeline = _pipeline(index_dir=index_dir, top_k=top_k, retrieval=retrieval, reader_model=reader, store=store)
     try:
         pipeline.warm_up()
     except (IndexStoreError, FileNotFoundError, OSError) as exc:
@@ -264,6 +267,7 @@ def verify_cmd(
     articles: Annotated[Optional[Path], typer.Option("--articles", help="Check against the files of this folder as they are now, instead of the index.")] = None,
     index_dir: IndexDirOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+    store: StoreOpt = None,
 ) -> None:
     """Check that saved citations still hold: valid, stale (the article changed: the quote is at the same
     span, moved to another span, or gone), missing (deleted) or invalid (never at that span).
@@ -273,7 +277,7 @@ def verify_cmd(
     3 when there is no index.
     """
     from articleqa.config import get_settings
-    from articleqa.store import IndexStoreError, open_store
+    from articleqa.store import IndexStoreError, settings_store
     from articleqa.verify import FolderArticles, citations_of, summary, verify_citations
 
     if not file.is_file():
@@ -287,7 +291,7 @@ def verify_cmd(
     if not cites:
         _fail(f"no citations in {file}: expected an answer with \"citations\" or a list of citations")
     try:
-        settings = get_settings(index_dir=index_dir)
+        settings = get_settings(index_dir=index_dir, store=store)
     except Exception as exc:
         _fail(f"bad configuration: {exc}")
     if articles is not None:
@@ -296,7 +300,7 @@ def verify_cmd(
         source, against = FolderArticles(articles, settings.max_article_bytes), f"the files in {articles}"
     else:
         try:
-            index = open_store(settings.index_dir).load()
+            index = settings_store(settings).load()
         except IndexStoreError as exc:
             _fail(str(exc), code=3)
         source, against = index.articles, f"index version {index.version}"
@@ -325,12 +329,13 @@ def serve_cmd(
     articles: ArticlesOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Rebuild when files in the articles folder change.")] = False,
     trusted_proxies: Annotated[Optional[str], typer.Option("--trusted-proxies", help="Comma-separated proxy addresses whose X-Forwarded-For is believed [env ARTICLEQA_TRUSTED_PROXIES; default none].")] = None,
+    store: StoreOpt = None,
 ) -> None:
     """Serve the chat UI (/) and the HTTP API (/api, docs at /docs) in one process."""
     from articleqa.config import get_settings
 
     try:
-        settings = get_settings(index_dir=index_dir, articles_dir=articles, trusted_proxies=trusted_proxies)
+        settings = get_settings(index_dir=index_dir, articles_dir=articles, trusted_proxies=trusted_proxies, store=store)
     except Exception as exc:
         _fail(f"bad configuration: {exc}")
     from articleqa.serve.server import run_server
@@ -346,11 +351,12 @@ def watch_cmd(
     folder: Annotated[Optional[Path], typer.Argument(help="Articles folder [default: seeds/].")] = None,
     index_dir: IndexDirOpt = None,
     debounce: Annotated[float, typer.Option(help="Seconds of quiet before a rebuild starts.")] = 2.0,
+    store: StoreOpt = None,
 ) -> None:
     """Rebuild the index whenever files in the articles folder change (Ctrl-C to stop)."""
     from articleqa.serve.jobs import watch_and_rebuild
 
-    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir)
+    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, store=store)
     if not pipeline.settings.articles_dir.is_dir():
         _fail(f"articles folder not found: {pipeline.settings.articles_dir}")
     watch_and_rebuild(pipeline, debounce=debounce, on_report=lambda r: typer.echo(r.summary()))

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The project checkout (for an editable install) holds ``models/`` and ``seeds/``.
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     rate_limit_per_minute: int = 120
     keep_versions: int = 2
+    #: where the index lives: "faiss" (the index folder) or "milvus:<uri>" (a milvus-lite file such as
+    #: milvus:./index/milvus.db, or a server such as milvus:http://host:19530)
+    store: str = Field(default="faiss", pattern=r"^(faiss|milvus:.*)$")
+    milvus_token: str | None = None  # "user:password" or an API key for a Milvus server
+    milvus_prefix: str = Field(default="articleqa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
     def embedding_model_path(self) -> str:
         return self.embedding_model or bundled_embedding_model()

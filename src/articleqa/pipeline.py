@@ -28,8 +28,7 @@ from articleqa.indexing import IndexBuilder
 from articleqa.protocols import Chunker, IndexStore, IndexVersion, Reader, Retriever
 from articleqa.protocols import Embedder as EmbedderProtocol
 from articleqa.reader import ExtractiveReader
-from articleqa.retrieval import make_retriever
-from articleqa.store import open_store
+from articleqa.store import settings_store
 from articleqa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -148,8 +147,8 @@ class QAPipeline:
         self.embedder = embedder
         self.chunker = chunker
         self.reader = reader
-        self.retriever = retriever or make_retriever(settings.retrieval, embedder)
-        self.store = store or open_store(settings.index_dir)
+        self.store = store or settings_store(settings)
+        self.retriever = retriever or self.store.make_retriever(settings.retrieval, embedder)
         self.indexes = IndexHolder(self.store, embedder.name, chunker.chunking_settings())
         self._answer_builder: AnswerBuilder | None = None
 

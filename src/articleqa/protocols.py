@@ -101,6 +101,8 @@ class IndexStore(Protocol):
 
     def cleanup(self, keep: int = 2, min_age_seconds: float = 0.0) -> list[str]: ...
 
+    def make_retriever(self, kind: str, embedder: Embedder) -> "Retriever": ...  # the retrieval this store serves best
+
 
 @runtime_checkable
 class Retriever(Protocol):

@@ -323,6 +323,12 @@ class FaissIndexStore:
         os.replace(tmp, self.root / CURRENT)
         _fsync_dir(self.root)
 
+    def make_retriever(self, kind: str, embedder):
+        """FAISS for dense search, bm25s for BM25, fused in Python (``articleqa.retrieval``)."""
+        from articleqa.retrieval import make_retriever
+
+        return make_retriever(kind, embedder)
+
     def cleanup(self, keep: int = 2, min_age_seconds: float = 0.0) -> list[str]:
         """Remove old versions (keeping the current one and ``keep - 1`` before it) and leftovers
         of interrupted rebuilds. Call while holding the lock."""
@@ -345,9 +351,21 @@ class FaissIndexStore:
         return removed
 
 
-def open_store(index_dir: str | Path) -> FaissIndexStore:
-    """The store of an index folder; the one place where a second backend would be chosen."""
-    return FaissIndexStore(index_dir)
+def open_store(index_dir: str | Path, store: str = "faiss", token: str | None = None, prefix: str = "articleqa"):
+    """The index store a setting names: ``faiss`` (the index folder) or ``milvus:<uri>`` (see
+    ``articleqa.milvus_store``); the one place a backend is chosen."""
+    if store == "faiss":
+        return FaissIndexStore(index_dir)
+    if store.startswith("milvus:"):
+        from articleqa.milvus_store import MilvusIndexStore, milvus_uri
+
+        return MilvusIndexStore(milvus_uri(store, Path(index_dir)), token=token, lock_dir=index_dir, prefix=prefix)
+    raise IndexStoreError(f"unknown store {store!r}: use faiss or milvus:<uri>")
+
+
+def settings_store(settings):
+    """``open_store`` for a ``Settings``."""
+    return open_store(settings.index_dir, settings.store, settings.milvus_token, settings.milvus_prefix)
 
 
 def check_compatible(manifest: dict, embedding_model: str | None, chunking: dict | None) -> None:

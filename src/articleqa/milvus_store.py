@@ -1,0 +1,481 @@
+"""A Milvus index store: the same ``IndexStore``/``IndexVersion``/``Retriever`` contracts as the FAISS
+folder, served by Milvus (milvus-lite in one file for tests and one machine, a standalone or
+distributed Milvus in production: the same ``pymilvus`` client code).
+
+Layout in Milvus, for a prefix ``articleqa`` (``ARTICLEQA_MILVUS_PREFIX``)::
+
+    articleqa_p_<version>    passages: id, file, start, end, title, text (analyzed), dense vector, and a
+                             sparse BM25 vector Milvus computes itself from text (a BM25 function)
+    articleqa_a_<version>    article texts (what citations point into) in pieces of 16,000 characters,
+                             with each file's sha256, title, date, kind and passage count
+    articleqa_m_<version>    the version's manifest (JSON)
+    articleqa_current        an alias naming the published passages collection
+
+A rebuild writes the three collections of a new version, then switches the alias with ``alter_alias``
+(atomic in Milvus): until then the old version keeps answering, and a build killed midway leaves only
+unpublished collections, dropped by the next rebuild. Old versions are dropped per
+``ARTICLEQA_KEEP_VERSIONS``. Hybrid retrieval runs in Milvus: a dense search and a BM25 full-text
+search fused with reciprocal rank fusion (``RRFRanker(60)``), like the FAISS + bm25s path.
+
+Example::
+
+    store = MilvusIndexStore("./index/milvus.db")       # or "http://milvus:19530", token="user:pass"
+    IndexBuilder(embedder, chunker).build("seeds", store)
+    pipeline = QAPipeline(settings, embedder, chunker, reader, store=store)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+import numpy as np
+
+from articleqa.store import FORMAT_VERSION, IndexNotFoundError, IndexStoreError, check_compatible
+from articleqa.types import Article, IndexStatus, Passage, ScoredPassage
+
+log = logging.getLogger(__name__)
+
+TEXT_PIECE_CHARS = 16_000  # Milvus VARCHAR holds at most 65,535 bytes: 16,000 characters fit any UTF-8
+MAX_PASSAGE_CHARS = 16_000
+INSERT_BATCH = 2_000
+RRF_K = 60
+#: BM25 over lower-cased words without English stop words, like the bm25s path of the FAISS store
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}]}
+_STUB = [0.0, 0.0]  # Milvus wants a vector field in every collection; article and manifest rows carry this one
+
+
+def milvus_uri(spec: str, index_dir: Path) -> str:
+    """``milvus:./index/milvus.db`` -> a file path (milvus-lite); ``milvus:http://host:19530`` -> the URL."""
+    uri = spec.split(":", 1)[1] if spec.startswith("milvus:") else spec
+    if not uri:
+        return str(Path(index_dir) / "milvus.db")
+    return uri
+
+
+def _require_pymilvus():
+    import importlib.util
+
+    if importlib.util.find_spec("pymilvus") is None:
+        raise IndexStoreError("the Milvus store needs pymilvus and milvus-lite: pip install 'articleqa[scale]'") from None
+
+
+class MilvusIndexVersion:
+    """One published version in Milvus. Passages are kept in memory (the reader and the citations need
+    their text); article texts are fetched when first cited and kept; vectors are fetched only for an
+    incremental rebuild."""
+
+    def __init__(self, store: "MilvusIndexStore", version: str, manifest: dict, passages: list[Passage]):
+        self.store = store
+        self.manifest = manifest
+        self.passages = passages
+        self.articles = LazyArticles(store, version, manifest.get("files", {}))
+        self._version = version
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def collection(self) -> str:
+        return self.store.passages_collection(self._version)
+
+    def status(self) -> IndexStatus:
+        m = self.manifest
+        return IndexStatus(
+            version=self.version, built_at=m.get("built_at"), articles=len(m.get("files", {})), passages=len(self.passages),
+            index_type=m.get("index_type"), embedding_model=m.get("embedding_model"), store=f"milvus ({self.store.display_uri})",
+            files={f: int(info.get("passages", 0)) for f, info in m.get("files", {}).items()},
+            skipped=tuple(m.get("skipped", ())),
+        )
+
+    def search(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """Top-k (passage position, inner product) per query vector, searched by Milvus."""
+        if k <= 0 or not self.passages:
+            return [[] for _ in range(len(query_vectors))]
+        res = self.store.client.search(self.collection, data=[list(map(float, v)) for v in query_vectors], anns_field="dense",
+                                       limit=min(k, len(self.passages)), search_params={"metric_type": "IP"}, output_fields=[])
+        return [[(int(hit["id"]), float(hit["distance"])) for hit in row] for row in res]
+
+    def text_search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """BM25 full-text search in Milvus: (passage position, score), best first."""
+        if k <= 0 or not self.passages or not query.strip():
+            return []
+        res = self.store.client.search(self.collection, data=[query], anns_field="sparse", limit=min(k, len(self.passages)),
+                                       search_params={"metric_type": "BM25"}, output_fields=[])
+        return [(int(hit["id"]), float(hit["distance"])) for hit in res[0]]
+
+    def hybrid_search(self, query_vector: np.ndarray, query: str, k: int, candidates: int) -> list[tuple[int, float]]:
+        """Dense and BM25 searches fused by reciprocal rank fusion inside Milvus."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        if k <= 0 or not self.passages:
+            return []
+        n = min(max(k, candidates), len(self.passages))
+        requests = [AnnSearchRequest(data=[list(map(float, query_vector))], anns_field="dense", param={"metric_type": "IP"}, limit=n)]
+        if query.strip():
+            requests.append(AnnSearchRequest(data=[query], anns_field="sparse", param={"metric_type": "BM25"}, limit=n))
+        res = self.store.client.hybrid_search(self.collection, requests, ranker=RRFRanker(RRF_K), limit=min(k, n), output_fields=[])
+        return [(int(hit["id"]), float(hit["distance"])) for hit in res[0]]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """All passage vectors by position (fetched once, for an incremental rebuild)."""
+        return self.cached("vectors", lambda _: self.store.fetch_vectors(self.collection, len(self.passages), self.manifest["dimension"]))
+
+    def cached(self, key: str, build):
+        if key not in self._cache:
+            with self._lock:
+                if key not in self._cache:
+                    self._cache[key] = build(self)
+        return self._cache[key]
+
+
+class LazyArticles(Mapping):
+    """file -> Article of one version, each fetched from Milvus when first needed."""
+
+    def __init__(self, store: "MilvusIndexStore", version: str, files: dict):
+        self.store, self.version, self.files = store, version, files
+        self._cache: dict[str, Article] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, file: str) -> Article:
+        if file not in self.files:
+            raise KeyError(file)
+        if file not in self._cache:
+            article = self.store.fetch_article(self.version, file, self.files[file])
+            with self._lock:
+                self._cache[file] = article
+        return self._cache[file]
+
+    def __iter__(self):
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __contains__(self, file) -> bool:
+        return file in self.files
+
+
+class MilvusIndexStore:
+    """Index versions in Milvus (the ``IndexStore`` of ``articleqa.protocols``).
+
+    Args:
+        uri: a milvus-lite file (``./index/milvus.db``) or a server (``http://host:19530``).
+        token: ``user:password`` or an API key for a server (``ARTICLEQA_MILVUS_TOKEN``).
+        lock_dir: folder of the rebuild lock (one builder at a time); default: the lite file's folder.
+        prefix: collection name prefix, so several indexes share one Milvus.
+    """
+
+    name = "milvus"
+
+    def __init__(self, uri: str, token: str | None = None, lock_dir: str | Path | None = None, prefix: str = "articleqa"):
+        _require_pymilvus()
+        self.uri = uri
+        self.token = token
+        self.is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        if self.is_lite:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        self.root = Path(lock_dir) if lock_dir else (Path(uri).parent if self.is_lite else Path("index"))
+        self.prefix = prefix
+        self.alias = f"{prefix}_current"
+        self._client = None
+        self._client_lock = threading.Lock()
+        self._loaded: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"MilvusIndexStore({self.display_uri!r})"
+
+    @property
+    def display_uri(self) -> str:
+        return self.uri if self.is_lite else self.uri.split("@")[-1]
+
+    @property
+    def client(self):
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    from pymilvus import MilvusClient
+
+                    try:
+                        self._client = MilvusClient(self.uri, token=self.token or "")
+                    except Exception as exc:
+                        raise IndexStoreError(f"cannot connect to Milvus at {self.display_uri}: {exc}") from None
+        return self._client
+
+    def close(self) -> None:
+        """Close the connection; for milvus-lite also release the file, so another process can open it."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self._loaded.clear()
+        if self.is_lite:
+            try:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.uri)
+            except ImportError:
+                pass
+
+    def _ready(self, collection: str) -> str:
+        """The collection, loaded into memory (Milvus searches and queries only loaded collections)."""
+        if collection not in self._loaded:
+            self.client.load_collection(collection)
+            self._loaded.add(collection)
+        return collection
+
+    def passages_collection(self, version: str) -> str:
+        return f"{self.prefix}_p_{version}"
+
+    def _articles_collection(self, version: str) -> str:
+        return f"{self.prefix}_a_{version}"
+
+    def _manifest_collection(self, version: str) -> str:
+        return f"{self.prefix}_m_{version}"
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def current_version(self) -> str | None:
+        try:
+            if self.alias not in self.client.list_aliases().get("aliases", []):
+                return None
+            collection = self.client.describe_alias(self.alias)["collection_name"]
+        except IndexStoreError:
+            raise
+        except Exception as exc:
+            raise IndexStoreError(f"Milvus at {self.display_uri} cannot be read: {exc}") from None
+        return collection[len(self.passages_collection("")):]
+
+    def exists(self) -> bool:
+        return self.current_version() is not None
+
+    def read_manifest(self, version: str | None = None) -> dict:
+        version = version or self.current_version()
+        if version is None:
+            raise IndexNotFoundError(f"no index in Milvus at {self.display_uri}: build one with `articleqa index --store milvus:...`")
+        rows = self.client.query(self._ready(self._manifest_collection(version)), filter="id == 0", output_fields=["manifest"])
+        if not rows:
+            raise IndexStoreError(f"index version {version} in Milvus has no manifest; rebuild with `articleqa index --full`")
+        manifest = json.loads(rows[0]["manifest"])
+        files = {}
+        for row in self._iterate(self._ready(self._articles_collection(version)), "part == 0", ["file", "sha256", "title", "date", "kind", "passages"]):
+            files[row["file"]] = {"sha256": row["sha256"], "title": row["title"], "date": row["date"] or None,
+                                  "kind": row["kind"], "passages": int(row["passages"])}
+        manifest["files"] = dict(sorted(files.items()))
+        return manifest
+
+    def load(self, embedding_model: str | None = None, chunking: dict | None = None) -> MilvusIndexVersion:
+        version = self.current_version()
+        manifest = self.read_manifest(version)
+        check_compatible(manifest, embedding_model, chunking)
+        collection = self._ready(self.passages_collection(version))
+        rows = sorted(self._iterate(collection, "id >= 0", ["id", "file", "start", "end", "title", "text"]), key=lambda r: r["id"])
+        passages = [Passage(id=int(r["id"]), file=r["file"], start=int(r["start"]), end=int(r["end"]), text=r["text"], title=r["title"])
+                    for r in rows]
+        if [p.id for p in passages] != list(range(len(passages))):
+            raise IndexStoreError(f"index version {version} in Milvus has missing passages; rebuild with `articleqa index --full`")
+        return MilvusIndexVersion(self, version, manifest, passages)
+
+    def fetch_article(self, version: str, file: str, info: dict) -> Article:
+        rows = self.client.query(self._ready(self._articles_collection(version)), filter=f"file == {json.dumps(file)}", output_fields=["part", "text"])
+        text = "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
+        return Article(file=file, text=text, sha256=info["sha256"], title=info.get("title", ""), date=info.get("date"), kind=info.get("kind", "txt"))
+
+    def fetch_vectors(self, collection: str, n: int, dim: int) -> np.ndarray:
+        vectors = np.zeros((n, dim), dtype=np.float32)
+        for row in self._iterate(collection, "id >= 0", ["id", "dense"]):
+            vectors[int(row["id"])] = row["dense"]
+        return vectors
+
+    def _iterate(self, collection: str, filter: str, fields: list[str], batch: int = 2000):
+        """Rows matching ``filter``, read in primary-key ranges (ids run 0..n-1 in every collection)."""
+        [row] = self.client.query(collection, filter="", output_fields=["count(*)"])
+        total = int(row["count(*)"])
+        pk = "pk" if collection.startswith(self._articles_collection("")) else "id"
+        for lo in range(0, total, batch):
+            yield from self.client.query(collection, filter=f"{pk} >= {lo} and {pk} < {lo + batch} and ({filter})", output_fields=fields)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def lock(self, timeout: float = -1):
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / ".milvus.lock"), timeout=timeout)
+
+    def is_locked(self) -> bool:
+        from filelock import Timeout
+
+        lock = self.lock(timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
+    def write_version(self, articles: list[Article], passages: list[Passage], vectors: np.ndarray,
+                      embedding_model: str, chunking: dict, extra: dict | None = None) -> str:
+        """Write the three collections of a new version, then point the alias at it (the caller holds the lock)."""
+        from pymilvus import DataType, Function, FunctionType
+
+        version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "_" + uuid.uuid4().hex[:6]
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else 384
+        c = self.client
+        names = [self.passages_collection(version), self._articles_collection(version), self._manifest_collection(version)]
+        try:
+            schema = c.create_schema(auto_id=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("file", DataType.VARCHAR, max_length=4096)
+            schema.add_field("start", DataType.INT64)
+            schema.add_field("end", DataType.INT64)
+            schema.add_field("title", DataType.VARCHAR, max_length=4096)
+            schema.add_field("text", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
+                             analyzer_params=ANALYZER)
+            schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]))
+            index_params = c.prepare_index_params()
+            index_params.add_index("dense", index_type="AUTOINDEX" if not self.is_lite else "FLAT", metric_type="IP")
+            index_params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+            c.create_collection(names[0], schema=schema, index_params=index_params)
+            rows = ({"id": p.id, "file": p.file, "start": p.start, "end": p.end, "title": p.title[:1000],
+                     "text": p.text[:MAX_PASSAGE_CHARS], "dense": vectors[i].astype(np.float32).tolist()} for i, p in enumerate(passages))
+            self._insert(names[0], rows)
+
+            a_schema = c.create_schema(auto_id=False)
+            a_schema.add_field("pk", DataType.INT64, is_primary=True)
+            for field in ("file", "sha256", "title", "date", "kind"):
+                a_schema.add_field(field, DataType.VARCHAR, max_length=4096)
+            a_schema.add_field("part", DataType.INT64)
+            a_schema.add_field("passages", DataType.INT64)
+            a_schema.add_field("text", DataType.VARCHAR, max_length=65535)
+            a_schema.add_field("stub", DataType.FLOAT_VECTOR, dim=2)
+            stub_index = c.prepare_index_params()
+            stub_index.add_index("stub", index_type="FLAT", metric_type="L2")
+            c.create_collection(names[1], schema=a_schema, index_params=stub_index)
+            counts: dict[str, int] = {}
+            for p in passages:
+                counts[p.file] = counts.get(p.file, 0) + 1
+
+            def article_rows():
+                pk = 0
+                for a in articles:
+                    pieces = [a.text[i : i + TEXT_PIECE_CHARS] for i in range(0, len(a.text), TEXT_PIECE_CHARS)] or [""]
+                    for part, piece in enumerate(pieces):
+                        pk += 1
+                        yield {"pk": pk - 1, "file": a.file, "sha256": a.sha256, "title": a.title[:1000], "date": a.date or "", "kind": a.kind,
+                               "part": part, "passages": counts.get(a.file, 0), "text": piece, "stub": _STUB}
+
+            self._insert(names[1], article_rows())
+
+            m_schema = c.create_schema(auto_id=False)
+            m_schema.add_field("id", DataType.INT64, is_primary=True)
+            m_schema.add_field("manifest", DataType.VARCHAR, max_length=65535)
+            m_schema.add_field("stub", DataType.FLOAT_VECTOR, dim=2)
+            stub_index = c.prepare_index_params()
+            stub_index.add_index("stub", index_type="FLAT", metric_type="L2")
+            c.create_collection(names[2], schema=m_schema, index_params=stub_index)
+            manifest = {
+                "format_version": FORMAT_VERSION, "version": version, "store": "milvus", "embedding_model": embedding_model,
+                "dimension": dim, "chunking": chunking, "index_type": "milvus-flat" if self.is_lite else "milvus-autoindex",
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "n_articles": len(articles), "n_passages": len(passages), **(extra or {}),
+            }
+            manifest["skipped"] = manifest.get("skipped", [])[:200]  # the row holds 64 KB
+            self._insert(names[2], [{"id": 0, "manifest": json.dumps(manifest, ensure_ascii=False)[:65000], "stub": _STUB}])
+            for name in names:
+                c.flush(name)
+                self._ready(name)
+            self._publish(names[0])
+        except BaseException:
+            for name in names:
+                try:
+                    c.drop_collection(name)
+                except Exception:
+                    pass
+            raise
+        return version
+
+    def _insert(self, collection: str, rows) -> None:
+        batch = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= INSERT_BATCH:
+                self.client.insert(collection, batch)
+                batch = []
+        if batch:
+            self.client.insert(collection, batch)
+
+    def _publish(self, collection: str) -> None:
+        if self.alias in self.client.list_aliases().get("aliases", []):
+            self.client.alter_alias(collection, self.alias)  # atomic switch: questions go to the new version
+        else:
+            self.client.create_alias(collection, self.alias)
+
+    def versions(self) -> list[str]:
+        prefix = self.passages_collection("")
+        return sorted(n[len(prefix):] for n in self.client.list_collections() if n.startswith(prefix))
+
+    def cleanup(self, keep: int = 2, min_age_seconds: float = 0.0) -> list[str]:
+        """Drop versions older than the ``keep`` newest (the published one always stays) and the
+        collections of interrupted builds (newer than the published one but never published)."""
+        current = self.current_version()
+        versions = self.versions()
+        published = [v for v in versions if current is not None and v <= current]
+        keepers = {current, *published[-keep:]} if keep > 0 else {current}
+        removed = []
+        now = time.time()
+        for v in versions:
+            if v in keepers:
+                continue
+            stamp = datetime.strptime(v.split("_")[0], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc).timestamp()
+            if now - stamp < min_age_seconds:
+                continue
+            for name in (self.passages_collection(v), self._articles_collection(v), self._manifest_collection(v)):
+                if self.client.has_collection(name):
+                    self.client.drop_collection(name)
+                    self._loaded.discard(name)
+            removed.append(v)
+        # leftovers of a build killed before it wrote its passages collection
+        known = set(versions)
+        for n in self.client.list_collections():
+            for make in (self._articles_collection, self._manifest_collection):
+                head = make("")
+                if n.startswith(head) and n[len(head):] not in known:
+                    self.client.drop_collection(n)
+        return removed
+
+    def make_retriever(self, kind: str, embedder) -> "MilvusRetriever":
+        return MilvusRetriever(kind, embedder)
+
+
+class MilvusRetriever:
+    """Retrieval inside Milvus: ``hybrid`` (dense + BM25 fused by RRF in Milvus), ``dense`` or ``bm25``."""
+
+    def __init__(self, kind: str, embedder, candidates: int = 50):
+        if kind not in ("hybrid", "dense", "bm25"):
+            raise ValueError(f"unknown retriever {kind!r}: use hybrid, dense or bm25")
+        self.name = kind
+        self.embedder = embedder
+        self.candidates = candidates
+
+    def retrieve(self, index: MilvusIndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
+        if self.name == "bm25":
+            hits = index.text_search(query, top_k)
+        else:
+            t = time.perf_counter()
+            vec = self.embedder.encode([query], progress=False)
+            if timings is not None:
+                timings["embedding"] = timings.get("embedding", 0.0) + time.perf_counter() - t
+            hits = index.hybrid_search(vec[0], query, top_k, self.candidates) if self.name == "hybrid" else index.search(vec, top_k)[0]
+        return [ScoredPassage(index.passages[i], s, {self.name: r + 1}) for r, (i, s) in enumerate(hits)]
+
