@@ -76,6 +76,8 @@ def index_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
     max_article_bytes: Annotated[Optional[int], typer.Option("--max-article-bytes", help="Skip larger files with a warning [env ARTICLEQA_MAX_ARTICLE_BYTES; default 5000000].")] = None,
     store: StoreOpt = None,
+    embed_with: Annotated[Optional[str], typer.Option("--embed-with", help="process (default) or ray: chunk and embed as a Ray Data job, local or on --ray-address [env ARTICLEQA_EMBED_WITH; needs pip install 'articleqa[scale]'].")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster for --embed-with ray (ray://host:10001 or auto) [env RAY_ADDRESS; default: a local Ray].")] = None,
 ) -> None:
     """Build or incrementally update the index of an articles folder.
 
@@ -85,10 +87,18 @@ def index_cmd(
     """
     from articleqa.store import IndexStoreError
 
-    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, max_article_bytes=max_article_bytes, store=store)
+    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, max_article_bytes=max_article_bytes, store=store,
+                         embed_with=embed_with, ray_address=ray_address)
     settings = pipeline.settings
     if not settings.articles_dir.is_dir():
         _fail(f"articles folder not found: {settings.articles_dir}")
+    if settings.embed_with == "ray":
+        from articleqa.ray_embedding import RayNotInstalled, require_ray
+
+        try:
+            require_ray()
+        except RayNotInstalled as exc:
+            _fail(str(exc))
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     bars = ProgressBars(disable=json_out)

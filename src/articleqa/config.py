@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     #: milvus:./index/milvus.db, or a server such as milvus:http://host:19530)
     store: str = Field(default="faiss", pattern=r"^(faiss|milvus:.*)$")
     milvus_token: str | None = None  # "user:password" or an API key for a Milvus server
+    embed_with: Literal["process", "ray"] = "process"  # ray: chunk and embed as a Ray Data job (articleqa[scale])
+    ray_address: str | None = None  # a Ray cluster for embed_with=ray (RAY_ADDRESS works too); None: local Ray
     milvus_prefix: str = Field(default="articleqa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
     def embedding_model_path(self) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from articleqa.ingest import MAX_ARTICLE_BYTES, ArticleLoader, Skipped
 from articleqa.protocols import Chunker, Embedder, IndexStore
 from articleqa.store import IndexStoreError, RebuildInProgressError, mismatch_reason, open_store
-from articleqa.types import Passage
+from articleqa.types import Article, Passage
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,15 @@ class IndexBuilder:
     embedder, chunker: the stages that turn articles into passages and vectors.
     keep_versions: index versions kept on disk after a rebuild.
     max_article_bytes: larger files are skipped with a warning.
+    batch_job: chunks and embeds the new and changed articles in one job (``run(articles) ->
+        (passages, vectors)``, e.g. ``RayChunkEmbedder``) instead of in this process.
     """
 
-    def __init__(self, embedder: Embedder, chunker: Chunker, keep_versions: int = 2, max_article_bytes: int = MAX_ARTICLE_BYTES):
+    def __init__(self, embedder: Embedder, chunker: Chunker, keep_versions: int = 2, max_article_bytes: int = MAX_ARTICLE_BYTES,
+                 batch_job=None):
         self.embedder = embedder
         self.chunker = chunker
+        self.batch_job = batch_job  # e.g. ray_embedding.RayChunkEmbedder: chunks and embeds as a distributed job
         self.keep_versions = keep_versions
         self.max_article_bytes = max_article_bytes
 
@@ -176,24 +180,16 @@ class IndexBuilder:
                     keep_rows.append(row)
                     kept_passages.append(p)
         to_embed_articles = [new_files[f] for f in new_files if previous is None or f in added or f in changed]
-        report(stage="chunking", files_to_embed=len(to_embed_articles), files_chunked=0)
-        fresh: list[Passage] = []
-        for n, article in enumerate(to_embed_articles, 1):
-            fresh += self.chunker.chunk([article], start_id=len(fresh))
-            report(files_chunked=n)
-        log.info("rebuild: embedding %d passages of %d file(s)", len(fresh), len(to_embed_articles))
-        report(stage="embedding", files_total=len(articles), files_to_embed=len(to_embed_articles),
-               passages_total=len(kept_passages) + len(fresh), passages_to_embed=len(fresh))
-
-        t_embed = time.perf_counter()
-        blocks = []
-        block = 256
-        for b in range(0, len(fresh), block):
-            blocks.append(self.embedder.encode([p.text for p in fresh[b : b + block]], progress=False))
-            report(passages_embedded=min(b + block, len(fresh)))
-        embed_seconds = time.perf_counter() - t_embed
+        if self.batch_job is not None:
+            report(stage="embedding", files_total=len(articles), files_to_embed=len(to_embed_articles),
+                   passages_total=len(kept_passages), passages_to_embed=0)
+            t_embed = time.perf_counter()
+            fresh, fresh_vectors = self.batch_job.run(to_embed_articles)
+            embed_seconds = time.perf_counter() - t_embed
+            report(passages_total=len(kept_passages) + len(fresh), passages_to_embed=len(fresh), passages_embedded=len(fresh))
+        else:
+            fresh, fresh_vectors, embed_seconds = self._chunk_and_embed(to_embed_articles, len(articles), len(kept_passages), report)
         dim = self.embedder.dimension
-        fresh_vectors = np.concatenate(blocks) if blocks else np.zeros((0, dim), dtype=np.float32)
         kept_vectors = previous.vectors[keep_rows] if previous is not None else np.zeros((0, dim), dtype=np.float32)
 
         # order by file so each article's passages are contiguous; renumber ids
@@ -220,3 +216,23 @@ class IndexBuilder:
             unchanged=len(unchanged), passages=len(passages), embedded=len(fresh), skipped=skipped,
             seconds=time.perf_counter() - t0, embed_seconds=embed_seconds,
         )
+
+    def _chunk_and_embed(self, to_embed: list[Article], files_total: int, kept: int, report) -> tuple[list[Passage], np.ndarray, float]:
+        """Chunk and embed in this process, reporting progress per file and per block of passages."""
+        report(stage="chunking", files_to_embed=len(to_embed), files_chunked=0)
+        fresh: list[Passage] = []
+        for n, article in enumerate(to_embed, 1):
+            fresh += self.chunker.chunk([article], start_id=len(fresh))
+            report(files_chunked=n)
+        log.info("rebuild: embedding %d passages of %d file(s)", len(fresh), len(to_embed))
+        report(stage="embedding", files_total=files_total, files_to_embed=len(to_embed),
+               passages_total=kept + len(fresh), passages_to_embed=len(fresh))
+        t_embed = time.perf_counter()
+        blocks = []
+        block = 256
+        for b in range(0, len(fresh), block):
+            blocks.append(self.embedder.encode([p.text for p in fresh[b : b + block]], progress=False))
+            report(passages_embedded=min(b + block, len(fresh)))
+        dim = self.embedder.dimension
+        vectors = np.concatenate(blocks) if blocks else np.zeros((0, dim), dtype=np.float32)
+        return fresh, vectors, time.perf_counter() - t_embed

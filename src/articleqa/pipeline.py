@@ -161,8 +161,13 @@ class QAPipeline:
         return cls(settings, embedder, chunker, reader)
 
     def builder(self) -> IndexBuilder:
+        batch_job = None
+        if self.settings.embed_with == "ray":
+            from articleqa.ray_embedding import RayChunkEmbedder
+
+            batch_job = RayChunkEmbedder(self.embedder, self.chunker, address=self.settings.ray_address)
         return IndexBuilder(self.embedder, self.chunker, keep_versions=self.settings.keep_versions,
-                            max_article_bytes=self.settings.max_article_bytes)
+                            max_article_bytes=self.settings.max_article_bytes, batch_job=batch_job)
 
     def build_index(self, full: bool = False, wait: bool = True, on_progress=None):
         """Build or update the index of the configured articles folder (see ``IndexBuilder.build``)."""
