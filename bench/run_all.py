@@ -34,6 +34,7 @@ def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("throughput", ["--questions", seed, "--seconds", "5" if q else "20"]),
         ("scaling", ["--sizes", "10000", "100000"] + ([] if q else ["1000000"])),
         ("load", ["--questions", seed, "--clients", "16", "--seconds", "20" if q else "60"]),
+        ("scale_out", ["--squad", squad1] + (["--limit", "40", "--recall-limit", "200", "--sizes", "10000"] if q else ["--sizes", "10000", "100000", "1000000"])),
     ]
 
 
@@ -207,6 +208,27 @@ def write_report(timings: dict, quick: bool) -> None:
                f"(rebuild {ld['rebuild_state']}, {ld['index_versions_seen']} index versions served): {ld['requests']} requests, "
                f"**{ld['failed']} failed**, {ld['invalid_citations']} invalid citations, {_fmt(ld['qps'])} q/s, "
                f"median {_fmt(ld['median_ms'])} ms, p95 {_fmt(ld['p95_ms'])} ms.", ""]
+
+    so = load("scale_out")
+    if so:
+        f, m = so["stores"]["faiss"], so["stores"]["milvus"]
+        md += ["## Beyond one machine: milvus-lite vs FAISS, Ray vs in process", "",
+               f"The shared SQuAD articles as an open corpus ({f['build']['passages']:,} passages); recall@5 of the hybrid retriever on "
+               f"{so['questions_recall']} questions, end to end on {so['questions_e2e']} (the two pipelines asked question by question in turn).", "",
+               "| store | build s | recall@5 | EM | F1 | median ms | p95 ms |", "|---|---|---|---|---|---|---|"]
+        for name, st in (("FAISS + bm25s", f), ("milvus-lite (BM25 + RRF in Milvus)", m)):
+            md.append(f"| {name} | {_fmt(st['build']['seconds'])} | {_fmt(st['recall_at_5'])} | {_fmt(st['exact'])} | {_fmt(st['f1'])} | {_fmt(st['median_ms'])} | {_fmt(st['p95_ms'])} |")
+        e = so["embedding"]
+        md += ["", f"Latency milvus/faiss, median of per-question ratios: **{_fmt(so['milvus_vs_faiss_latency_ratio_median'], 2)}**.", "",
+               f"Chunk + embed {e['passages']:,} passages: in process {_fmt(e['in_process_per_s'])} passages/s; local Ray Data "
+               f"({e['ray_actors']} encoder actor(s)) {_fmt(e['ray_per_s'])} passages/s, plus {_fmt(e['ray_startup_s'])} s to start Ray and the actors.", "",
+               "| synthetic passages (milvus-lite alone) | insert s | hybrid query median ms | p95 ms |", "|---|---|---|---|"]
+        for row in so["synthetic"]:
+            if "skipped" in row:
+                md.append(f"| {row['passages']:,} | skipped: {row['skipped']} | | |")
+            else:
+                md.append(f"| {row['passages']:,} | {_fmt(row['build_s'])} | {_fmt(row['median_ms'], 2)} | {_fmt(row['p95_ms'], 2)} |")
+        md.append("")
 
     if timings:
         md += ["## Run time of each script", "", "| script | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
