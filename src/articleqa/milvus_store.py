@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 
-from articleqa.store import FORMAT_VERSION, IndexNotFoundError, IndexStoreError, check_compatible
+from articleqa.store import FORMAT_VERSION, FolderLock, VersionCache, IndexNotFoundError, IndexStoreError, check_compatible
 from articleqa.types import Article, IndexStatus, Passage, ScoredPassage
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _require_pymilvus():
         raise IndexStoreError("the Milvus store needs pymilvus and milvus-lite: pip install 'articleqa[scale]'") from None
 
 
-class MilvusIndexVersion:
+class MilvusIndexVersion(VersionCache):
     """One published version in Milvus. Passages are kept in memory (the reader and the citations need
     their text); article texts are fetched when first cited and kept; vectors are fetched only for an
     incremental rebuild."""
@@ -130,13 +130,6 @@ class MilvusIndexVersion:
         """All passage vectors by position (fetched once, for an incremental rebuild)."""
         return self.cached("vectors", lambda _: self.store.fetch_vectors(self.collection, len(self.passages), self.manifest["dimension"]))
 
-    def cached(self, key: str, build):
-        if key not in self._cache:
-            with self._lock:
-                if key not in self._cache:
-                    self._cache[key] = build(self)
-        return self._cache[key]
-
 
 class LazyArticles(Mapping):
     """file -> Article of one version, each fetched from Milvus when first needed."""
@@ -165,7 +158,7 @@ class LazyArticles(Mapping):
         return file in self.files
 
 
-class MilvusIndexStore:
+class MilvusIndexStore(FolderLock):
     """Index versions in Milvus (the ``IndexStore`` of ``articleqa.protocols``).
 
     Args:
@@ -176,6 +169,7 @@ class MilvusIndexStore:
     """
 
     name = "milvus"
+    lock_file = ".milvus.lock"
 
     def __init__(self, uri: str, token: str | None = None, lock_dir: str | Path | None = None, prefix: str = "articleqa"):
         _require_pymilvus()
@@ -304,23 +298,6 @@ class MilvusIndexStore:
             yield from self.client.query(collection, filter=f"{pk} >= {lo} and {pk} < {lo + batch} and ({filter})", output_fields=fields)
 
     # --- writing -------------------------------------------------------------------------------
-
-    def lock(self, timeout: float = -1):
-        from filelock import FileLock
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / ".milvus.lock"), timeout=timeout)
-
-    def is_locked(self) -> bool:
-        from filelock import Timeout
-
-        lock = self.lock(timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            return True
-        lock.release()
-        return False
 
     def write_version(self, articles: list[Article], passages: list[Passage], vectors: np.ndarray,
                       embedding_model: str, chunking: dict, extra: dict | None = None) -> str:

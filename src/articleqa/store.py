@@ -61,8 +61,21 @@ class RebuildInProgressError(IndexStoreError):
     pass
 
 
+class VersionCache:
+    """``cached``: per-version companions (the BM25 index, fetched vectors) built once under a lock;
+    the class provides ``_cache`` (dict) and ``_lock``."""
+
+    def cached(self, key: str, build):
+        """Per-version lazily built companions (the BM25 index), built once under a lock."""
+        if key not in self._cache:
+            with self._lock:
+                if key not in self._cache:
+                    self._cache[key] = build(self)
+        return self._cache[key]
+
+
 @dataclass
-class LoadedIndex:
+class LoadedIndex(VersionCache):
     """One published index version in memory. Immutable: a rebuild publishes a new one, so
     questions in flight keep reading the version they started with."""
 
@@ -96,13 +109,6 @@ class LoadedIndex:
         scores, ids = self.faiss_index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
         return [[(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0] for row_i, row_s in zip(ids, scores)]
 
-    def cached(self, key: str, build):
-        """Per-version lazily built companions (the BM25 index), built once under a lock."""
-        if key not in self._cache:
-            with self._lock:
-                if key not in self._cache:
-                    self._cache[key] = build(self)
-        return self._cache[key]
 
 
 def build_faiss_index(vectors: np.ndarray, kind: str = "auto"):
@@ -166,7 +172,33 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-class FaissIndexStore:
+class FolderLock:
+    """The cross-process rebuild lock of a store: a ``filelock`` file in its folder ``root``."""
+
+    root: Path
+    lock_file = ".lock"
+
+    def lock(self, timeout: float = -1):
+        """The lock (``filelock``). ``timeout=0`` fails at once if held."""
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / self.lock_file), timeout=timeout)
+
+    def is_locked(self) -> bool:
+        """True while some process holds the rebuild lock."""
+        from filelock import Timeout
+
+        lock = self.lock(timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
+
+class FaissIndexStore(FolderLock):
     """Reads and publishes index versions in one folder (the ``IndexStore`` of ``articleqa.protocols``)."""
 
     name = "faiss"
@@ -237,25 +269,6 @@ class FaissIndexStore:
         return LoadedIndex(path=vdir, manifest=manifest, passages=passages, articles=articles, vectors=vectors, faiss_index=index)
 
     # --- writing -------------------------------------------------------------------------------
-
-    def lock(self, timeout: float = -1):
-        """The cross-process rebuild lock (``filelock``). ``timeout=0`` fails at once if held."""
-        from filelock import FileLock
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / ".lock"), timeout=timeout)
-
-    def is_locked(self) -> bool:
-        """True while some process holds the rebuild lock."""
-        from filelock import Timeout
-
-        lock = self.lock(timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            return True
-        lock.release()
-        return False
 
     def write_version(
         self,
