@@ -152,7 +152,8 @@ def test_a_build_killed_midway_leaves_the_published_version_answering(tmp_path, 
     p.store.close()
 
 
-def test_server_with_a_milvus_store_answers(tmp_path):
+@pytest.mark.browser
+def test_server_with_a_milvus_store_answers_over_http_and_in_the_chat(tmp_path):
     articles = tmp_path / "articles"
     shutil.copytree(SEEDS, articles)
     store = f"milvus:{tmp_path / 'index' / 'milvus.db'}"
@@ -168,6 +169,19 @@ def test_server_with_a_milvus_store_answers(tmp_path):
             assert follow["found"] and "January 3" in follow["answer"]
             text = client.get("/api/articles/002_2dd9416afd3ce74f.txt").json()["text"]
             assert text == seed_texts()["002_2dd9416afd3ce74f.txt"]
+        from playwright.sync_api import sync_playwright
+
+        from test_browser import ARGS, CHROMIUM, ask
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            page.goto(srv.url + "/", wait_until="load")
+            page.locator("#question textarea").wait_for(timeout=60_000)
+            text, _ = ask(page, "Who is the Energy Secretary?", 1)
+            assert "Chris Wright" in text and "002_2dd9416afd3ce74f.txt" in text
+            assert page.locator("#chat mark").first.inner_text() == "Chris Wright"
+            browser.close()
 
 
 def test_unknown_store_is_a_clear_error(tmp_path):

@@ -103,7 +103,7 @@ class RayChunkEmbedder:
         ds = ray.data.from_items([asdict(a) for a in articles], override_num_blocks=min(len(articles), actors * 4))
         ds = ds.flat_map(chunk, num_cpus=0.5)
         ds = ds.map_batches(_EncoderActor, fn_constructor_args=(model_path,), batch_size=self.batch_size,
-                            concurrency=actors, num_cpus=1, batch_format="default")
+                            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="default")
         rows = ds.take_all()
         rows.sort(key=lambda r: (r["file"], int(r["start"])))
         passages = [Passage(id=i, file=str(r["file"]), start=int(r["start"]), end=int(r["end"]), text=str(r["text"]), title=str(r["title"]))
