@@ -44,10 +44,14 @@ run: index
 test: $(VENV)/.test-installed
 	ARTICLEQA_SHARED=$(SHARED) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.test-installed
+$(VENV)/.bench-installed: $(VENV)/.test-installed
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	ARTICLEQA_SHARED=$(SHARED) $(PY) bench/run_all.py --shared $(SHARED)
 
-bench-quick: $(VENV)/.test-installed
+bench-quick: $(VENV)/.bench-installed
 	ARTICLEQA_SHARED=$(SHARED) $(PY) bench/run_all.py --shared $(SHARED) --quick
 
 clean:

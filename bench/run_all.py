@@ -34,6 +34,8 @@ def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("throughput", ["--questions", seed, "--seconds", "5" if q else "20"]),
         ("scaling", ["--sizes", "10000", "100000"] + ([] if q else ["1000000"])),
         ("load", ["--questions", seed, "--clients", "16", "--seconds", "20" if q else "60"]),
+        ("vs_haystack", ["--squad", squad2, "--questions", seed] + (["--limit", "60"] if q else [])),
+        ("vs_haystack", ["--squad", squad2, "--questions", seed, "--reader-quantize", "none", "--name", "vs_haystack_fp32"] + (["--limit", "60"] if q else [])),
         ("scale_out", ["--squad", squad1] + (["--limit", "40", "--recall-limit", "200", "--sizes", "10000"] if q else ["--sizes", "10000", "100000", "1000000"])),
     ]
 
@@ -208,6 +210,24 @@ def write_report(timings: dict, quick: bool) -> None:
                f"(rebuild {ld['rebuild_state']}, {ld['index_versions_seen']} index versions served): {ld['requests']} requests, "
                f"**{ld['failed']} failed**, {ld['invalid_citations']} invalid citations, {_fmt(ld['qps'])} q/s, "
                f"median {_fmt(ld['median_ms'])} ms, p95 {_fmt(ld['p95_ms'])} ms.", ""]
+
+    for name, title in (("vs_haystack", "reader path as chosen (auto)"), ("vs_haystack_fp32", "articleqa's reader forced to fp32, as Haystack runs")):
+        vh = load(name)
+        if not vh:
+            continue
+        md += [f"## Side by side with Haystack: {title}", "",
+               "Haystack 3: in-memory store with articleqa's passages and vectors, BM25 + embedding retrieval fused by RRF, "
+               f"`TransformersExtractiveReader` with the same reader weights, top-k {vh['top_k']}; questions alternate which system goes first.", "",
+               "| questions | reader path | articleqa median ms | Haystack median ms | ratio (median per question) | p95 ratio | F1 answerable (articleqa / Haystack) | wrongly refused % | unanswerable refused % |",
+               "|---|---|---|---|---|---|---|---|---|"]
+        for key in ("squad2_open", "seed"):
+            r = vh.get(key)
+            if r:
+                a, h = r["articleqa"], r["haystack"]
+                md.append(f"| {key} ({r['questions']}, {r['answerable']} answerable) | {r['reader_path']} | {_fmt(a['median_ms'])} | {_fmt(h['median_ms'])} | "
+                          f"**{_fmt(r['ratio_median'], 2)}** | {_fmt(r['ratio_p95'], 2)} | {_fmt(a['answerable_f1'])} / {_fmt(h['answerable_f1'])} | "
+                          f"{_fmt(a['wrongly_refused'])} / {_fmt(h['wrongly_refused'])} | {_fmt(a['unanswerable_refused'])} / {_fmt(h['unanswerable_refused'])} |")
+        md.append("")
 
     so = load("scale_out")
     if so:
