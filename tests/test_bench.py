@@ -40,6 +40,15 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
     assert "recall@10" in run("scaling", "--sizes", "2000", "--queries", "20", env_out=out)[-1]
+    figures = "\n".join(run("scale_out", "--squad", squad, "--limit", "3", "--recall-limit", "5", "--sizes", "1000", env_out=out))
+    assert "milvus/faiss latency" in figures and "synthetic 1,000: insert" in figures and "local Ray" in figures
     r = subprocess.run([sys.executable, "bench/run_all.py", "--report-only"], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "ARTICLEQA_BENCH_OUT": str(out)}, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_vs_haystack_runs_on_a_tiny_input(tiny):
+    pytest.importorskip("haystack", reason="the Haystack comparison needs the bench extra (make bench installs it)")
+    tmp, squad = tiny
+    figures = "\n".join(run("vs_haystack", "--squad", squad, "--limit", "4", env_out=tmp / "out-haystack"))
+    assert "ratio (median of per-question)" in figures and "unanswerable refused" in figures
