@@ -143,6 +143,9 @@ def main(argv=None) -> dict:
     result["embedding"] = {"passages": len(passages), "in_process_s": local_s, "in_process_per_s": len(passages) / local_s,
                            "ray_s": ray_s, "ray_per_s": len(ray_passages) / ray_s, "ray_startup_s": startup, "ray_actors": actors}
 
+    result["synthetic"] = []
+    save("scale_out", result)  # the figures so far survive a synthetic run stopped midway
+    print(f"faiss/milvus/ray figures saved; synthetic sizes next: {args.sizes}", flush=True)
     result["synthetic"] = synthetic(args.sizes, args.synthetic_budget)
     save("scale_out", result)
     f, m = result["stores"]["faiss"], result["stores"]["milvus"]
