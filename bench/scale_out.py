@@ -79,7 +79,7 @@ def main(argv=None) -> dict:
 
     from articleqa.indexing import IndexBuilder
     from articleqa.ingest import ArticleLoader
-    from articleqa.ray_embedding import RayChunkEmbedder
+    from articleqa.ray_embedding import RayChunkEmbedder, start_local_ray
     from articleqa.text import best_em_f1
     from articleqa.training.squad import load_squad
 
@@ -131,7 +131,7 @@ def main(argv=None) -> dict:
     import ray
 
     t = time.perf_counter()
-    ray.init(include_dashboard=False, log_to_driver=False)
+    start_local_ray()
     job = RayChunkEmbedder(faiss_pipe.embedder, faiss_pipe.chunker)
     job.run(articles[:1])  # starts the actors
     startup = time.perf_counter() - t

@@ -80,9 +80,7 @@ class RayChunkEmbedder:
             if self.address:
                 ray.init(address=self.address, log_to_driver=False)
             else:
-                ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False,
-                         runtime_env={"env_vars": {k: v for k, v in os.environ.items()
-                                                   if k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")}})
+                start_local_ray()
         return ray
 
     def run(self, articles: list[Article]) -> tuple[list[Passage], np.ndarray]:
@@ -111,3 +109,19 @@ class RayChunkEmbedder:
         vectors = np.stack([np.asarray(r["vector"], dtype=np.float32) for r in rows]) if rows else np.zeros((0, dim), dtype=np.float32)
         log.info("ray: %d passages of %d articles embedded on %d actor(s)", len(passages), len(articles), actors)
         return passages, vectors
+
+
+def start_local_ray(num_cpus: int | None = None, attempts: int = 3):
+    """A local Ray (no dashboard), retried: on a loaded 2-core machine its control server sometimes
+    misses Ray's start-up deadline ("Timed out waiting for file .../gcs_server_port")."""
+    ray = require_ray()
+    env = {k: v for k, v in os.environ.items() if k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")}
+    for attempt in range(1, attempts + 1):
+        try:
+            return ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, log_to_driver=False,
+                            runtime_env={"env_vars": env})
+        except RuntimeError as exc:
+            if attempt == attempts or "Timed out" not in str(exc):
+                raise
+            log.warning("local Ray did not start (%s); trying again", exc)
+            ray.shutdown()
