@@ -260,7 +260,7 @@ class MilvusIndexStore(FolderLock):
             raise IndexStoreError(f"index version {version} in Milvus has no manifest; rebuild with `articleqa index --full`")
         manifest = json.loads(rows[0]["manifest"])
         files = {}
-        for row in self._iterate(self._ready(self._articles_collection(version)), "part == 0", ["file", "sha256", "title", "date", "kind", "passages"]):
+        for row in self._iterate(self._ready(self._articles_collection(version)), "part == 0", ["file", "sha256", "title", "date", "kind", "passages"], pk="pk"):
             files[row["file"]] = {"sha256": row["sha256"], "title": row["title"], "date": row["date"] or None,
                                   "kind": row["kind"], "passages": int(row["passages"])}
         manifest["files"] = dict(sorted(files.items()))
@@ -289,11 +289,10 @@ class MilvusIndexStore(FolderLock):
             vectors[int(row["id"])] = row["dense"]
         return vectors
 
-    def _iterate(self, collection: str, filter: str, fields: list[str], batch: int = 2000):
-        """Rows matching ``filter``, read in primary-key ranges (ids run 0..n-1 in every collection)."""
+    def _iterate(self, collection: str, filter: str, fields: list[str], pk: str = "id", batch: int = 2000):
+        """Rows matching ``filter``, read in ranges of the primary key ``pk`` (0..n-1 in every collection)."""
         [row] = self.client.query(collection, filter="", output_fields=["count(*)"])
         total = int(row["count(*)"])
-        pk = "pk" if collection.startswith(self._articles_collection("")) else "id"
         for lo in range(0, total, batch):
             yield from self.client.query(collection, filter=f"{pk} >= {lo} and {pk} < {lo + batch} and ({filter})", output_fields=fields)
 

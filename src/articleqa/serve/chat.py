@@ -22,7 +22,7 @@ from articleqa.pipeline import QAPipeline, QuestionError
 from articleqa.serve.jobs import AdminError, ArticleService
 from articleqa.serve.render import answer_html, error_html, escape
 from articleqa.store import IndexStoreError
-from articleqa.verify import verify_citations
+from articleqa.verify import citations_of, verify_citations
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,6 @@ CITED_FIELDS = {"file", "start", "end", "quote", "sha256"}
 
 def question_key(question: str) -> str:
     return " ".join(question.lower().split())
-
-
-def cited(answer) -> list:
-    """Every citation an answer shows: its own, its parts' and its disagreements'."""
-    answers = answer.parts or [answer]
-    return [c for a in answers for c in [*a.citations, *(c for d in a.disagreements for c in d.citations)]]
 
 
 def stale_notes(pipeline: QAPipeline, earlier: list[dict] | None) -> list[str]:
@@ -115,7 +109,7 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
             answer = pipeline.ask(message, history=history, explain=True)
             reply = answer_html(answer, notes)
             turns = [*turns, [message, answer.answer]]
-            asked = {**asked, question_key(message): [c.model_dump(include=CITED_FIELDS) for c in cited(answer)]}
+            asked = {**asked, question_key(message): [{k: c[k] for k in CITED_FIELDS} for c in citations_of(answer.model_dump())]}
         except QuestionError as exc:
             reply = error_html(str(exc))
         except IndexStoreError as exc:

@@ -75,7 +75,7 @@ def source_url(c: Citation, answer_citations: list[Citation] = ()) -> str:
 
 
 def _citation_html(n: int, c: Citation, highlight: bool = True, answer_citations: list[Citation] = ()) -> str:
-    link = escape_attr(source_url(c, answer_citations or [c] if highlight else [c]))
+    link = escape_attr(source_url(c, answer_citations))
     return (
         f'<li class="aqa-cite"><span class="aqa-source">[{n}] <a class="aqa-open" href="{link}" target="_blank" rel="noopener">'
         f"{escape(source_label(c))}</a></span> "
