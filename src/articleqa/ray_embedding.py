@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -113,15 +114,17 @@ class RayChunkEmbedder:
 
 def start_local_ray(num_cpus: int | None = None, attempts: int = 3):
     """A local Ray (no dashboard), retried: on a loaded 2-core machine its control server sometimes
-    misses Ray's start-up deadline ("Timed out waiting for file .../gcs_server_port")."""
+    misses Ray's start-up deadlines ("Timed out waiting for file .../gcs_server_port", or "The current node
+    timed out during startup": a fixed 30 s wait for the raylet to register)."""
     ray = require_ray()
     env = {k: v for k, v in os.environ.items() if k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")}
     for attempt in range(1, attempts + 1):
         try:
             return ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, log_to_driver=False,
                             runtime_env={"env_vars": env})
-        except RuntimeError as exc:
-            if attempt == attempts or "Timed out" not in str(exc):
+        except Exception as exc:  # Ray raises a bare Exception for the raylet deadline
+            if attempt == attempts or "timed out" not in str(exc).lower():
                 raise
             log.warning("local Ray did not start (%s); trying again", exc)
             ray.shutdown()
+            time.sleep(2 * attempt)
