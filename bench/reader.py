@@ -23,7 +23,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--squad", type=Path, default=DEFAULT_SHARED / "data" / "squad" / "squad-dev-v1.1-36.json")
     ap.add_argument("--articles", choices=["heldout", "all"], default="heldout")
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--quantize", default="auto", help="auto, int8, none")
+    ap.add_argument("--quantize", default="auto", help="auto, int8, bf16, none")
+    ap.add_argument("--backend", default="auto", help="auto, torch, onnx (see articleqa.runtime)")
     ap.add_argument("--name", default="reader", help="result name (bench/out/<name>.json)")
     args = ap.parse_args(argv)
 
@@ -38,13 +39,13 @@ def main(argv=None) -> dict:
     questions = [q for a in arts for q in a.questions]
     if args.limit and args.limit < len(questions):
         questions = random.Random(0).sample(questions, args.limit)
-    reader = ExtractiveReader(args.model, quantize=args.quantize)
+    reader = ExtractiveReader(args.model, quantize=args.quantize, backend=args.backend)
     reader.warm_up()
     cal = reader.calibration
     threshold = cal.reader_threshold if cal.reader_threshold is not None else cal.threshold
     res = evaluate(reader, questions, calibrate=False, threshold=threshold)
     result = {
-        "model": args.model, "quantize": reader.quantize, "squad": args.squad.name, "articles": args.articles,
+        "model": args.model, "quantize": reader.quantize, "inference_path": reader.inference_path, "squad": args.squad.name, "articles": args.articles,
         "titles": sorted({q.title for q in questions}), "questions": len(questions),
         "answerable": res.n, "exact": res.exact, "f1": res.f1, "no_answer": res.no_answer,
         "latency_ms_150_words": reader_latency_ms(reader),
@@ -61,7 +62,7 @@ def main(argv=None) -> dict:
         result["curve"] = [no_answer_stats(margins, correct, impossible, float(t)) for t in sorted(set(grid) | {threshold})]
     save(args.name, result)
     lines = [
-        f"reader {args.model} ({reader.quantize}) on {len(questions)} questions of {args.squad.name} ({args.articles} articles)",
+        f"reader {args.model} ({reader.inference_path}) on {len(questions)} questions of {args.squad.name} ({args.articles} articles)",
         f"  EM {res.exact:.1f}  F1 {res.f1:.1f} on {res.n} answerable; {result['latency_ms_150_words']:.1f} ms per ~150-word passage",
     ]
     if res.no_answer:

@@ -24,6 +24,7 @@ from common import DEFAULT_SHARED, ROOT, fmt, percentile, pipeline_for, print_fi
 
 
 def haystack_pipeline(index, embedder_path: str, reader_path: str, top_k: int):
+    import torch
     from haystack import Document, Pipeline
     from haystack.components.joiners import DocumentJoiner
     from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
@@ -39,7 +40,10 @@ def haystack_pipeline(index, embedder_path: str, reader_path: str, top_k: int):
     pipe.add_component("dense", InMemoryEmbeddingRetriever(store, top_k=top_k))
     pipe.add_component("bm25", InMemoryBM25Retriever(store, top_k=top_k))
     pipe.add_component("join", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
-    pipe.add_component("reader", TransformersExtractiveReader(model=reader_path, top_k=1, no_answer=True))
+    # fp32, as its users run it on a CPU: left to itself, transformers loads the weights in the dtype they
+    # are stored in (models/reader ships fp16 to halve its size), and fp16 on a CPU is ~4x slower
+    pipe.add_component("reader", TransformersExtractiveReader(model=reader_path, top_k=1, no_answer=True,
+                                                              model_kwargs={"dtype": torch.float32}))
     pipe.connect("embedder.embedding", "dense.query_embedding")
     pipe.connect("dense", "join")
     pipe.connect("bm25", "join")
@@ -93,8 +97,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--questions", type=Path, default=DEFAULT_SHARED / "data" / "seed-qa-visible.json")
     ap.add_argument("--limit", type=int, default=300, help="SQuAD questions asked (seeded sample, answerable and not)")
     ap.add_argument("--top-k", type=int, default=5)
-    ap.add_argument("--reader-quantize", default="auto", choices=["auto", "none", "int8"],
-                    help="articleqa's reader path: auto (bf16 where the CPU has AVX512-BF16/AMX), none (fp32, as Haystack runs)")
+    ap.add_argument("--reader-quantize", default="auto", choices=["auto", "none", "int8", "bf16"],
+                    help="articleqa's reader precision: auto (bf16 where the CPU has AVX512-BF16/AMX, else fp32), "
+                         "none (fp32: what a CPU without bf16 units runs)")
+    ap.add_argument("--reader-backend", default="auto", choices=["auto", "onnx", "torch"], help="articleqa's reader runtime")
     ap.add_argument("--name", default="vs_haystack")
     args = ap.parse_args(argv)
 
@@ -113,7 +119,8 @@ def main(argv=None) -> dict:
     seed_index = ROOT / "bench" / "out" / "vs_haystack_seed_index"
     sets.append(("seed", ROOT / "seeds", seed_index, seed_q))
     for name, articles, index_dir, questions in sets:
-        pipe = pipeline_for(index_dir, articles, top_k=args.top_k, reader_quantize=args.reader_quantize)
+        pipe = pipeline_for(index_dir, articles, top_k=args.top_k, reader_quantize=args.reader_quantize,
+                            reader_backend=args.reader_backend)
         if not pipe.store.exists():
             pipe.build_index()
         pipe.warm_up()
@@ -123,7 +130,7 @@ def main(argv=None) -> dict:
         for q in questions[:3]:  # warm both
             ours(q["question"]), theirs(q["question"])
         results[name] = run_set(name, questions, ours, theirs)
-        results[name]["reader_path"] = pipe.reader.quantize
+        results[name]["reader_path"] = pipe.reader.inference_path
     save(args.name, results)
     lines = []
     for name in ("squad2_open", "seed"):

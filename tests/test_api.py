@@ -38,6 +38,11 @@ def test_follow_up_through_history(server):
 def test_health_articles_and_article_text(server):
     h = httpx.get(server.url + "/api/health").json()
     assert h["index_loaded"] and h["articles"] == 3 and h["passages"] > 3 and h["embedding_model"]
+    from articleqa.runtime import bf16_is_fast
+
+    # the inference path the machine offers: bf16 units -> the validated torch bf16, else ONNX Runtime
+    assert h["reader_path"] == ("torch bf16" if bf16_is_fast() else "onnxruntime fp32")
+    assert h["reader_batching"]["batches"] >= 1 and h["reader_batching"]["questions"] >= h["reader_batching"]["batches"]
     arts = httpx.get(server.url + "/api/articles").json()
     assert {a["file"] for a in arts} == set(seed_texts())
     assert all(len(a["sha256"]) == 64 for a in arts)

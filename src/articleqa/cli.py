@@ -488,7 +488,8 @@ def eval_reader_cmd(
     squad: Annotated[Path, typer.Option("--squad", help="SQuAD 1.1 or 2.0 JSON file.")],
     model: Annotated[Optional[str], typer.Option("--model", help="Reader folder or hub id [default: models/reader].")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N questions.")] = None,
-    quantize: Annotated[str, typer.Option(help="auto, int8 or none.")] = "auto",
+    quantize: Annotated[str, typer.Option(help="auto, int8, bf16 or none (fp32).")] = "auto",
+    backend: Annotated[str, typer.Option(help="Inference runtime: auto, onnx (ONNX Runtime) or torch.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """EM/F1 of a reader on the given paragraphs (standard SQuAD metric); for SQuAD 2.0 files also the
@@ -503,16 +504,17 @@ def eval_reader_cmd(
     settings = get_settings()
     settings.apply_offline()
     questions = [q for a in load_squad(squad) for q in a.questions][: limit or None]
-    reader = ExtractiveReader(model or settings.reader_model_path(), quantize=quantize, offline=settings.offline)
+    reader = ExtractiveReader(model or settings.reader_model_path(), quantize=quantize, backend=backend, offline=settings.offline)
     try:
         reader.warm_up()
-    except (FileNotFoundError, OSError) as exc:
+    except (FileNotFoundError, OSError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     cal = reader.calibration
     res = evaluate(reader, questions, calibrate=False, threshold=cal.reader_threshold if cal.reader_threshold is not None else cal.threshold)
     figures = {
         "model": reader.model_name,
         "quantize": reader.quantize,
+        "inference_path": reader.inference_path,
         "questions": len(questions),
         "exact": round(res.exact, 2),
         "f1": round(res.f1, 2),
@@ -523,7 +525,7 @@ def eval_reader_cmd(
     if json_out:
         typer.echo(json.dumps(figures))
         return
-    typer.echo(f"reader {figures['model']} ({figures['quantize']}) on {len(questions)} questions of {squad.name}")
+    typer.echo(f"reader {figures['model']} ({figures['inference_path']}) on {len(questions)} questions of {squad.name}")
     typer.echo(f"EM {figures['exact']:.1f}  F1 {figures['f1']:.1f}  ({res.n} answerable)")
     if res.no_answer:
         na = res.no_answer

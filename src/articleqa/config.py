@@ -42,7 +42,14 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")
     embedding_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
     reader_model: str = ""  # empty: models/reader
-    reader_quantize: Literal["auto", "int8", "none"] = "auto"
+    reader_quantize: Literal["auto", "int8", "bf16", "none"] = "auto"
+    #: the reader's inference runtime: "auto" (torch bf16 where validated and the CPU has bf16 units,
+    #: else ONNX Runtime, else torch), "onnx" or "torch"; see articleqa.runtime
+    reader_backend: Literal["auto", "onnx", "torch"] = "auto"
+    #: the server reads concurrent questions in shared batches (serve.batching); the window is how long
+    #: the first waiting question waits for others (0: group only those already waiting)
+    reader_batching: bool = True
+    reader_batch_window_ms: float = Field(default=2.0, ge=0, le=100)
     offline: bool = True
     top_k: int = 5
     no_answer_threshold: float | None = None  # None: the reader's calibrated threshold

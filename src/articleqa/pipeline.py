@@ -157,7 +157,8 @@ class QAPipeline:
         settings.apply_offline()
         embedder = Embedder(settings.embedding_model_path(), offline=settings.offline)
         chunker = SentenceChunker(settings.chunk_words, settings.chunk_overlap_words)
-        reader = ExtractiveReader(settings.reader_model_path(), quantize=settings.reader_quantize, offline=settings.offline)
+        reader = ExtractiveReader(settings.reader_model_path(), quantize=settings.reader_quantize,
+                                  backend=settings.reader_backend, offline=settings.offline)
         return cls(settings, embedder, chunker, reader)
 
     def builder(self) -> IndexBuilder:

@@ -14,7 +14,9 @@ contract           today                                  what a new one would b
 ``IndexVersion``   ``store.LoadedIndex`` (FAISS, memory)  a collection in a vector database
 ``IndexStore``     ``store.FaissIndexStore`` (a folder)   a vector database (Milvus)
 ``Retriever``      ``retrieval.HybridRetriever`` & co.    the database's own hybrid search
-``Reader``         ``reader.ExtractiveReader`` (torch)    a faster runtime of the same weights
+``Reader``         ``reader.ExtractiveReader``            another reader model family
+``QARuntime``      ``runtime.OnnxRuntime``,               another runtime of the same weights
+                   ``runtime.TorchRuntime``               (OpenVINO, TensorRT)
 =================  =====================================  ==========================================
 
 Example::
@@ -114,13 +116,28 @@ class Retriever(Protocol):
 
 
 @runtime_checkable
+class QARuntime(Protocol):
+    """Start and end logits of a padded batch of QA features (int64 arrays in, float32 arrays out)."""
+
+    precision: str  # "fp32", "bf16", "int8"
+
+    @property
+    def name(self) -> str: ...  # "onnxruntime fp32", "torch bf16", ...
+
+    def __call__(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
 class Reader(Protocol):
     """The best span of each passage with its no-answer margin, in article offsets."""
 
     model_name: str
-    quantize: str  # the inference path that runs: "none" (fp32), "bf16", "int8", ...
+    quantize: str  # the precision that runs: "none" (fp32), "bf16", "int8", ...
     calibration: ReaderCalibration
     max_question_tokens: int  # longer questions are cut to this many tokens for reading
+
+    @property
+    def inference_path(self) -> str: ...  # what runs, e.g. "onnxruntime fp32", "torch bf16" (in /api/health)
 
     def warm_up(self) -> None: ...
 

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from articleqa.runtime import OnnxRuntime, TorchRuntime, choose_path, load_runtime
 from articleqa.types import Passage, ReadSpan
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,12 @@ class ExtractiveReader:
             from its calibration file, else 30).
         max_question_tokens: longer questions are cut to their first this-many tokens before reading
             (None: a third of ``max_length``), so every window keeps room for the passage.
-        quantize: "int8" (dynamic quantization of Linear layers), "bf16" (where the hardware has bf16
-            matrix units, else fp32), "none", or "auto" (the choice recorded in the model's calibration
-            file by ``train-reader``, else none).
+        quantize: "int8" (dynamic quantization of the weights), "bf16" (torch, where the hardware has
+            bf16 matrix units, else fp32), "none" (fp32), or "auto" (what the model folder validated:
+            its ONNX graph's precision, else the torch choice in its calibration file, else fp32).
+        backend: "torch", "onnx" (ONNX Runtime; a model folder without a shipped graph is exported once
+            into the cache) or "auto" (onnx where onnxruntime is installed and the model folder ships a
+            validated graph, else torch): see :mod:`articleqa.runtime`.
         offline: never reach the hub (default).
     """
 
@@ -147,6 +151,7 @@ class ExtractiveReader:
         offline: bool = True,
         batch_size: int = 32,
         max_question_tokens: int | None = None,
+        backend: str = "auto",
     ):
         self.model_name = str(model)
         self.max_length = max_length
@@ -154,46 +159,56 @@ class ExtractiveReader:
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.quantize = quantize
+        self.backend = backend
         self.offline = offline
         self.batch_size = batch_size
         self.tokenizer = None
-        self.model = None
+        self.model = None  # the torch model, where the torch runtime runs (training, evaluation)
+        self.runtime = None
         self.calibration = ReaderCalibration()
 
     @classmethod
     def from_loaded(cls, tokenizer, model, **kwargs) -> "ExtractiveReader":
         """Wrap an in-memory model (used by training to evaluate without saving)."""
         kwargs.setdefault("max_answer_tokens", 30)
-        reader = cls(getattr(model, "name_or_path", "in-memory"), quantize="none", **kwargs)
+        reader = cls(getattr(model, "name_or_path", "in-memory"), quantize="none", backend="torch", **kwargs)
         reader.tokenizer, reader.model = tokenizer, model
+        reader.runtime = TorchRuntime(model, _precision_of(model))
         return reader
+
+    @property
+    def inference_path(self) -> str:
+        """What runs: ``"onnxruntime int8"``, ``"torch bf16"``, ``"torch fp32"``, ..."""
+        return self.runtime.name if self.runtime is not None else "not loaded"
 
     def warm_up(self) -> None:
         """Load the model once; later calls are no-ops."""
-        if self.model is not None:
+        if self.runtime is not None:
             return
-        self.tokenizer, self.model = load_qa_model(self.model_name, offline=self.offline)
+        from transformers import AutoTokenizer
+
         meta = read_reader_meta(self.model_name)
+        backend, precision = choose_path(meta, self.backend, self.quantize)
+        loaded: dict = {}
+
+        def torch_model():
+            if "model" not in loaded:
+                loaded["tokenizer"], loaded["model"] = load_qa_model(self.model_name, offline=self.offline)
+            return loaded["model"]
+
+        if backend == "torch":
+            torch_model()
+        self.runtime = load_runtime(self.model_name, torch_model, backend, precision, fallback=self.backend == "auto")
+        self.tokenizer = loaded.get("tokenizer") or AutoTokenizer.from_pretrained(
+            self.model_name, local_files_only=Path(self.model_name).is_dir() or self.offline)
+        self.model = getattr(self.runtime, "model", None)
         self.calibration = ReaderCalibration.from_meta(meta)
         recommended = meta.get("inference", {})
         if self.max_answer_tokens is None:
             self.max_answer_tokens = int(recommended.get("max_answer_tokens", 30))
-        mode = self.quantize
-        if mode == "auto":
-            mode = recommended.get("quantize", "none")
-        if mode == "bf16" and not bf16_is_fast():
-            log.info("bf16 inference needs a GPU or a CPU with AMX/AVX512-BF16; using fp32")
-            mode = "none"
-        if mode == "int8":
-            self.model = quantize_int8(self.model)
-        elif mode == "bf16":
-            import torch
-
-            self.model = self.model.to(torch.bfloat16)
-        elif mode not in ("none", ""):
-            raise ValueError(f"unknown quantize mode {mode!r}: use int8, bf16, none or auto")
-        self.quantize = mode
-        log.info("reader %s loaded (quantize=%s)", self.model_name, mode)
+        self.backend = "onnx" if isinstance(self.runtime, OnnxRuntime) else "torch"
+        self.quantize = {"fp32": "none"}.get(self.runtime.precision, self.runtime.precision)
+        log.info("reader %s loaded (%s)", self.model_name, self.runtime.name)
 
     def question_tokens(self, question: str) -> int:
         """How many tokens the question takes (without special tokens)."""
@@ -210,26 +225,26 @@ class ExtractiveReader:
 
     def read(self, question: str, passages: Sequence[Passage]) -> list[ReadSpan]:
         """Best span per passage, with article offsets and calibrated confidence."""
+        return self.read_many([(question, passages)])[0]
+
+    def read_many(self, requests: Sequence[tuple[str, Sequence[Passage]]]) -> list[list[ReadSpan]]:
+        """:meth:`read` for several questions at once: all their passages go through the model as one
+        stream of length-sorted batches (the server groups concurrent questions this way)."""
         self.warm_up()
-        preds = self.predict([(question, p.text) for p in passages])
-        spans = []
-        for passage, pred in zip(passages, preds):
-            spans.append(
-                ReadSpan(
-                    passage=passage,
-                    start=passage.start + pred.start,
-                    end=passage.start + pred.end,
-                    text=pred.text,
-                    margin=pred.margin,
-                    confidence=self.calibration.confidence(pred.margin),
-                )
-            )
-        return spans
+        pairs = [(question, p) for question, passages in requests for p in passages]
+        preds = iter(self.predict([(q, p.text) for q, p in pairs]))
+        results = []
+        for _, passages in requests:
+            spans = []
+            for passage in passages:
+                pred = next(preds)
+                spans.append(ReadSpan(passage=passage, start=passage.start + pred.start, end=passage.start + pred.end,
+                                      text=pred.text, margin=pred.margin, confidence=self.calibration.confidence(pred.margin)))
+            results.append(spans)
+        return results
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[ReaderPrediction]:
         """Best non-empty span and the no-answer score for each (question, context) pair."""
-        import torch
-
         self.warm_up()
         if not pairs:
             return []
@@ -248,7 +263,6 @@ class ExtractiveReader:
             padding=False,
         )
         n_features = len(enc["input_ids"])
-        device = next(self.model.parameters()).device if _has_params(self.model) else "cpu"
         best: list[ReaderPrediction | None] = [None] * len(pairs)
         null: list[float] = [float("inf")] * len(pairs)
         order = sorted(range(n_features), key=lambda i: len(enc["input_ids"][i]))
@@ -256,12 +270,9 @@ class ExtractiveReader:
             idx = order[b : b + self.batch_size]
             batch = self.tokenizer.pad(
                 {k: [enc[k][i] for i in idx] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc},
-                return_tensors="pt",
+                return_tensors="np",
             )
-            with torch.inference_mode():
-                out = self.model(**{k: v.to(device) for k, v in batch.items()})
-            starts = out.start_logits.float().cpu().numpy()
-            ends = out.end_logits.float().cpu().numpy()
+            starts, ends = self.runtime({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
             for row, feat in enumerate(idx):
                 sample = enc["overflow_to_sample_mapping"][feat]
                 seq_ids = enc.sequence_ids(feat)
@@ -305,25 +316,12 @@ def best_span(
     return int(positions[i]), int(positions[j]), float(scores[i, j])
 
 
-def bf16_is_fast() -> bool:
-    """bf16 matrix units: a CUDA GPU, or a CPU with AMX or AVX512-BF16."""
-    import torch
-
-    if torch.cuda.is_available():
-        return True
+def _precision_of(model) -> str:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def _has_params(model) -> bool:
-    try:
-        next(model.parameters())
-        return True
-    except StopIteration:
-        return False
+        dtype = str(next(model.parameters()).dtype)
+    except StopIteration:  # torch's dynamic int8 keeps packed weights outside parameters()
+        return "int8"
+    return "bf16" if "bfloat16" in dtype else "fp32"
 
 
 def read_reader_meta(model_dir: str | Path) -> dict:

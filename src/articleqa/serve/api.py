@@ -288,6 +288,8 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
             "embedding_model": status.embedding_model,
             "reader_model": pipeline.reader.model_name,
             "reader_quantize": pipeline.reader.quantize,
+            "reader_path": pipeline.reader.inference_path,
+            "reader_batching": pipeline.reader.stats() if hasattr(pipeline.reader, "stats") else None,
             "retrieval": settings.retrieval,
             "rebuild": service.jobs.status()["state"],
             "reload_error": pipeline.indexes.last_error,

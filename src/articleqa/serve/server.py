@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from articleqa.config import Settings
 from articleqa.pipeline import QAPipeline
+from articleqa.serve.batching import BatchingReader
 from articleqa.serve.jobs import ArticleService, watch_in_background
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ def create_app(settings: Settings, pipeline: QAPipeline | None = None) -> FastAP
     from articleqa.serve.view import add_view_route
 
     pipeline = pipeline or QAPipeline.from_settings(settings)
+    if settings.reader_batching and not isinstance(pipeline.reader, BatchingReader):
+        pipeline.reader = BatchingReader(pipeline.reader, window_ms=settings.reader_batch_window_ms)
     pipeline.embedder.warm_up()
     pipeline.reader.warm_up()
     if not pipeline.store.exists():

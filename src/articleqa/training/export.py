@@ -41,7 +41,8 @@ def export_reader(
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from articleqa.reader import CALIBRATION_FILE, ExtractiveReader, bf16_is_fast, quantize_int8
+    from articleqa.reader import CALIBRATION_FILE, ExtractiveReader, quantize_int8
+    from articleqa.runtime import bf16_is_fast
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

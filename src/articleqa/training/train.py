@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from articleqa.reader import bf16_is_fast
+from articleqa.runtime import bf16_is_fast
 from articleqa.training.evaluate import evaluate
 from articleqa.training.negatives import hard_negatives
 from articleqa.training.squad import SquadQuestion
