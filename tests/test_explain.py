@@ -28,7 +28,11 @@ def check_trace(answer, top_k: int):
     for p in t.passages:  # every retrieved passage, with its ranks and the reader's span in it
         assert p.dense_rank is not None or p.bm25_rank is not None
         assert p.passage_start <= p.span_start <= p.span_end <= p.passage_end
-        assert p.role in {"answer", "supports", "differs", "below_threshold", "other_answer"}
+        assert p.role in {"answer", "supports", "differs", "below_threshold", "other_answer", "not_read"}
+    unread = [p for p in t.passages if p.role == "not_read"]
+    if unread:  # early exit: only passages after the first ones go unread, and the trace says why
+        assert all(p.rank > 2 and p.margin is None and p.span == "" for p in unread)
+        assert f"the other {len(unread)} retrieved passage(s) were not read" in t.explanation
     return t
 
 
@@ -41,6 +45,21 @@ def test_explain_names_every_passage_and_the_rule_when_found(pipeline):
     assert "above the threshold" in t.explanation and "Chris Wright" in t.explanation
     texts = seed_texts()
     assert texts[best.file][best.span_start : best.span_end] == "Chris Wright"
+
+
+def test_early_exit_reads_the_rest_only_when_the_first_passages_are_unsure(pipeline):
+    from articleqa.config import Settings
+    from articleqa.pipeline import QAPipeline
+
+    early = QAPipeline(Settings(**{**pipeline.settings.model_dump(), "early_exit_passages": 2}),
+                       pipeline.embedder, pipeline.chunker, pipeline.reader)
+    sure = early.ask(FOUND, top_k=5, explain=True)
+    assert sure.answer == "Chris Wright"
+    assert [p.role for p in check_trace(sure, 5).passages][2:] == ["not_read"] * 3  # sure in the first two
+    full = pipeline.ask(FOUND, top_k=5, explain=True)  # the default reads every retrieved passage
+    assert full.answer == "Chris Wright" and "not_read" not in {p.role for p in full.trace.passages}
+    unsure = early.ask(NOT_FOUND, top_k=5, explain=True).trace  # nothing sure: all five are read
+    assert all(p.margin is not None for p in unsure.passages)
 
 
 def test_explain_says_why_not_found(pipeline):

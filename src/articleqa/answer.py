@@ -152,6 +152,9 @@ class Decision:
                 f"above the threshold {threshold:.2f}" if best else ""
             ),
         }[self.rule]
+        if len(spans) < len(hits) and best is not None:
+            explanation += (f"; the other {len(hits) - len(spans)} retrieved passage(s) were not read: the first "
+                            f"{len(spans)} already held a span above the early-exit margin")
         by_passage = {s.passage.id: s for s in spans}
         rows = []
         for rank, hit in enumerate(hits, 1):
@@ -164,7 +167,7 @@ class Decision:
                 span=span.text if span else "", span_start=span.start if span else p.start,
                 span_end=span.end if span else p.start, margin=margin,
                 confidence=round(span.confidence, 4) if span else 0.0,
-                role=self.roles.get(id(span), "below_threshold") if span else "below_threshold",
+                role=self.roles.get(id(span), "below_threshold") if span else "not_read",
             ))
         return Trace(question=question, retrieval_query=retrieval_query, retriever=retriever, threshold=round(threshold, 4),
                      rule=self.rule, explanation=explanation, passages=rows)

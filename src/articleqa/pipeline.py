@@ -217,6 +217,18 @@ class QAPipeline:
             part_history = [*history, Turn(parts[0], None)]
         return combine_parts(question, answers, time.perf_counter() - t0)
 
+    def _read(self, question: str, hits: list) -> list:
+        """The reader's spans for the retrieved passages, best first; with early exit the passages after
+        the first ``early_exit_passages`` are read only when no span there reached ``early_exit_margin``."""
+        passages = [h.passage for h in hits]
+        first = self.settings.early_exit_passages
+        if not first or len(passages) <= first:
+            return self.reader.read(question, passages)
+        spans = self.reader.read(question, passages[:first])
+        if max(s.margin for s in spans) >= self.settings.early_exit_margin:
+            return spans
+        return spans + self.reader.read(question, passages[first:])
+
     def _ask_one(self, question: str, top_k: int, history: list[Turn], index: IndexVersion, explain: bool, t0: float) -> Answer:
         query = contextualize(question, history)
         reader_question = resolve_references(question, history)
@@ -229,7 +241,7 @@ class QAPipeline:
         hits = self.retriever.retrieve(index, query, top_k, timings=timings)
         timings["retrieval"] = time.perf_counter() - t - timings.get("embedding", 0.0)
         t = time.perf_counter()
-        spans = self.reader.read(reader_question, [h.passage for h in hits])
+        spans = self._read(reader_question, hits)
         timings["reading"] = time.perf_counter() - t
         builder = self.answer_builder
         decision = builder.decide(question, spans, hits, index)

@@ -97,7 +97,8 @@ class TracePassage(BaseModel):
     span_end: int
     margin: float | None = Field(description="span score minus the no-answer score (None: no span)")
     confidence: float
-    role: str = Field(description="answer | supports | differs | below_threshold | other_answer")
+    role: str = Field(description="answer | supports | differs | below_threshold | other_answer | not_read "
+                                  "(early exit: an earlier passage was sure enough)")
 
 
 class Trace(BaseModel):
