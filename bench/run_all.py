@@ -211,13 +211,13 @@ def write_report(timings: dict, quick: bool) -> None:
                f"**{ld['failed']} failed**, {ld['invalid_citations']} invalid citations, {_fmt(ld['qps'])} q/s, "
                f"median {_fmt(ld['median_ms'])} ms, p95 {_fmt(ld['p95_ms'])} ms.", ""]
 
-    for name, title in (("vs_haystack", "reader path as chosen (auto)"), ("vs_haystack_fp32", "articleqa's reader forced to fp32, as Haystack runs")):
+    for name, title in (("vs_haystack", "reader path as chosen (auto)"), ("vs_haystack_fp32", "articleqa's reader at fp32 (a CPU without bf16 units)")):
         vh = load(name)
         if not vh:
             continue
         md += [f"## Side by side with Haystack: {title}", "",
                "Haystack 3: in-memory store with articleqa's passages and vectors, BM25 + embedding retrieval fused by RRF, "
-               f"`TransformersExtractiveReader` with the same reader weights, top-k {vh['top_k']}; questions alternate which system goes first.", "",
+               f"`TransformersExtractiveReader` with the same reader weights loaded fp32, top-k {vh['top_k']}; questions alternate which system goes first.", "",
                "| questions | reader path | articleqa median ms | Haystack median ms | ratio (median per question) | p95 ratio | F1 answerable (articleqa / Haystack) | wrongly refused % | unanswerable refused % |",
                "|---|---|---|---|---|---|---|---|---|"]
         for key in ("squad2_open", "seed"):
