@@ -101,6 +101,7 @@ def main(argv=None) -> dict:
                     help="articleqa's reader precision: auto (bf16 where the CPU has AVX512-BF16/AMX, else fp32), "
                          "none (fp32: what a CPU without bf16 units runs)")
     ap.add_argument("--reader-backend", default="auto", choices=["auto", "onnx", "torch"], help="articleqa's reader runtime")
+    ap.add_argument("--early-exit-passages", type=int, default=0, help="articleqa's early exit (0: read every passage, the default)")
     ap.add_argument("--name", default="vs_haystack")
     args = ap.parse_args(argv)
 
@@ -120,7 +121,7 @@ def main(argv=None) -> dict:
     sets.append(("seed", ROOT / "seeds", seed_index, seed_q))
     for name, articles, index_dir, questions in sets:
         pipe = pipeline_for(index_dir, articles, top_k=args.top_k, reader_quantize=args.reader_quantize,
-                            reader_backend=args.reader_backend)
+                            reader_backend=args.reader_backend, early_exit_passages=args.early_exit_passages)
         if not pipe.store.exists():
             pipe.build_index()
         pipe.warm_up()
