@@ -42,6 +42,7 @@ def test_health_articles_and_article_text(server):
 
     # the inference path the machine offers: bf16 units -> the validated torch bf16, else ONNX Runtime
     assert h["reader_path"] == ("torch bf16" if bf16_is_fast() else "onnxruntime fp32")
+    assert h["embedding_path"] == "onnxruntime fp32"
     assert h["reader_batching"]["batches"] >= 1 and h["reader_batching"]["questions"] >= h["reader_batching"]["batches"]
     arts = httpx.get(server.url + "/api/articles").json()
     assert {a["file"] for a in arts} == set(seed_texts())

@@ -158,3 +158,21 @@ def test_batching_reader_reports_errors_to_the_callers_and_keeps_serving(onnx_fp
         batching.read("Who?", [broken])
     assert batching.read(QUESTIONS[0], seed_passages[:2])  # the reading thread lives on
     assert batching.read("Who?", []) == []
+
+
+def test_onnx_encoder_gives_the_torch_vectors(cache, seed_passages):
+    from articleqa.embedding import Embedder
+
+    texts = [p.text for p in seed_passages] + QUESTIONS
+    torch_e, onnx_e = Embedder(backend="torch"), Embedder(backend="onnx")
+    torch_e.warm_up()
+    onnx_e.warm_up()
+    assert (torch_e.inference_path, onnx_e.inference_path) == ("torch fp32", "onnxruntime fp32")
+    assert onnx_e.name == torch_e.name  # the same vectors: an index built by either serves the other
+    a, b = torch_e.encode(texts), onnx_e.encode(texts)
+    assert a.shape == b.shape and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert float((a * b).sum(1).min()) >= 0.9999
+    assert onnx_e.encode([]).shape == (0, torch_e.dimension)
+    # a question finds the same passages through either encoder
+    assert [int(i) for i in np.argsort(-(a[: len(seed_passages)] @ a[-1]))[:5]] == \
+           [int(i) for i in np.argsort(-(b[: len(seed_passages)] @ b[-1]))[:5]]

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     #: the reader's inference runtime: "auto" (torch bf16 where validated and the CPU has bf16 units,
     #: else ONNX Runtime, else torch), "onnx" or "torch"; see articleqa.runtime
     reader_backend: Literal["auto", "onnx", "torch"] = "auto"
+    #: the query and passage encoder's runtime: "auto" (ONNX Runtime where installed, same vectors), "onnx", "torch"
+    embedding_backend: Literal["auto", "onnx", "torch"] = "auto"
     #: the server reads concurrent questions in shared batches (serve.batching); the window is how long
     #: the first waiting question waits for others (0: group only those already waiting)
     reader_batching: bool = True

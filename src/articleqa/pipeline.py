@@ -155,7 +155,7 @@ class QAPipeline:
     @classmethod
     def from_settings(cls, settings: Settings) -> "QAPipeline":
         settings.apply_offline()
-        embedder = Embedder(settings.embedding_model_path(), offline=settings.offline)
+        embedder = Embedder(settings.embedding_model_path(), offline=settings.offline, backend=settings.embedding_backend)
         chunker = SentenceChunker(settings.chunk_words, settings.chunk_overlap_words)
         reader = ExtractiveReader(settings.reader_model_path(), quantize=settings.reader_quantize,
                                   backend=settings.reader_backend, offline=settings.offline)

@@ -45,10 +45,10 @@ def require_ray():
 class _EncoderActor:
     """Holds one encoder for the life of the actor; embeds a batch of passage texts."""
 
-    def __init__(self, model_path: str):
+    def __init__(self, model_path: str, backend: str = "auto"):
         from articleqa.embedding import Embedder as SentenceEmbedder
 
-        self.embedder = SentenceEmbedder(model_path)
+        self.embedder = SentenceEmbedder(model_path, backend=backend)
         self.embedder.warm_up()
 
     def __call__(self, batch: dict) -> dict:
@@ -101,7 +101,7 @@ class RayChunkEmbedder:
 
         ds = ray.data.from_items([asdict(a) for a in articles], override_num_blocks=min(len(articles), actors * 4))
         ds = ds.flat_map(chunk, num_cpus=0.5)
-        ds = ds.map_batches(_EncoderActor, fn_constructor_args=(model_path,), batch_size=self.batch_size,
+        ds = ds.map_batches(_EncoderActor, fn_constructor_args=(model_path, getattr(self.embedder, "backend", "auto")), batch_size=self.batch_size,
                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="default")
         rows = ds.take_all()
         rows.sort(key=lambda r: (r["file"], int(r["start"])))

@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "onnx")
 QUANTIZE = ("auto", "none", "int8", "bf16")
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-EXPORT_RECIPE = "2026-11-23 eager-attention fused, opset 17, int8 per-channel ffn-out fp32"
+QA_OUTPUTS = ("start_logits", "end_logits")
+EXPORT_RECIPE = "2026-11-23b named-io, eager-attention fused, opset 17, int8 per-channel ffn-out fp32"
 
 
 def onnxruntime_available() -> bool:
@@ -95,18 +96,9 @@ class OnnxRuntime:
     """An ONNX graph of a QA model in an ``onnxruntime.InferenceSession`` (CPU, all graph optimizations)."""
 
     def __init__(self, path: str | Path, precision: str, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or _torch_threads()
-        options.inter_op_num_threads = 1
-        # no busy-waiting after a run: spinning threads would steal the cores from the query encoder
-        # (torch) and from the next request on a small machine
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.precision = precision
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = new_session(path, threads)
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     @property
@@ -119,6 +111,19 @@ class OnnxRuntime:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         start, end = self.session.run(["start_logits", "end_logits"], feed)
         return start, end
+
+
+def new_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session with all graph optimizations and no busy-waiting threads (spinning
+    threads would steal the cores from torch work and the next request on a small machine)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or _torch_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def choose_path(meta: dict, backend: str = "auto", quantize: str = "auto") -> tuple[str, str]:
@@ -175,8 +180,9 @@ def load_runtime(model_dir: str, model_loader: Callable[[], Any], backend: str, 
     return TorchRuntime(model, precision)
 
 
-def export_onnx(model, out: str | Path, precision: str = "int8", sample=None) -> Path:
-    """Write ``model`` (a fp32 ``transformers`` QA model) as an ONNX graph at ``out``.
+def export_onnx(model, out: str | Path, precision: str = "int8", sample=None, outputs: tuple[str, ...] = QA_OUTPUTS) -> Path:
+    """Write ``model`` (a fp32 ``transformers`` model: a QA model, or an encoder with
+    ``outputs=("last_hidden_state",)``) as an ONNX graph at ``out``.
 
     The graph is exported with dynamic batch and sequence axes, its attention, layer norms and GELUs
     fused by ONNX Runtime's transformer optimizer, and for ``int8`` its MatMul weights quantized
@@ -186,10 +192,10 @@ def export_onnx(model, out: str | Path, precision: str = "int8", sample=None) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), _quiet_root_logger():  # tracer and quantizer advice, not errors
         warnings.simplefilter("ignore")
-        return _export(model, out, precision, sample)
+        return _export(model, out, precision, sample, outputs)
 
 
-def _export(model, out: Path, precision: str, sample) -> Path:
+def _export(model, out: Path, precision: str, sample, outputs: tuple[str, ...]) -> Path:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
@@ -202,15 +208,27 @@ def _export(model, out: Path, precision: str, sample) -> Path:
                         "token_type_ids": torch.zeros((1, length), dtype=torch.long)}
     accepted = inspect.signature(model.forward).parameters
     names = [k for k in ONNX_INPUTS if k in inputs and k in accepted]
-    axes = {k: {0: "batch", 1: "sequence"} for k in (*names, "start_logits", "end_logits")}
+    axes = {k: {0: "batch", 1: "sequence"} for k in (*names, *outputs)}
     model = model.float().eval()
     before = getattr(model.config, "_attn_implementation", None)
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")  # the plain attention graph ONNX Runtime fuses into one op
+    class NamedIO(torch.nn.Module):
+        """Positional tensors in, the named outputs out: the graph's signature, whatever the model's
+        forward takes besides (caches, flags) and returns besides (pooler output, hidden states)."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors):
+            out = self.model(**dict(zip(names, tensors)), return_dict=True)
+            return tuple(out[k] for k in outputs)
+
     try:
         with torch.inference_mode():
-            torch.onnx.export(model, (), str(tmp), kwargs={k: inputs[k] for k in names}, input_names=names,
-                              output_names=["start_logits", "end_logits"], dynamic_axes=axes, opset_version=17,
+            torch.onnx.export(NamedIO(), tuple(inputs[k] for k in names), str(tmp), input_names=names,
+                              output_names=list(outputs), dynamic_axes=axes, opset_version=17,
                               dynamo=False)
         config = model.config
         opt = optimizer.optimize_model(str(tmp), model_type="bert", num_heads=getattr(config, "num_attention_heads", 0),
@@ -254,14 +272,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ARTICLEQA_CACHE") or Path.home() / ".cache" / "articleqa")
 
 
-def cached_onnx(model_dir: str, model_loader: Callable[[], Any], precision: str) -> Path:
+def cached_onnx(model_dir: str, model_loader: Callable[[], Any], precision: str, outputs: tuple[str, ...] = QA_OUTPUTS) -> Path:
     """The ONNX graph of ``model_dir`` at ``precision``, exported once into the cache folder."""
     key = _model_key(model_dir)  # includes EXPORT_RECIPE: a new recipe exports again
-    path = cache_dir() / "onnx" / key / f"model_{precision}.onnx"
+    kind = "" if outputs == QA_OUTPUTS else "encoder_"
+    path = cache_dir() / "onnx" / key / f"{kind}model_{precision}.onnx"
     if not path.is_file():
         log.info("exporting %s to ONNX (%s) into %s, once", model_dir, precision, path.parent)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.onnx")
-        export_onnx(model_loader(), partial, precision)
+        export_onnx(model_loader(), partial, precision, outputs=outputs)
         os.replace(partial, path)  # concurrent exporters: the last complete file wins, never a torn one
     return path
 

@@ -286,6 +286,7 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
             "store": status.store,
             "index_type": status.index_type,
             "embedding_model": status.embedding_model,
+            "embedding_path": getattr(pipeline.embedder, "inference_path", None),
             "reader_model": pipeline.reader.model_name,
             "reader_quantize": pipeline.reader.quantize,
             "reader_path": pipeline.reader.inference_path,

@@ -143,7 +143,7 @@ def calibrate_pipeline(
 
     settings = settings or get_settings()
     top_k = settings.top_k
-    embedder = Embedder(settings.embedding_model_path(), offline=settings.offline)
+    embedder = Embedder(settings.embedding_model_path(), offline=settings.offline, backend=settings.embedding_backend)
     chunker = SentenceChunker(settings.chunk_words, settings.chunk_overlap_words)
     with tempfile.TemporaryDirectory() as tmp:
         _, index_dir, _ = index_squad_corpus(articles, tmp, embedder, chunker)
