@@ -36,6 +36,8 @@ def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("load", ["--questions", seed, "--clients", "16", "--seconds", "20" if q else "60"]),
         ("vs_haystack", ["--squad", squad2, "--questions", seed] + (["--limit", "60"] if q else [])),
         ("vs_haystack", ["--squad", squad2, "--questions", seed, "--reader-quantize", "none", "--name", "vs_haystack_fp32"] + (["--limit", "60"] if q else [])),
+        ("vs_haystack", ["--squad", squad2, "--questions", seed, "--reader-quantize", "none", "--early-exit-passages", "2",
+                         "--name", "vs_haystack_fp32_early"] + (["--limit", "60"] if q else [])),
         ("scale_out", ["--squad", squad1] + (["--limit", "40", "--recall-limit", "200", "--sizes", "10000"] if q else ["--sizes", "10000", "100000", "1000000"])),
     ]
 
@@ -211,7 +213,8 @@ def write_report(timings: dict, quick: bool) -> None:
                f"**{ld['failed']} failed**, {ld['invalid_citations']} invalid citations, {_fmt(ld['qps'])} q/s, "
                f"median {_fmt(ld['median_ms'])} ms, p95 {_fmt(ld['p95_ms'])} ms.", ""]
 
-    for name, title in (("vs_haystack", "reader path as chosen (auto)"), ("vs_haystack_fp32", "articleqa's reader at fp32 (a CPU without bf16 units)")):
+    for name, title in (("vs_haystack", "reader path as chosen (auto)"), ("vs_haystack_fp32", "articleqa's reader at fp32 (a CPU without bf16 units)"),
+                        ("vs_haystack_fp32_early", "articleqa at fp32 with early exit (ARTICLEQA_EARLY_EXIT_PASSAGES=2)")):
         vh = load(name)
         if not vh:
             continue
