@@ -23,7 +23,8 @@ help:
 	@echo "make bench  - run the benchmarks and write bench/report.md"
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	# a virtualenv left half-made (an interrupted first run: no pip) is made again from scratch
+	test -x $(VENV)/bin/pip || python3 -m venv --clear $(VENV)
 	# torch is pinned to the CPU build (any other spec pulls gigabytes of CUDA packages)
 	$(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e .
