@@ -40,8 +40,8 @@ def haystack_pipeline(index, embedder_path: str, reader_path: str, top_k: int):
     pipe.add_component("dense", InMemoryEmbeddingRetriever(store, top_k=top_k))
     pipe.add_component("bm25", InMemoryBM25Retriever(store, top_k=top_k))
     pipe.add_component("join", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
-    # fp32, as its users run it on a CPU: left to itself, transformers loads the weights in the dtype they
-    # are stored in (models/reader ships fp16 to halve its size), and fp16 on a CPU is ~4x slower
+    # fp32, as its users run it on a CPU: transformers loads weights in the dtype the config names, and a
+    # reader whose config says float16 (models/reader did until 2026-11-23) runs ~4x slower on a CPU
     pipe.add_component("reader", TransformersExtractiveReader(model=reader_path, top_k=1, no_answer=True,
                                                               model_kwargs={"dtype": torch.float32}))
     pipe.connect("embedder.embedding", "dense.query_embedding")

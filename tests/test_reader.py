@@ -13,6 +13,7 @@ from conftest import READER, ROOT, SEEDS, seed_qa, squad_file
 
 
 def test_shipped_reader_is_complete_and_small():
+    assert json.loads((READER / "config.json").read_text())["dtype"] == "float32"  # loads fp32 anywhere
     for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md", CALIBRATION_FILE):
         assert (READER / name).is_file(), name
     assert (READER / "model.safetensors").stat().st_size < 50 * 1024 * 1024
@@ -92,6 +93,8 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert meta["validation"]["none"]["n"] > 0 and meta["inference"]["quantize"] in meta["validation"] and meta["command"].startswith("articleqa train-reader")
     assert meta["training"]["cloze_warmup"]["questions"] == 8 and meta["training"]["train_seconds"] > 0
     assert (out / "model.safetensors").is_file() and "Cloze warm-up" in (out / "README.md").read_text()
+    # fp16 on disk, fp32 in the config: plain transformers users (Haystack's reader) load it fp32 on a CPU
+    assert json.loads((out / "config.json").read_text())["dtype"] == "float32"
     reader = ExtractiveReader(str(out))
     reader.warm_up()
     assert len(reader.predict([("Who?", "Nobody knows.")])) == 1
