@@ -86,10 +86,10 @@ class Embedder:
 
     def _onnx_session(self):
         """The ONNX Runtime session of the model's transformer, or None where torch runs instead."""
-        from articleqa.runtime import cached_onnx, new_session, onnxruntime_available
+        from articleqa.runtime import BACKENDS, cached_onnx, new_session, onnxruntime_available
 
-        if self.backend not in ("auto", "onnx", "torch"):
-            raise ValueError(f"unknown embedding backend {self.backend!r}: use auto, onnx or torch")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {self.backend!r}: use {', '.join(BACKENDS)}")
         if self.backend == "torch" or (self.backend == "auto" and not onnxruntime_available()):
             return None
         modules = list(self._model)
@@ -144,6 +144,8 @@ class Embedder:
         transformer on ONNX Runtime; texts are batched by length so little padding is computed."""
         from tqdm.auto import tqdm
 
+        from articleqa.runtime import onnx_feed
+
         tokenizer = self._model.tokenizer
         names = [i.name for i in self._onnx.get_inputs()]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -153,9 +155,7 @@ class Embedder:
                 idx = order[b : b + self.batch_size]
                 enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                 max_length=self.max_seq_length, return_tensors="np")
-                feed = {k: np.asarray(enc[k], dtype=np.int64) for k in names if k in enc}
-                if "token_type_ids" in names and "token_type_ids" not in feed:
-                    feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+                feed = onnx_feed(names, enc)
                 hidden = self._onnx.run(None, feed)[0]
                 if self._pooling == "cls":
                     pooled = hidden[:, 0]

@@ -114,13 +114,6 @@ def load_qa_model(model: str | Path, offline: bool = True):
     return tokenizer, qa_model
 
 
-def quantize_int8(model):
-    """Dynamic int8 quantization of the Linear layers (CPU inference)."""
-    import torch
-
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
 class ExtractiveReader:
     """Finds the best answer span in each passage.
 

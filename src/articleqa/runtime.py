@@ -106,10 +106,7 @@ class OnnxRuntime:
         return f"onnxruntime {self.precision}"
 
     def __call__(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        feed = {k: features[k].astype(np.int64, copy=False) for k in self.inputs if k in features}
-        if "token_type_ids" in self.inputs and "token_type_ids" not in feed:
-            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-        start, end = self.session.run(["start_logits", "end_logits"], feed)
+        start, end = self.session.run(list(QA_OUTPUTS), onnx_feed(self.inputs, features))
         return start, end
 
 
@@ -170,14 +167,28 @@ def load_runtime(model_dir: str, model_loader: Callable[[], Any], backend: str, 
                         type(exc).__name__, exc, precision)
     model = model_loader()
     if precision == "int8":
-        import torch
-
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        model = quantize_int8(model)
     elif precision == "bf16":
         import torch
 
         model = model.to(torch.bfloat16)
     return TorchRuntime(model, precision)
+
+
+def quantize_int8(model):
+    """torch's dynamic int8 quantization of the Linear layers (CPU inference)."""
+    import torch
+
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def onnx_feed(input_names: list[str], features) -> dict[str, np.ndarray]:
+    """The int64 inputs a BERT-style ONNX graph takes, from tokenizer output; token types are zeros
+    where the graph wants them and the tokenizer gave none."""
+    feed = {k: np.asarray(features[k], dtype=np.int64) for k in input_names if k in features}
+    if "token_type_ids" in input_names and "token_type_ids" not in feed:
+        feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+    return feed
 
 
 def export_onnx(model, out: str | Path, precision: str = "int8", sample=None, outputs: tuple[str, ...] = QA_OUTPUTS) -> Path:

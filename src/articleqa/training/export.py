@@ -41,8 +41,8 @@ def export_reader(
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from articleqa.reader import CALIBRATION_FILE, ExtractiveReader, quantize_int8
-    from articleqa.runtime import bf16_is_fast
+    from articleqa.reader import CALIBRATION_FILE, ExtractiveReader
+    from articleqa.runtime import bf16_is_fast, quantize_int8
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
