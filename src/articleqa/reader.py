@@ -82,15 +82,26 @@ class ReaderCalibration:
         )
 
 
-def load_qa_model(model: str | Path, offline: bool = True):
-    """Load tokenizer and QA model from a local folder or (when ``offline`` is False) a hub id.
+def load_qa_tokenizer(model: str | Path, offline: bool = True):
+    """The tokenizer of a QA model from a local folder or (when ``offline`` is False) a hub id.
 
-    Local folders never touch the network; offline mode refuses hub downloads with a clear error.
+    Local folders never touch the network; offline mode refuses hub downloads with a clear error, and an
+    incomplete folder is named with what it lacks (the same for :func:`load_qa_weights`).
     """
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoTokenizer
 
+    return _from_pretrained(AutoTokenizer.from_pretrained, model, offline)
+
+
+def load_qa_weights(model: str | Path, offline: bool = True):
+    """The QA model itself in fp32 (whatever dtype its files hold), in eval mode."""
     import torch
+    from transformers import AutoModelForQuestionAnswering
 
+    return _from_pretrained(AutoModelForQuestionAnswering.from_pretrained, model, offline, dtype=torch.float32).eval()
+
+
+def _from_pretrained(load, model: str | Path, offline: bool, **options):
     path = Path(model)
     local = path.is_dir()
     if local:
@@ -103,15 +114,11 @@ def load_qa_model(model: str | Path, offline: bool = True):
         if os.sep in str(model) or str(model).startswith("."):
             raise FileNotFoundError(f"reader model folder {model} does not exist")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    kwargs = {"local_files_only": local or offline}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model), **kwargs)
-        qa_model = AutoModelForQuestionAnswering.from_pretrained(str(model), dtype=torch.float32, **kwargs)
+        return load(str(model), local_files_only=local or offline, **options)
     except OSError as exc:
         hint = "" if local else " (offline mode: set ARTICLEQA_OFFLINE=0 to allow downloads from the hub)"
         raise FileNotFoundError(f"cannot load reader model {model!r}: {exc}{hint}") from exc
-    qa_model.eval()
-    return tokenizer, qa_model
 
 
 class ExtractiveReader:
@@ -178,22 +185,13 @@ class ExtractiveReader:
         """Load the model once; later calls are no-ops."""
         if self.runtime is not None:
             return
-        from transformers import AutoTokenizer
-
+        # first, so that a missing or incomplete model fails here with its clear error, not in the ONNX export
+        tokenizer = load_qa_tokenizer(self.model_name, self.offline)
         meta = read_reader_meta(self.model_name)
         backend, precision = choose_path(meta, self.backend, self.quantize)
-        loaded: dict = {}
-
-        def torch_model():
-            if "model" not in loaded:
-                loaded["tokenizer"], loaded["model"] = load_qa_model(self.model_name, offline=self.offline)
-            return loaded["model"]
-
-        if backend == "torch":
-            torch_model()
-        self.runtime = load_runtime(self.model_name, torch_model, backend, precision, fallback=self.backend == "auto")
-        self.tokenizer = loaded.get("tokenizer") or AutoTokenizer.from_pretrained(
-            self.model_name, local_files_only=Path(self.model_name).is_dir() or self.offline)
+        self.runtime = load_runtime(self.model_name, lambda: load_qa_weights(self.model_name, self.offline),
+                                    backend, precision, fallback=self.backend == "auto")
+        self.tokenizer = tokenizer
         self.model = getattr(self.runtime, "model", None)
         self.calibration = ReaderCalibration.from_meta(meta)
         recommended = meta.get("inference", {})
