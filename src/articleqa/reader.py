@@ -133,11 +133,11 @@ class ExtractiveReader:
         max_question_tokens: longer questions are cut to their first this-many tokens before reading
             (None: a third of ``max_length``), so every window keeps room for the passage.
         quantize: "int8" (dynamic quantization of the weights), "bf16" (torch, where the hardware has
-            bf16 matrix units, else fp32), "none" (fp32), or "auto" (what the model folder validated:
-            its ONNX graph's precision, else the torch choice in its calibration file, else fp32).
-        backend: "torch", "onnx" (ONNX Runtime; a model folder without a shipped graph is exported once
-            into the cache) or "auto" (onnx where onnxruntime is installed and the model folder ships a
-            validated graph, else torch): see :mod:`articleqa.runtime`.
+            bf16 matrix units, else fp32), "none" (fp32), or "auto" (the precision validated in the
+            model's calibration file where the machine runs it fast, else fp32).
+        backend: "torch", "onnx" (ONNX Runtime; the graph is exported once into the cache) or "auto"
+            (torch for bf16, else onnx where onnxruntime is installed, else torch): see
+            :mod:`articleqa.runtime`.
         offline: never reach the hub (default).
     """
 
