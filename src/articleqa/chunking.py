@@ -20,6 +20,7 @@ from articleqa.types import Article, Passage
 
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\s*(?:\n\s*\n|\Z))", re.S)
 _WORD = re.compile(r"\S+")
+_INFORMATION_SEPARATORS = {c: " " for c in range(0x1C, 0x20)}  # whitespace to Python, not to int()
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ class SentenceChunker:
     def _sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """Sentence spans inside text[start:end], trimmed of surrounding whitespace. pysbd's own
         offsets are checked against the text; if they disagree the sentence is located by search."""
-        para = text[start:end]
+        # pysbd reads "\x1c".."\x1f" as spaces (re's \s) but then int()s them with the digits of a list
+        # number ("\x1f0. ") and raises: it gets them as plain spaces, same length, same offsets
+        para = text[start:end].translate(_INFORMATION_SEPARATORS)
         out: list[tuple[int, int]] = []
         cursor = 0
         for seg in self._segmenter.segment(para):
