@@ -101,7 +101,8 @@ def main(argv=None) -> dict:
                     help="articleqa's reader precision: auto (bf16 where the CPU has AVX512-BF16/AMX, else fp32), "
                          "none (fp32: what a CPU without bf16 units runs)")
     ap.add_argument("--reader-backend", default="auto", choices=["auto", "onnx", "torch"], help="articleqa's reader runtime")
-    ap.add_argument("--early-exit-passages", type=int, default=0, help="articleqa's early exit (0: read every passage, the default)")
+    ap.add_argument("--early-exit-passages", type=int, default=None,
+                    help="articleqa's early exit [default: the setting's default, 2]; 0 reads every passage")
     ap.add_argument("--name", default="vs_haystack")
     args = ap.parse_args(argv)
 
@@ -120,8 +121,9 @@ def main(argv=None) -> dict:
     seed_index = ROOT / "bench" / "out" / "vs_haystack_seed_index"
     sets.append(("seed", ROOT / "seeds", seed_index, seed_q))
     for name, articles, index_dir, questions in sets:
+        early = {} if args.early_exit_passages is None else {"early_exit_passages": args.early_exit_passages}
         pipe = pipeline_for(index_dir, articles, top_k=args.top_k, reader_quantize=args.reader_quantize,
-                            reader_backend=args.reader_backend, early_exit_passages=args.early_exit_passages)
+                            reader_backend=args.reader_backend, **early)
         if not pipe.store.exists():
             pipe.build_index()
         pipe.warm_up()
@@ -132,13 +134,14 @@ def main(argv=None) -> dict:
             ours(q["question"]), theirs(q["question"])
         results[name] = run_set(name, questions, ours, theirs)
         results[name]["reader_path"] = pipe.reader.inference_path
+        results[name]["early_exit_passages"] = pipe.settings.early_exit_passages
     save(args.name, results)
     lines = []
     for name in ("squad2_open", "seed"):
         r = results[name]
         a, h = r["articleqa"], r["haystack"]
         lines += [
-            f"{name}: {r['questions']} questions ({r['answerable']} answerable); articleqa reader path: {r['reader_path']}",
+            f"{name}: {r['questions']} questions ({r['answerable']} answerable); articleqa reader path: {r['reader_path']}, early exit {r['early_exit_passages'] or 'off'}",
             f"  latency median ms: articleqa {a['median_ms']:.1f}, haystack {h['median_ms']:.1f}; ratio (median of per-question) {r['ratio_median']:.2f}; p95 ratio {r['ratio_p95']:.2f}",
             f"  answerable F1 (abstain=0): articleqa {fmt(a['answerable_f1'])}, haystack {fmt(h['answerable_f1'])}",
             f"  answerable wrongly refused %: articleqa {fmt(a['wrongly_refused'])}, haystack {fmt(h['wrongly_refused'])}",

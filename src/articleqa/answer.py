@@ -153,8 +153,8 @@ class Decision:
             ),
         }[self.rule]
         if len(spans) < len(hits) and best is not None:
-            explanation += (f"; the other {len(hits) - len(spans)} retrieved passage(s) were not read: the first "
-                            f"{len(spans)} already held a span above the early-exit margin")
+            explanation += (f"; {len(hits) - len(spans)} retrieved passage(s) were not read (early exit): the first "
+                            "passages already held a sure span, and their articles had been read")
         by_passage = {s.passage.id: s for s in spans}
         rows = []
         for rank, hit in enumerate(hits, 1):

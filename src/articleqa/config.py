@@ -52,11 +52,12 @@ class Settings(BaseSettings):
     #: the first waiting question waits for others (0: group only those already waiting)
     reader_batching: bool = True
     reader_batch_window_ms: float = Field(default=2.0, ge=0, le=100)
-    #: early exit (off by default): read the first N retrieved passages; when the best span there has a
-    #: no-answer margin of at least early_exit_margin, skip the others. Measured with N=2: 24% less reading
-    #: on open-corpus SQuAD 2.0 with F1 and refusals not worse, but articles among the skipped passages
-    #: can no longer add supporting citations or "Sources differ" answers. 0: read all
-    early_exit_passages: int = Field(default=0, ge=0, le=50)
+    #: early exit: read the first N retrieved passages; once the best span has a no-answer margin of at
+    #: least early_exit_margin, read a later passage only if its article is unread or gave a different
+    #: sure answer (QAPipeline._read). Refusals are decided on every passage; every article is read.
+    #: Measured with N=2 on 1,530 held-out open-corpus SQuAD 2.0 questions: 19% less reading, F1 +0.6,
+    #: refusals identical; seed questions: 29% less, same answers and citations. 0: read every passage
+    early_exit_passages: int = Field(default=2, ge=0, le=50)
     early_exit_margin: float = 0.5
     offline: bool = True
     top_k: int = 5

@@ -19,7 +19,7 @@ import threading
 import time
 import unicodedata
 
-from articleqa.answer import AnswerBuilder
+from articleqa.answer import AnswerBuilder, same_answer
 from articleqa.chunking import SentenceChunker
 from articleqa.config import Settings
 from articleqa.conversation import Turn, contextualize, resolve_references, split_question
@@ -218,16 +218,37 @@ class QAPipeline:
         return combine_parts(question, answers, time.perf_counter() - t0)
 
     def _read(self, question: str, hits: list) -> list:
-        """The reader's spans for the retrieved passages, best first; with early exit the passages after
-        the first ``early_exit_passages`` are read only when no span there reached ``early_exit_margin``."""
+        """The reader's spans for the retrieved passages, in retrieval order.
+
+        Early exit (``early_exit_passages`` N, on by default): the first N passages are read. While the best
+        span so far is unsure (margin below ``early_exit_margin``) everything else is read too, so a refusal
+        is always decided on every passage. Once it is sure, a later passage is read only where it can change
+        what the answer says about its article: its article has not been read yet (every retrieved article
+        gets read, to support or differ), or that article's spans so far give a different answer above the
+        threshold (its other passages may agree, and "sources differ" is never said on half an article).
+        Skipped are further passages of articles that already agree with the answer or hold nothing sure."""
         passages = [h.passage for h in hits]
         first = self.settings.early_exit_passages
         if not first or len(passages) <= first:
             return self.reader.read(question, passages)
         spans = self.reader.read(question, passages[:first])
-        if max(s.margin for s in spans) >= self.settings.early_exit_margin:
-            return spans
-        return spans + self.reader.read(question, passages[first:])
+        pending = passages[first:]
+        threshold = self.answer_builder.threshold
+        while pending:
+            best = max(spans, key=lambda s: s.margin)
+            if best.margin < self.settings.early_exit_margin:
+                take = pending
+            else:
+                differs = {s.passage.file for s in spans if s.margin > threshold and not same_answer(s.text, best.text)}
+                read_files = {s.passage.file for s in spans}
+                take = [p for p in pending if p.file not in read_files or p.file in differs]
+            if not take:
+                break
+            spans = spans + self.reader.read(question, take)
+            taken = {p.id for p in take}
+            pending = [p for p in pending if p.id not in taken]
+        order = {p.id: i for i, p in enumerate(passages)}
+        return sorted(spans, key=lambda s: order[s.passage.id])
 
     def _ask_one(self, question: str, top_k: int, history: list[Turn], index: IndexVersion, explain: bool, t0: float) -> Answer:
         query = contextualize(question, history)
