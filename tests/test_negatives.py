@@ -29,3 +29,31 @@ def test_the_closest_paragraph_is_picked_first():
     # shares content words with the question (BM25 ranked it), unlike a random paragraph would need to
     words = {w.lower().strip("?,.") for w in q.question.split() if len(w) > 3}
     assert words & {w.lower().strip("?,.;:()") for w in first.context.split()}
+
+
+def test_a_test_set_leaves_the_validation_articles_as_they_were():
+    from articleqa.training.squad import split_articles3
+
+    articles = load_squad(squad_file("squad-dev-v2.0-36.json"))
+    _, val = split_articles(articles, 4, seed=0)
+    train, val3, test = split_articles3(articles, 4, 4, seed=0)
+    assert [a.title for a in val3] == [a.title for a in val] and len(test) == 4
+    titles = [{a.title for a in part} for part in (train, val3, test)]
+    assert not (titles[0] & titles[1]) and not (titles[0] & titles[2]) and not (titles[1] & titles[2])
+    assert sum(map(len, titles)) == len(articles)
+
+
+def test_distillation_loss_is_zero_for_the_teacher_itself_and_pulls_toward_it():
+    import torch
+
+    from articleqa.training.train import distill_kl
+
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    teacher = torch.tensor([[0.0, 3.0, 1.0, -1.0, 9.0]])  # the padded position is ignored
+    assert distill_kl(teacher.clone(), teacher, mask, 2.0).item() < 1e-6
+    student = torch.zeros(1, 5, requires_grad=True)
+    loss = distill_kl(student, teacher, mask, 2.0)
+    loss.backward()
+    assert loss.item() > 0.1
+    assert student.grad[0, 1] < 0 < student.grad[0, 3]  # raise what the teacher likes, lower the rest
+    assert student.grad[0, 4] == 0

@@ -100,12 +100,14 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert len(reader.predict([("Who?", "Nobody knows.")])) == 1
 
     # stage 2: hard negatives, starting from that reader; the run folder is moved before it resumes
+    # (and self-distillation from it, with a third article held out as a test set)
     stage2 = [sys.executable, "-m", "articleqa.cli", "train-reader", "--train", str(tiny), "--val-articles", "1",
               "--base-model", str(out / "final"), "--negatives", "1", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
-              "--max-length", "128", "--stride", "48", "--seed", "3"]
+              "--max-length", "128", "--stride", "48", "--seed", "3", "--teacher", str(out / "final"), "--test-articles", "1"]
     third = subprocess.run([*stage2, "--out", str(tmp_path / "moving"), "--max-steps", "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert third.returncode == 0, third.stderr
     assert "hard negatives" in third.stderr and not " 0 hard negatives" in third.stderr
+    assert "distilling from" in third.stderr and "; test: " in third.stderr
     (tmp_path / "moving").rename(tmp_path / "stage2")
     fourth = subprocess.run([*stage2, "--out", str(tmp_path / "stage2")], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert fourth.returncode == 0, fourth.stderr
@@ -114,6 +116,10 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert meta2["training"]["n_negatives"] > 0 and meta2["training"]["base_run"]["command"] == meta["command"]
     card = (tmp_path / "stage2" / "README.md").read_text()
     assert card.index(meta["command"]) < card.index(meta2["command"]) and "Hard negatives" in card
+    test = meta2["training"]["test"]
+    assert test["n"] > 0 and 0 <= test["f1"] <= 100 and "Test articles" in card and "Self-distillation" in card
+    held = {*meta2["validation_articles"], *meta2["training"]["test_articles"]}
+    assert len(held) == 2  # validation and test articles are different ones; the third is trained on
 
 
 @pytest.mark.slow

@@ -378,6 +378,7 @@ def train_reader_cmd(
     out: Annotated[Path, typer.Option("--out", help="Where the shipped reader is written (checkpoints in OUT/checkpoint).")],
     val_articles: Annotated[int, typer.Option("--val-articles", help="Hold out this many whole articles of --train for validation.")] = 4,
     val: Annotated[Optional[list[Path]], typer.Option("--val", help="Validation SQuAD file(s) instead of held-out articles.")] = None,
+    test_articles: Annotated[int, typer.Option("--test-articles", help="Also hold out this many whole articles as a test set: never trained on, never used for a choice (epoch, threshold); the final model's EM/F1 on them goes into the model card.")] = 0,
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Encoder to start from [default: bundled all-MiniLM-L6-v2].")] = None,
     epochs: Annotated[float, typer.Option(help="Training epochs (fractions allowed).")] = 3.0,
     max_length: Annotated[int, typer.Option(help="Tokens per window (question + context).")] = 256,
@@ -393,6 +394,9 @@ def train_reader_cmd(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N steps (smoke tests); resume later continues.")] = None,
     cloze_warmup: Annotated[int, typer.Option(help="First train one epoch on up to N synthetic cloze questions from the training paragraphs (0 = off).")] = 0,
     negatives: Annotated[int, typer.Option(help="Per answerable question, this many similar paragraphs of its article without the answer, trained as no-answer (0 = off).")] = 0,
+    teacher: Annotated[Optional[Path], typer.Option(help="Self-distillation: a trained reader (same tokenizer) whose start/end distributions are learned too.")] = None,
+    distill_weight: Annotated[float, typer.Option(help="With --teacher: share of the loss on the teacher's distributions.")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option(help="With --teacher: softmax temperature of both distributions.")] = 2.0,
     no_answer_rule: Annotated[str, typer.Option(help="Pipeline 'not found' threshold: paragraph-f1 (SQuAD 2.0 F1-optimal on the validation paragraphs) or pipeline (best expected F1 through retrieval, see --unanswerable-share).")] = "paragraph-f1",
     unanswerable_share: Annotated[float, typer.Option(help="For --no-answer-rule pipeline: the share of user questions assumed to have no answer in the articles.")] = 0.25,
     keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="Ship the epoch with the best validation F1 (default) or the last one.")] = True,
@@ -406,7 +410,7 @@ def train_reader_cmd(
     """
     from articleqa.config import bundled_embedding_model, get_settings
     from articleqa.training.export import NO_ANSWER_RULES, export_reader
-    from articleqa.training.squad import load_squad, split_articles
+    from articleqa.training.squad import load_squad, split_articles3
     from articleqa.training.train import TrainConfig, base_run_info, cloze_warmup as run_cloze_warmup, train_reader
 
     if no_answer_rule not in NO_ANSWER_RULES:
@@ -416,16 +420,23 @@ def train_reader_cmd(
     for f in [*train, *(val or [])]:
         if not f.is_file():
             _fail(f"training/validation file not found: {f}")
+    if teacher is not None and not teacher.is_dir():
+        _fail(f"teacher model folder not found: {teacher}")
+    if not 0.0 <= distill_weight <= 1.0 or distill_temperature <= 0:
+        _fail("--distill-weight must be from 0 to 1 and --distill-temperature above 0")
     articles = load_squad(*train)
     if val:
         val_arts = load_squad(*val)
         val_titles = {a.title for a in val_arts}
-        train_arts = [a for a in articles if a.title not in val_titles]
+        train_arts, _, test_arts = split_articles3([a for a in articles if a.title not in val_titles], 0, test_articles, seed=seed)
     else:
         if not 0 < val_articles < len(articles):
             _fail(f"--val-articles must be between 1 and {len(articles) - 1}")
-        train_arts, val_arts = split_articles(articles, val_articles, seed=seed)
-    typer.echo(f"train: {len(train_arts)} articles; validation: {', '.join(a.title for a in val_arts)}", err=True)
+        train_arts, val_arts, test_arts = split_articles3(articles, val_articles, test_articles, seed=seed)
+    if not val_arts or not train_arts or test_articles < 0 or len(test_arts) < test_articles:
+        _fail(f"--val-articles and --test-articles must leave at least one article of {len(articles)} to train on")
+    typer.echo(f"train: {len(train_arts)} articles; validation: {', '.join(a.title for a in val_arts)}"
+               + (f"; test: {', '.join(a.title for a in test_arts)}" if test_arts else ""), err=True)
     cfg = TrainConfig(
         base_model=base_model or bundled_embedding_model(),
         out=str(out),
@@ -444,6 +455,9 @@ def train_reader_cmd(
         max_steps=max_steps,
         cloze_warmup=cloze_warmup,
         negatives=negatives,
+        teacher=str(teacher) if teacher else None,
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
     )
     warm = None
     if cloze_warmup > 0:
@@ -451,7 +465,10 @@ def train_reader_cmd(
         cfg.base_model = warm_model
     train_q = [q for a in train_arts for q in a.questions]
     val_q = [q for a in val_arts for q in a.questions]
-    record = train_reader(cfg, train_q, val_q, resume=not no_resume)
+    test_q = [q for a in test_arts for q in a.questions]
+    record = train_reader(cfg, train_q, val_q, resume=not no_resume, test_questions=test_q)
+    if test_arts:
+        record["test_articles"] = [a.title for a in test_arts]
     if warm:
         record["cloze_warmup"] = warm
     base_run = base_run_info(cfg.base_model)

@@ -83,6 +83,13 @@ def model_card(meta: dict) -> str:
     if best:
         lines += ["", f"Shipped weights: epoch {best}, the best validation F1 (`--keep-best`). The epoch is chosen on the",
                   "validation articles, so their figure is slightly optimistic; other held-out articles are the check."]
+    test = meta["training"].get("test")
+    if test:
+        lines += ["", f"**Test articles** ({', '.join(meta['training'].get('test_articles', []))}: held out from training and from",
+                  f"every choice, read once by the shipped weights): EM {test['exact']:.1f}, F1 {test['f1']:.1f} on {test['n']} answerable questions."]
+    if cfg.get("teacher"):
+        lines += ["", f"Self-distillation: the loss is {1 - cfg['distill_weight']:.2g} x the gold-span loss + {cfg['distill_weight']:.2g} x the KL divergence",
+                  f"from the start/end distributions of the teacher `{cfg['teacher']}` (temperature {cfg['distill_temperature']:g}, `--teacher`)."]
     secs = meta["training"].get("train_seconds")
     warm = meta["training"].get("cloze_warmup") or (base or {}).get("cloze_warmup")
     if base:

@@ -85,14 +85,25 @@ def split_articles(
 ) -> tuple[list[SquadArticle], list[SquadArticle]]:
     """Hold out ``n_val`` whole articles. Articles with unanswerable questions are preferred so the
     no-answer behaviour can be measured on the held-out set too."""
+    train, val, _ = split_articles3(articles, n_val, 0, seed, prefer_unanswerable)
+    return train, val
+
+
+def split_articles3(
+    articles: list[SquadArticle], n_val: int, n_test: int, seed: int = 0, prefer_unanswerable: bool = True
+) -> tuple[list[SquadArticle], list[SquadArticle], list[SquadArticle]]:
+    """Train, validation and test articles: the validation articles are those of
+    ``split_articles(articles, n_val, seed)`` (so adding a test set leaves them unchanged) and the next
+    ``n_test`` in the same order are the test set, never trained on nor used for any choice."""
     rng = random.Random(seed)
     titles = sorted(a.title for a in articles)
     rng.shuffle(titles)
     if prefer_unanswerable:
         has_na = {a.title for a in articles if any(q.is_impossible for q in a.questions)}
         titles.sort(key=lambda t: t not in has_na)  # stable: keeps the shuffled order inside groups
-    val = set(titles[:n_val])
-    return [a for a in articles if a.title not in val], [a for a in articles if a.title in val]
+    val, test = set(titles[:n_val]), set(titles[n_val : n_val + n_test])
+    return ([a for a in articles if a.title not in val | test], [a for a in articles if a.title in val],
+            [a for a in articles if a.title in test])
 
 
 def write_squad_corpus(articles: list[SquadArticle], folder: str | Path) -> dict[str, tuple[str, int, int]]:

@@ -54,6 +54,9 @@ class TrainConfig:
     max_steps: int | None = None  # stop early (for smoke tests); the schedule still spans all epochs
     cloze_warmup: int = 0  # synthetic cloze questions trained on first (a separate, resumable stage)
     negatives: int = 0  # retrieved hard negatives per answerable question, as no-answer targets
+    teacher: str | None = None  # self-distillation: a trained reader whose start/end distributions are targets too
+    distill_weight: float = 0.5  # share of the loss on the teacher's distributions (the rest on the gold spans)
+    distill_temperature: float = 2.0
 
 
 @dataclass
@@ -166,6 +169,32 @@ def marginal_nll(logits, gold, mask):
     return (torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~gold, -1e4), -1)).mean()
 
 
+def distill_kl(student, teacher, mask, temperature: float):
+    """KL(teacher || student) of the softened start (or end) distributions over a window's tokens,
+    times T^2 so its gradients keep their scale as T changes (Hinton et al., 2015)."""
+    import torch
+
+    m = ~mask.bool()
+    s = torch.log_softmax(student.float().masked_fill(m, -1e4) / temperature, -1)
+    t = torch.log_softmax(teacher.float().masked_fill(m, -1e4) / temperature, -1)
+    return (t.exp() * (t - s)).sum(-1).mean() * temperature**2
+
+
+def load_teacher(path: str, tokenizer, device: str):
+    """The distillation teacher, frozen; it must read the same tokens as the student."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    import torch
+
+    if AutoTokenizer.from_pretrained(path, local_files_only=True).get_vocab() != tokenizer.get_vocab():
+        raise ValueError(f"teacher {path} has another vocabulary than the model being trained")
+    teacher = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True, dtype=torch.float32).to(device)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
 def param_groups(model, lr: float, weight_decay: float, layer_decay: float):
     """AdamW groups with layer-wise learning-rate decay: lower layers move less."""
     n_layers = model.config.num_hidden_layers
@@ -229,11 +258,15 @@ def train_reader(
     val_questions: list[SquadQuestion],
     progress: bool = True,
     resume: bool = True,
+    test_questions: list[SquadQuestion] | None = None,
 ) -> dict:
     """Train, evaluate each epoch on the validation questions, and return the run's record.
 
     Checkpoints go to ``cfg.out/checkpoint`` (resumable); the trained model (fp32) to ``cfg.out/final``,
-    which ``export_reader`` turns into the shipped fp16 form.
+    which ``export_reader`` turns into the shipped fp16 form. With ``cfg.teacher`` the loss is
+    ``(1 - w) * gold + w * KL(teacher || student)`` on softened start/end distributions (self-distillation).
+    ``test_questions`` (articles held out from training and from every choice) are read once by the
+    final model: ``record["test"]``.
     """
     import torch
     from tqdm.auto import tqdm
@@ -251,6 +284,7 @@ def train_reader(
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model, local_files_only=True)
     model = AutoModelForQuestionAnswering.from_pretrained(cfg.base_model, local_files_only=True, dtype=torch.float32)
     model.to(device)
+    teacher = load_teacher(cfg.teacher, tokenizer, device) if cfg.teacher else None
 
     rng = random.Random(cfg.seed)
     answerable = [q for q in train_questions if not q.is_impossible]
@@ -262,8 +296,9 @@ def train_reader(
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
     log.info(
-        "training on %d answerable + %d unanswerable questions + %d hard negatives -> %d windows, %d steps (%s, bf16=%s)",
+        "training on %d answerable + %d unanswerable questions + %d hard negatives -> %d windows, %d steps (%s, bf16=%s%s)",
         len(answerable), len(unanswerable), len(negatives), len(features), total_steps, device, use_bf16,
+        f", distilling from {cfg.teacher} at weight {cfg.distill_weight}" if teacher is not None else "",
     )
 
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
@@ -316,7 +351,14 @@ def train_reader(
             ids, tt, am, gs, ge = (t.to(device) for t in collate([features[i] for i in batches[bi]], tokenizer.pad_token_id))
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
                 outp = model(input_ids=ids, token_type_ids=tt, attention_mask=am)
+                if teacher is not None:
+                    with torch.no_grad():
+                        tout = teacher(input_ids=ids, token_type_ids=tt, attention_mask=am)
             loss = (marginal_nll(outp.start_logits, gs, am) + marginal_nll(outp.end_logits, ge, am)) / 2
+            if teacher is not None:
+                T, w = cfg.distill_temperature, cfg.distill_weight
+                kl = (distill_kl(outp.start_logits, tout.start_logits, am, T) + distill_kl(outp.end_logits, tout.end_logits, am, T)) / 2
+                loss = (1 - w) * loss + w * kl
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -356,8 +398,23 @@ def train_reader(
         shutil.copytree(best, final)
     else:
         _save_model(model, tokenizer, final)
+    if test_questions and record["finished"]:
+        ev = evaluate(_reader_from(final, cfg), test_questions)
+        record["test"] = asdict(ev)
+        log.info("test articles: EM %.1f F1 %.1f (%d answerable)", ev.exact, ev.f1, ev.n)
     (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
+
+
+def _reader_from(folder: Path, cfg: TrainConfig):
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from articleqa.reader import ExtractiveReader
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(folder, local_files_only=True, dtype=torch.float32).eval()
+    return ExtractiveReader.from_loaded(tokenizer, model, max_length=384, stride=128, max_answer_tokens=cfg.max_answer_tokens)
 
 
 def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, resume: bool = True) -> tuple[str, dict]:
@@ -367,7 +424,7 @@ def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, 
     from articleqa.training.cloze import cloze_questions
 
     out = Path(cfg.out) / WARMUP_DIR
-    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None, negatives=0)
+    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None, negatives=0, teacher=None)
     record_file = out / "record.json"
     if resume and record_file.is_file() and (out / "final").is_dir():
         record = json.loads(record_file.read_text(encoding="utf-8"))
