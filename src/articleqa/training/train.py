@@ -182,17 +182,11 @@ def distill_kl(student, teacher, mask, temperature: float):
 
 def load_teacher(path: str, tokenizer, device: str):
     """The distillation teacher, frozen; it must read the same tokens as the student."""
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from articleqa.reader import load_qa_tokenizer, load_qa_weights
 
-    import torch
-
-    if AutoTokenizer.from_pretrained(path, local_files_only=True).get_vocab() != tokenizer.get_vocab():
+    if load_qa_tokenizer(path).get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"teacher {path} has another vocabulary than the model being trained")
-    teacher = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True, dtype=torch.float32).to(device)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+    return load_qa_weights(path).to(device).requires_grad_(False)
 
 
 def param_groups(model, lr: float, weight_decay: float, layer_decay: float):
@@ -272,7 +266,7 @@ def train_reader(
     from tqdm.auto import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
-    from articleqa.reader import ExtractiveReader
+    from articleqa.reader import load_qa_tokenizer, load_qa_weights
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -372,8 +366,7 @@ def train_reader(
         epoch_done = global_step >= (epoch + 1) * steps_per_epoch or global_step >= total_steps
         if epoch_done and val_questions:
             model.eval()
-            reader = ExtractiveReader.from_loaded(tokenizer, model, max_length=384, stride=128, max_answer_tokens=cfg.max_answer_tokens)
-            ev = evaluate(reader, val_questions)
+            ev = evaluate(_eval_reader(tokenizer, model, cfg), val_questions)
             record["epochs"].append({"epoch": epoch + 1, "step": global_step, **asdict(ev)})
             if cfg.keep_best and ev.f1 > record.get("best_f1", -1.0):
                 _save_model(model, tokenizer, out / BEST_DIR)
@@ -399,21 +392,17 @@ def train_reader(
     else:
         _save_model(model, tokenizer, final)
     if test_questions and record["finished"]:
-        ev = evaluate(_reader_from(final, cfg), test_questions)
+        ev = evaluate(_eval_reader(load_qa_tokenizer(final), load_qa_weights(final), cfg), test_questions)
         record["test"] = asdict(ev)
         log.info("test articles: EM %.1f F1 %.1f (%d answerable)", ev.exact, ev.f1, ev.n)
     (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
 
 
-def _reader_from(folder: Path, cfg: TrainConfig):
-    import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
+def _eval_reader(tokenizer, model, cfg: TrainConfig):
+    """The reader that validation and test figures are measured with (the shipped windows: 384 / 128)."""
     from articleqa.reader import ExtractiveReader
 
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = AutoModelForQuestionAnswering.from_pretrained(folder, local_files_only=True, dtype=torch.float32).eval()
     return ExtractiveReader.from_loaded(tokenizer, model, max_length=384, stride=128, max_answer_tokens=cfg.max_answer_tokens)
 
 
