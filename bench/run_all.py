@@ -29,6 +29,7 @@ def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("reader", ["--squad", squad1] + (["--limit", "300"] if q else [])),
         ("reader", ["--squad", squad2, "--name", "no_answer"] + (["--limit", "500"] if q else [])),
         ("open_squad", ["--squad", squad1] + (["--limit", "200"] if q else [])),
+        ("heldout", ["--squad", squad2] + (["--limit", "150"] if q else [])),
         ("latency", ["--squad", squad1, "--questions", "30" if q else "100"]),
         ("build", ["--squad", squad1] + (["--articles", "8"] if q else [])),
         ("throughput", ["--questions", seed, "--seconds", "5" if q else "20"]),
@@ -140,6 +141,21 @@ def write_report(timings: dict, quick: bool) -> None:
                 ax.plot(ts, [c["recall"] for c in curve], label="recall of 'not found'")
                 ax.plot(ts, [c["squad2_f1"] for c in curve], label="SQuAD 2.0 F1", linestyle="--")
                 ax.axvline(n["threshold"], color="grey", linewidth=1)
+
+    h = load("heldout")
+    if h:
+        md += ["## Articles the reader never saw (`heldout.py`)", "",
+               f"The reader's held-out articles ({'; '.join(f'{k}: ' + ', '.join(v) for k, v in h['sets'].items())}); their SQuAD 2.0 questions asked through",
+               f"the whole pipeline over all articles of {h['squad']} as an open corpus (top-k {h['top_k']}). Reader alone: the paragraph given.", "",
+               "| reader | articles | answerable / unanswerable | reader alone EM / F1 | pipeline F1 (answerable, \"not found\" = 0) | wrongly refused | unanswerable refused | reading median ms |",
+               "|---|---|---|---|---|---|---|---|"]
+        for m, by_set in h["models"].items():
+            for name in h["sets"]:
+                f = by_set[name]
+                md.append(f"| {Path(m).name} ({by_set['inference_path']}, threshold {_fmt(by_set['threshold'], 2)}) | {name} | {f['answerable']} / {f['unanswerable']} | "
+                          f"{_fmt(f['reader_exact'])} / {_fmt(f['reader_f1'])} | {_fmt(f['pipeline_f1'])} | {_fmt(f['wrongly_refused'])}% | "
+                          f"{_fmt(f['unanswerable_refused'])}% | {_fmt(f['reading']['median_ms'])} |")
+        md += ["", "Validation articles chose the reader's epoch and threshold (their figures flatter); test articles chose nothing.", ""]
 
     o = load("open_squad")
     if o:

@@ -36,6 +36,9 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "abstention accuracy" in run("seed_qa", "--questions", seed, env_out=out)[-3]
     assert "EM" in run("reader", "--squad", squad, "--articles", "all", "--limit", "30", env_out=out)[-2]
     assert "recall hybrid" in "\n".join(run("open_squad", "--squad", squad, "--limit", "10", env_out=out))
+    title = json.loads(squad.read_text())["data"][0]["title"]
+    held = "\n".join(run("heldout", "--squad", squad, "--articles", title, "--limit", "8", env_out=out))
+    assert "reader alone EM" in held and "wrongly refused" in held and "unanswerable refused" in held
     assert "top-k  5" in "\n".join(run("latency", "--squad", squad, "--questions", "5", env_out=out))
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
@@ -45,6 +48,7 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     r = subprocess.run([sys.executable, "bench/run_all.py", "--report-only"], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "ARTICLEQA_BENCH_OUT": str(out)}, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert "Articles the reader never saw" in (out.parent / "report.md").read_text()
 
 
 def test_vs_haystack_runs_on_a_tiny_input(tiny):

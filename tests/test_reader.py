@@ -98,6 +98,26 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     reader = ExtractiveReader(str(out))
     reader.warm_up()
     assert len(reader.predict([("Who?", "Nobody knows.")])) == 1
+    assert meta["pipeline_calibration"]["rule"] == "refusal-budget" and meta["pipeline_calibration"]["wrongly_refused"] <= 6
+
+    # calibrate-reader re-chooses the threshold of the trained weights without retraining (and leaves them as they are)
+    weights = (out / "model.safetensors").read_bytes()
+    recal = subprocess.run([sys.executable, "-m", "articleqa.cli", "calibrate-reader", str(out), "--train", str(tiny),
+                            "--refusal-budget", "0.5"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert recal.returncode == 0, recal.stderr
+    meta_r = json.loads((out / CALIBRATION_FILE).read_text())
+    pc = meta_r["pipeline_calibration"]
+    assert pc["refusal_budget"] == 0.5 and 0 < pc["wrongly_refused"] <= 50 and meta_r["calibration"]["threshold"] == pc["calibration"]["threshold"]
+    assert meta_r["calibration"]["threshold"] > meta["calibration"]["threshold"]  # a larger budget: a higher threshold
+    assert (out / "model.safetensors").read_bytes() == weights and meta_r["command"] == meta["command"]
+    assert [t["name"] for t in meta_r["tries"]] == [t["name"] for t in meta["tries"]]  # re-measured, not repeated
+    assert "calibrate-reader" in meta_r["calibrated_by"] and meta_r["calibrated_by"] in (out / "README.md").read_text()
+    fresh = ExtractiveReader(str(out))
+    fresh.warm_up()
+    assert fresh.calibration.threshold == meta_r["calibration"]["threshold"]
+    bad = subprocess.run([sys.executable, "-m", "articleqa.cli", "calibrate-reader", str(tmp_path), "--train", str(tiny)],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
 
     # stage 2: hard negatives, starting from that reader; the run folder is moved before it resumes
     # (and self-distillation from it, with a third article held out as a test set)

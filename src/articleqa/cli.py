@@ -397,7 +397,8 @@ def train_reader_cmd(
     teacher: Annotated[Optional[Path], typer.Option(help="Self-distillation: a trained reader (same tokenizer) whose start/end distributions are learned too.")] = None,
     distill_weight: Annotated[float, typer.Option(help="With --teacher: share of the loss on the teacher's distributions.")] = 0.5,
     distill_temperature: Annotated[float, typer.Option(help="With --teacher: softmax temperature of both distributions.")] = 2.0,
-    no_answer_rule: Annotated[str, typer.Option(help="Pipeline 'not found' threshold: paragraph-f1 (SQuAD 2.0 F1-optimal on the validation paragraphs) or pipeline (best expected F1 through retrieval, see --unanswerable-share).")] = "paragraph-f1",
+    no_answer_rule: Annotated[str, typer.Option(help="Pipeline 'not found' threshold, measured through retrieval on the validation questions: refusal-budget (refuse at most --refusal-budget of the answerable ones), pipeline (best expected F1, see --unanswerable-share) or paragraph-f1 (SQuAD 2.0 F1-optimal on the validation paragraphs).")] = "refusal-budget",
+    refusal_budget: Annotated[float, typer.Option(help="For --no-answer-rule refusal-budget: the largest share of answerable questions that may be answered 'not found'.")] = 0.06,
     unanswerable_share: Annotated[float, typer.Option(help="For --no-answer-rule pipeline: the share of user questions assumed to have no answer in the articles.")] = 0.25,
     keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="Ship the epoch with the best validation F1 (default) or the last one.")] = True,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore an existing checkpoint and start over.")] = False,
@@ -417,6 +418,8 @@ def train_reader_cmd(
         _fail(f"--no-answer-rule must be {' or '.join(NO_ANSWER_RULES)}, not {no_answer_rule!r}")
     if not 0.0 < unanswerable_share < 1.0:
         _fail("--unanswerable-share must be between 0 and 1")
+    if not 0.0 <= refusal_budget < 1.0:
+        _fail("--refusal-budget must be from 0 to below 1")
     for f in [*train, *(val or [])]:
         if not f.is_file():
             _fail(f"training/validation file not found: {f}")
@@ -474,6 +477,8 @@ def train_reader_cmd(
     base_run = base_run_info(cfg.base_model)
     if base_run:
         record["base_run"] = base_run
+    if record.get("finished"):  # with what the run's own record.json cannot know
+        (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     if no_export or not record.get("finished"):
         typer.echo(f"model (fp32) in {out / 'final'}; {'finished' if record.get('finished') else 'stopped early'}", err=True)
         return
@@ -481,7 +486,7 @@ def train_reader_cmd(
     tries_list = json.loads(tries.read_text()) if tries else []
     meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list,
                          corpus_articles=train_arts + val_arts, no_answer_rule=no_answer_rule,
-                         unanswerable_share=unanswerable_share, settings=get_settings())
+                         unanswerable_share=unanswerable_share, settings=get_settings(), refusal_budget=refusal_budget)
     v = meta["validation"]
     figures = ", ".join(f"{name} F1 {r['f1']:.1f} ({r['ms_per_passage']:.1f} ms)" for name, r in v.items())
     typer.echo(f"validation: {figures}; inference default {meta['inference']['quantize']}; written to {out}")
@@ -498,6 +503,71 @@ def _without_option(args: list[str], name: str) -> list[str]:
         elif not a.startswith(name + "="):
             out.append(a)
     return out
+
+
+@app.command("calibrate-reader")
+def calibrate_reader_cmd(
+    model: Annotated[Path, typer.Argument(help="A reader written by train-reader (e.g. models/reader).")],
+    train: Annotated[list[Path], typer.Option("--train", help="The SQuAD file(s) it was trained on (repeatable): its validation articles are read from them.")],
+    no_answer_rule: Annotated[str, typer.Option(help="refusal-budget, pipeline or paragraph-f1 (as in train-reader).")] = "refusal-budget",
+    refusal_budget: Annotated[float, typer.Option(help="For refusal-budget: the largest share of answerable questions that may be answered 'not found'.")] = 0.06,
+    unanswerable_share: Annotated[float, typer.Option(help="For pipeline: the share of questions assumed to have no answer in the articles.")] = 0.25,
+    tries: Annotated[Optional[Path], typer.Option(help="JSON list of further tries to add to the model card.")] = None,
+) -> None:
+    """Re-choose a trained reader's "not found" threshold, answer length and inference precision on its
+    own validation articles, without retraining: the weights stay as they are; the calibration file and
+    the model card are rewritten, and the card records this command after the training commands."""
+    import shutil
+    import tempfile
+
+    from articleqa.config import get_settings
+    from articleqa.reader import CALIBRATION_FILE, read_reader_meta
+    from articleqa.training.card import model_card
+    from articleqa.training.export import NO_ANSWER_RULES, export_reader
+    from articleqa.training.squad import load_squad
+
+    if no_answer_rule not in NO_ANSWER_RULES:
+        _fail(f"--no-answer-rule must be {' or '.join(NO_ANSWER_RULES)}, not {no_answer_rule!r}")
+    if not 0.0 <= refusal_budget < 1.0 or not 0.0 < unanswerable_share < 1.0:
+        _fail("--refusal-budget must be from 0 to below 1 and --unanswerable-share between 0 and 1")
+    try:
+        meta = read_reader_meta(model) if model.is_dir() else {}
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if not meta.get("validation_articles") or "training" not in meta:
+        _fail(f"{model} is not a reader written by train-reader (no {CALIBRATION_FILE} with its validation articles)")
+    for f in train:
+        if not f.is_file():
+            _fail(f"training file not found: {f}")
+    articles = load_squad(*train)
+    by_title = {a.title: a for a in articles}
+    val_titles = meta["validation_articles"]
+    missing = [t for t in val_titles if t not in by_title]
+    if missing:
+        _fail(f"validation articles not in the --train files: {', '.join(missing)}")
+    held = {*val_titles, *meta["training"].get("test_articles", [])}
+    corpus = [a for a in articles if a.title not in held] + [by_title[t] for t in val_titles]
+    val_q = [q for t in val_titles for q in by_title[t].questions]
+    redone = ("decode max ", "inference ")  # measured again below
+    tries_list = [t for t in meta.get("tries", []) if not t["name"].startswith(redone)]
+    tries_list += json.loads(tries.read_text()) if tries else []
+    command = "articleqa calibrate-reader " + " ".join(shlex.quote(a) for a in _without_option(sys.argv[2:], "--tries"))
+    record = {**meta["training"], "epochs": meta.get("epochs", [])}
+    with tempfile.TemporaryDirectory(dir=model.parent) as tmp:
+        new = export_reader(model, tmp, record, val_q, val_titles, meta["command"], tries_list, corpus_articles=corpus,
+                            no_answer_rule=no_answer_rule, unanswerable_share=unanswerable_share,
+                            settings=get_settings(), refusal_budget=refusal_budget)
+        new["base_model"] = meta["base_model"]
+        new["calibrated_by"] = command
+        (Path(tmp) / CALIBRATION_FILE).write_text(json.dumps(new, indent=2), encoding="utf-8")
+        (Path(tmp) / "README.md").write_text(model_card(new), encoding="utf-8")
+        for name in (CALIBRATION_FILE, "README.md"):  # the weights stay as they are
+            shutil.copyfile(Path(tmp) / name, model / name)
+    pc = new.get("pipeline_calibration") or {}
+    na = pc.get("no_answer", {})
+    typer.echo(f"threshold {new['calibration']['threshold']:.3f} ({no_answer_rule}): answerable validation questions refused "
+               f"{pc.get('wrongly_refused', float('nan')):.1f}%, unanswerable refused {na.get('recall', float('nan')):.1f}%; "
+               f"inference default {new['inference']['quantize']}; written to {model}")
 
 
 @app.command("eval-reader")

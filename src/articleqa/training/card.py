@@ -31,7 +31,10 @@ def model_card(meta: dict) -> str:
         "```",
         *([base["command"]] if base else []),
         meta["command"],
+        *([meta["calibrated_by"]] if meta.get("calibrated_by") else []),
         "```",
+        *(["The last command re-chose the \"not found\" threshold, answer length and precision of the trained",
+           "weights (`articleqa calibrate-reader`), without retraining."] if meta.get("calibrated_by") else []),
         "",
         "## Validation (held-out articles, never trained on)",
         f"Articles: {', '.join(meta['validation_articles'])}.",
@@ -58,7 +61,10 @@ def model_card(meta: dict) -> str:
             "## \"Not found\" in the pipeline (what the assistant uses)",
             f"The validation questions asked through retrieval (hybrid, top-{pc['top_k']}) over all {pc['passages']} passages of the",
             "training and validation articles; the best span over the retrieved passages decides. At the",
-            (f"threshold {pna['threshold']:.3f} (chosen here: the best expected F1 when {pc['unanswerable_share']:.0%} of the questions have no"
+            (f"threshold {pna['threshold']:.3f} (chosen here: the highest that turns away at most {pc['refusal_budget']:.0%} of the"
+             f" answerable questions, `--no-answer-rule refusal-budget`; {pc['wrongly_refused']:.1f}% are)"
+             if pc.get("rule") == "refusal-budget" else
+             f"threshold {pna['threshold']:.3f} (chosen here: the best expected F1 when {pc['unanswerable_share']:.0%} of the questions have no"
              " answer in the articles, `--no-answer-rule pipeline`)" if pc.get("rule") == "pipeline"
              else f"paragraph-calibrated threshold {pna['threshold']:.3f}")
             + f": precision {pna['precision']:.1f}, recall {pna['recall']:.1f} of",

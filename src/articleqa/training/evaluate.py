@@ -82,6 +82,20 @@ def best_threshold(margins: np.ndarray, correct: np.ndarray, impossible: np.ndar
     return best_t
 
 
+def budget_threshold(margins: np.ndarray, impossible: np.ndarray, max_wrong_refusals: float) -> float:
+    """The highest margin threshold (answer when margin > threshold) at which at most
+    ``max_wrong_refusals`` of the answerable questions are refused: refuse as many unanswerable
+    questions as the reader can tell apart, within a fixed budget of wrong "not found"s."""
+    answerable = np.sort(margins[~impossible])
+    if not len(answerable):
+        return 0.0
+    allowed = int(np.floor(max_wrong_refusals * len(answerable) + 1e-9))
+    # refusing the `allowed` lowest margins: the threshold is the highest of them, unless it ties the next
+    cands = np.unique(np.concatenate([answerable[:allowed], [np.nextafter(answerable[0], -np.inf)]]))
+    refused = np.searchsorted(answerable, cands, side="right")
+    return float(cands[refused <= allowed].max())
+
+
 def no_answer_stats(margins, correct, impossible, threshold) -> dict:
     abstain = margins <= threshold
     tp = float((abstain & impossible).sum())
@@ -117,14 +131,16 @@ def fit_confidence(margins: np.ndarray, correct: np.ndarray, impossible: np.ndar
 def calibrate_pipeline(
     tokenizer, model, articles, questions: list[SquadQuestion], max_answer_tokens: int, threshold: float | None,
     settings=None, unanswerable_share: float = 0.25, compare_threshold: float | None = None,
+    refusal_budget: float | None = None,
 ) -> dict:
     """Measure "not found" where it is decided: the best span over the top-k passages the pipeline
     retrieves from the whole corpus (every article a file), for the validation questions, at the
     paragraph-calibrated ``threshold``; fit the confidence mapping on these margins.
 
-    ``threshold=None`` chooses it here: the best expected F1 when ``unanswerable_share`` of the
-    questions have no answer (SQuAD 2.0's half-unanswerable mix over-rewards abstaining for an
-    assistant whose users mostly ask about their articles).
+    ``threshold=None`` chooses it here: with ``refusal_budget`` the highest threshold that refuses at
+    most that share of the answerable questions (:func:`budget_threshold`), else the best expected F1
+    when ``unanswerable_share`` of the questions have no answer (SQuAD 2.0's half-unanswerable mix
+    over-rewards abstaining for an assistant whose users mostly ask about their articles).
 
     ``settings`` (``articleqa.config.Settings``, default: the configured ones) gives the embedding
     model, the chunking, the retrieval method and top-k, so the threshold is measured the way the
@@ -159,7 +175,9 @@ def calibrate_pipeline(
         correct.append(0.0 if q.is_impossible else best_em_f1(best.text, [t for t, _ in q.answers])[1])
     margins, correct, impossible = np.array(margins), np.array(correct), np.array(impossible)
     cal = fit_confidence(margins, correct, impossible)
-    if threshold is None:
+    if threshold is None and refusal_budget is not None:
+        threshold = budget_threshold(margins, impossible, refusal_budget)
+    elif threshold is None:
         threshold = best_threshold(margins, correct, impossible, unanswerable_share) if impossible.any() else 0.0
     cal["threshold"] = threshold
     answerable = ~impossible
@@ -170,6 +188,8 @@ def calibrate_pipeline(
         "retrieval": settings.retrieval,
         "chunking": chunker.chunking_settings(),
         "unanswerable_share": unanswerable_share,
+        "refusal_budget": refusal_budget,
+        "wrongly_refused": 100 * float((margins[answerable] <= threshold).mean()) if answerable.any() else None,
         "passages": len(index.passages),
         "no_answer": no_answer_stats(margins, correct, impossible, threshold) if impossible.any() else {},
         "f1_forced": 100 * float(correct[answerable].mean()) if answerable.any() else None,

@@ -9,7 +9,7 @@ from articleqa.training.card import model_card
 from articleqa.training.evaluate import calibrate_pipeline, evaluate, reader_latency_ms
 from articleqa.training.squad import SquadQuestion
 
-NO_ANSWER_RULES = ("paragraph-f1", "pipeline")  # how export_reader sets the pipeline's "not found" threshold
+NO_ANSWER_RULES = ("refusal-budget", "pipeline", "paragraph-f1")  # how export_reader sets the pipeline's "not found" threshold
 
 
 def export_reader(
@@ -21,9 +21,10 @@ def export_reader(
     command: str,
     tries: list[dict] | None = None,
     corpus_articles: list | None = None,
-    no_answer_rule: str = "paragraph-f1",
+    no_answer_rule: str = "refusal-budget",
     unanswerable_share: float = 0.25,
     settings=None,
+    refusal_budget: float = 0.06,
 ) -> dict:
     """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
 
@@ -80,10 +81,12 @@ def export_reader(
     pipeline_cal = None
     if corpus_articles:
         paragraph_t = chosen.calibration.get("threshold", 0.0)
+        own = no_answer_rule != "paragraph-f1"  # the threshold is chosen through retrieval
         pipeline_cal = calibrate_pipeline(tokenizer, variants[choice], corpus_articles, val_questions, max_answer,
-                                          threshold=None if no_answer_rule == "pipeline" else paragraph_t,
+                                          threshold=None if own else paragraph_t,
                                           unanswerable_share=unanswerable_share, settings=settings,
-                                          compare_threshold=paragraph_t if no_answer_rule == "pipeline" else None)
+                                          compare_threshold=paragraph_t if own else None,
+                                          refusal_budget=refusal_budget if no_answer_rule == "refusal-budget" else None)
         pipeline_cal["rule"] = no_answer_rule
     model.half().save_pretrained(out, safe_serialization=True)
     # fp16 only on disk: the config says float32, so any transformers user (Haystack's reader, a pipeline)

@@ -1,0 +1,106 @@
+"""Answers on articles a reader never saw: the reader alone and through the whole assistant.
+
+For each ``--model`` (default models/reader) the held-out articles are its own validation and test
+articles, as recorded in its calibration file (``--articles`` names others). Their SQuAD 2.0
+questions, answerable and unanswerable mixed, are asked through the full pipeline: every article of
+the SQuAD file indexed as an open corpus (hybrid retrieval, top-k 5, early exit as configured), the
+reader at its calibrated "not found" threshold. Prints, per model and per article set:
+
+- reader alone: EM/F1 on the answerable questions given their paragraph;
+- pipeline: F1 on the answerable questions with "not found" counted 0, the share of answerable
+  questions wrongly answered "not found", the share of unanswerable ones refused, and the reading
+  time per question (median, p95).
+
+Validation articles chose the reader's epoch and threshold, so their figures flatter; test articles
+(``train-reader --test-articles``) were used for nothing. With several models the questions alternate
+which model is asked first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from common import DEFAULT_SHARED, ROOT, fmt, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
+
+
+def held_out_sets(model: Path) -> dict[str, list[str]]:
+    meta = json.loads((model / "articleqa_reader.json").read_text(encoding="utf-8"))
+    sets = {"validation": meta.get("validation_articles", [])}
+    test = meta.get("training", {}).get("test_articles")
+    if test:
+        sets["test"] = test
+    return sets
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--squad", type=Path, default=DEFAULT_SHARED / "data" / "squad" / "squad-dev-v2.0-36.json")
+    ap.add_argument("--model", type=Path, action="append", help="reader folder (repeatable) [default: models/reader]")
+    ap.add_argument("--articles", nargs="*", help="held-out article titles (default: each model's validation and test articles)")
+    ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--limit", type=int, default=None, help="first N questions of each article set")
+    ap.add_argument("--name", default="heldout")
+    args = ap.parse_args(argv)
+
+    from articleqa.reader import ExtractiveReader
+    from articleqa.text import best_em_f1
+    from articleqa.training.evaluate import evaluate
+    from articleqa.training.squad import load_squad
+
+    models = args.model or [ROOT / "models" / "reader"]
+    articles = {a.title: a for a in load_squad(args.squad)}
+    articles_dir, index_dir, _ = squad_corpus_index(args.squad)
+    sets = {"given": args.articles} if args.articles else held_out_sets(models[0])
+    for m in models[1:]:
+        if not args.articles and held_out_sets(m) != sets:
+            raise SystemExit(f"{m} holds out other articles than {models[0]}: compare readers of the same split (or pass --articles)")
+    pipes = {}
+    for m in models:
+        pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(m))
+        pipe.warm_up()
+        pipes[str(m)] = pipe
+    result = {"squad": args.squad.name, "top_k": args.top_k, "sets": {s: titles for s, titles in sets.items()}, "models": {}}
+    for name, titles in sets.items():
+        questions = [q for t in titles for q in articles[t].questions][: args.limit or None]
+        rows = {m: [] for m in pipes}
+        for i, q in enumerate(questions):
+            order = list(pipes) if i % 2 == 0 else list(reversed(pipes))
+            for m in order:
+                a = pipes[m].ask(q.question)
+                f1 = 0.0 if q.is_impossible or not a.found else best_em_f1(a.answer, [t for t, _ in q.answers])[1]
+                rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0)))
+        for m, pipe in pipes.items():
+            reader = ExtractiveReader(m)  # the paragraph given: the reader alone, at the shipped precision
+            alone = evaluate(reader, [q for q in questions if not q.is_impossible], calibrate=False)
+            r = rows[m]
+            ans = [x for x in r if not x[0]]
+            un = [x for x in r if x[0]]
+            result["models"].setdefault(m, {"inference_path": pipe.reader.inference_path,
+                                            "threshold": pipe.answer_builder.threshold})[name] = {
+                "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
+                "reader_exact": alone.exact, "reader_f1": alone.f1,
+                "pipeline_f1": 100 * statistics.mean(x[2] for x in ans) if ans else None,
+                "wrongly_refused": 100 * statistics.mean(not x[1] for x in ans) if ans else None,
+                "unanswerable_refused": 100 * statistics.mean(not x[1] for x in un) if un else None,
+                "reading": summary_ms([x[3] for x in r]),
+            }
+    save(args.name, result)
+    lines = [f"held-out articles, {args.squad.name}, open corpus of {len(articles)} articles, top-k {args.top_k}"]
+    for m, by_set in result["models"].items():
+        lines.append(f"  {m} ({by_set['inference_path']}, threshold {by_set['threshold']:.2f})")
+        for name in sets:
+            f = by_set[name]
+            lines.append(
+                f"    {name:10s} ({f['answerable']} answerable, {f['unanswerable']} unanswerable): reader alone EM {fmt(f['reader_exact'])} "
+                f"F1 {fmt(f['reader_f1'])} | pipeline F1 {fmt(f['pipeline_f1'])}, wrongly refused {fmt(f['wrongly_refused'])}%, "
+                f"unanswerable refused {fmt(f['unanswerable_refused'])}%, reading median {f['reading']['median_ms']} ms"
+            )
+    print_figures(lines)
+    return result
+
+
+if __name__ == "__main__":
+    main()
