@@ -13,7 +13,9 @@ reader at its calibrated "not found" threshold. Prints, per model and per articl
 
 Validation articles chose the reader's epoch and threshold, so their figures flatter; test articles
 (``train-reader --test-articles``) were used for nothing. With several models the questions alternate
-which model is asked first.
+which model is asked first. ``--compare-threshold T`` adds the pipeline figures as they would be at
+another "not found" threshold, from the same run (the decision is the best span's margin over the
+read passages; early exit never changes it).
 """
 
 from __future__ import annotations
@@ -42,8 +44,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--articles", nargs="*", help="held-out article titles (default: each model's validation and test articles)")
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="first N questions of each article set")
+    ap.add_argument("--compare-threshold", type=float, action="append", default=[],
+                    help="also report the pipeline figures at this threshold (repeatable)")
     ap.add_argument("--name", default="heldout")
     args = ap.parse_args(argv)
+
+    from tqdm.auto import tqdm
 
     from articleqa.reader import ExtractiveReader
     from articleqa.text import best_em_f1
@@ -66,18 +72,27 @@ def main(argv=None) -> dict:
     for name, titles in sets.items():
         questions = [q for t in titles for q in articles[t].questions][: args.limit or None]
         rows = {m: [] for m in pipes}
-        for i, q in enumerate(questions):
+        for i, q in enumerate(tqdm(questions, desc=f"{name} articles", unit="question")):
             order = list(pipes) if i % 2 == 0 else list(reversed(pipes))
             for m in order:
-                a = pipes[m].ask(q.question)
-                f1 = 0.0 if q.is_impossible or not a.found else best_em_f1(a.answer, [t for t, _ in q.answers])[1]
-                rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0)))
+                a = pipes[m].ask(q.question, explain=True)
+                golds = [t for t, _ in q.answers]
+                f1 = 0.0 if q.is_impossible or not a.found else best_em_f1(a.answer, golds)[1]
+                read = [p for p in (a.trace.passages if a.trace else []) if p.margin is not None]
+                best = max(read, key=lambda p: p.margin) if read else None
+                best_f1 = 0.0 if q.is_impossible or best is None else best_em_f1(best.span, golds)[1]
+                rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
+                                best.margin if best else float("-inf"), best_f1))
         for m, pipe in pipes.items():
             reader = ExtractiveReader(m)  # the paragraph given: the reader alone, at the shipped precision
             alone = evaluate(reader, [q for q in questions if not q.is_impossible], calibrate=False)
             r = rows[m]
             ans = [x for x in r if not x[0]]
             un = [x for x in r if x[0]]
+            at = {str(t): {"pipeline_f1": 100 * statistics.mean(x[5] if x[4] > t else 0.0 for x in ans) if ans else None,
+                           "wrongly_refused": 100 * statistics.mean(x[4] <= t for x in ans) if ans else None,
+                           "unanswerable_refused": 100 * statistics.mean(x[4] <= t for x in un) if un else None}
+                  for t in args.compare_threshold}
             result["models"].setdefault(m, {"inference_path": pipe.reader.inference_path,
                                             "threshold": pipe.answer_builder.threshold})[name] = {
                 "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
@@ -86,6 +101,7 @@ def main(argv=None) -> dict:
                 "wrongly_refused": 100 * statistics.mean(not x[1] for x in ans) if ans else None,
                 "unanswerable_refused": 100 * statistics.mean(not x[1] for x in un) if un else None,
                 "reading": summary_ms([x[3] for x in r]),
+                "at_threshold": at,
             }
     save(args.name, result)
     lines = [f"held-out articles, {args.squad.name}, open corpus of {len(articles)} articles, top-k {args.top_k}"]
@@ -98,6 +114,9 @@ def main(argv=None) -> dict:
                 f"F1 {fmt(f['reader_f1'])} | pipeline F1 {fmt(f['pipeline_f1'])}, wrongly refused {fmt(f['wrongly_refused'])}%, "
                 f"unanswerable refused {fmt(f['unanswerable_refused'])}%, reading median {f['reading']['median_ms']} ms"
             )
+            for t, g in f["at_threshold"].items():
+                lines.append(f"      at threshold {float(t):.2f} instead: pipeline F1 {fmt(g['pipeline_f1'])}, wrongly refused "
+                             f"{fmt(g['wrongly_refused'])}%, unanswerable refused {fmt(g['unanswerable_refused'])}%")
     print_figures(lines)
     return result
 

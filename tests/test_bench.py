@@ -36,9 +36,13 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "abstention accuracy" in run("seed_qa", "--questions", seed, env_out=out)[-3]
     assert "EM" in run("reader", "--squad", squad, "--articles", "all", "--limit", "30", env_out=out)[-2]
     assert "recall hybrid" in "\n".join(run("open_squad", "--squad", squad, "--limit", "10", env_out=out))
-    title = json.loads(squad.read_text())["data"][0]["title"]
-    held = "\n".join(run("heldout", "--squad", squad, "--articles", title, "--limit", "8", env_out=out))
+    title = json.loads(squad.read_text())["data"][2]["title"]  # its first 8 questions: 3 answerable, 5 unanswerable
+    held = "\n".join(run("heldout", "--squad", squad, "--articles", title, "--limit", "8", "--compare-threshold", "-100",
+                         "--compare-threshold", "100", env_out=out))
     assert "reader alone EM" in held and "wrongly refused" in held and "unanswerable refused" in held
+    # re-deciding at another threshold from the same run: -100 answers everything, 100 refuses everything
+    assert "at threshold -100.00 instead: pipeline F1" in held and "wrongly refused 0.0%, unanswerable refused 0.0%" in held
+    assert "at threshold 100.00 instead: pipeline F1 0.0, wrongly refused 100.0%, unanswerable refused 100.0%" in held
     assert "top-k  5" in "\n".join(run("latency", "--squad", squad, "--questions", "5", env_out=out))
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]

@@ -98,7 +98,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     reader = ExtractiveReader(str(out))
     reader.warm_up()
     assert len(reader.predict([("Who?", "Nobody knows.")])) == 1
-    assert meta["pipeline_calibration"]["rule"] == "refusal-budget" and meta["pipeline_calibration"]["wrongly_refused"] <= 6
+    assert meta["pipeline_calibration"]["rule"] == "refusal-budget" and meta["pipeline_calibration"]["wrongly_refused"] <= 10
 
     # calibrate-reader re-chooses the threshold of the trained weights without retraining (and leaves them as they are)
     weights = (out / "model.safetensors").read_bytes()

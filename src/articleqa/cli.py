@@ -398,7 +398,7 @@ def train_reader_cmd(
     distill_weight: Annotated[float, typer.Option(help="With --teacher: share of the loss on the teacher's distributions.")] = 0.5,
     distill_temperature: Annotated[float, typer.Option(help="With --teacher: softmax temperature of both distributions.")] = 2.0,
     no_answer_rule: Annotated[str, typer.Option(help="Pipeline 'not found' threshold, measured through retrieval on the validation questions: refusal-budget (refuse at most --refusal-budget of the answerable ones), pipeline (best expected F1, see --unanswerable-share) or paragraph-f1 (SQuAD 2.0 F1-optimal on the validation paragraphs).")] = "refusal-budget",
-    refusal_budget: Annotated[float, typer.Option(help="For --no-answer-rule refusal-budget: the largest share of answerable questions that may be answered 'not found'.")] = 0.06,
+    refusal_budget: Annotated[float, typer.Option(help="For --no-answer-rule refusal-budget: the largest share of answerable questions that may be answered 'not found'.")] = 0.10,
     unanswerable_share: Annotated[float, typer.Option(help="For --no-answer-rule pipeline: the share of user questions assumed to have no answer in the articles.")] = 0.25,
     keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="Ship the epoch with the best validation F1 (default) or the last one.")] = True,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore an existing checkpoint and start over.")] = False,
@@ -510,7 +510,7 @@ def calibrate_reader_cmd(
     model: Annotated[Path, typer.Argument(help="A reader written by train-reader (e.g. models/reader).")],
     train: Annotated[list[Path], typer.Option("--train", help="The SQuAD file(s) it was trained on (repeatable): its validation articles are read from them.")],
     no_answer_rule: Annotated[str, typer.Option(help="refusal-budget, pipeline or paragraph-f1 (as in train-reader).")] = "refusal-budget",
-    refusal_budget: Annotated[float, typer.Option(help="For refusal-budget: the largest share of answerable questions that may be answered 'not found'.")] = 0.06,
+    refusal_budget: Annotated[float, typer.Option(help="For refusal-budget: the largest share of answerable questions that may be answered 'not found'.")] = 0.10,
     unanswerable_share: Annotated[float, typer.Option(help="For pipeline: the share of questions assumed to have no answer in the articles.")] = 0.25,
     tries: Annotated[Optional[Path], typer.Option(help="JSON list of further tries to add to the model card.")] = None,
 ) -> None:

@@ -114,6 +114,7 @@ def model_card(meta: dict) -> str:
     if meta.get("tries"):
         lines += ["## Tries (validation figures on the same held-out articles)", "", "| try | EM | F1 | note |", "|---|---|---|---|"]
         for t in meta["tries"]:
-            lines.append(f"| {t['name']} | {t.get('exact', float('nan')):.1f} | {t.get('f1', float('nan')):.1f} | {t.get('note', '')} |")
+            em, f1 = ("–" if t.get(k) is None else f"{t[k]:.1f}" for k in ("exact", "f1"))  # a try may have no EM/F1 (a decision rule)
+            lines.append(f"| {t['name']} | {em} | {f1} | {t.get('note', '')} |")
         lines.append("")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ def export_reader(
     no_answer_rule: str = "refusal-budget",
     unanswerable_share: float = 0.25,
     settings=None,
-    refusal_budget: float = 0.06,
+    refusal_budget: float = 0.10,
 ) -> dict:
     """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
 
