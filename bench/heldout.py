@@ -21,7 +21,6 @@ read passages; early exit never changes it).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
@@ -29,7 +28,11 @@ from common import DEFAULT_SHARED, ROOT, fmt, pipeline_for, print_figures, save,
 
 
 def held_out_sets(model: Path) -> dict[str, list[str]]:
-    meta = json.loads((model / "articleqa_reader.json").read_text(encoding="utf-8"))
+    from articleqa.reader import read_reader_meta
+
+    meta = read_reader_meta(model)
+    if not meta.get("validation_articles"):
+        raise SystemExit(f"{model} records no held-out articles (not a train-reader reader): pass --articles")
     sets = {"validation": meta.get("validation_articles", [])}
     test = meta.get("training", {}).get("test_articles")
     if test:
@@ -51,7 +54,6 @@ def main(argv=None) -> dict:
 
     from tqdm.auto import tqdm
 
-    from articleqa.reader import ExtractiveReader
     from articleqa.text import best_em_f1
     from articleqa.training.evaluate import evaluate
     from articleqa.training.squad import load_squad
@@ -84,8 +86,8 @@ def main(argv=None) -> dict:
                 rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
                                 best.margin if best else float("-inf"), best_f1))
         for m, pipe in pipes.items():
-            reader = ExtractiveReader(m)  # the paragraph given: the reader alone, at the shipped precision
-            alone = evaluate(reader, [q for q in questions if not q.is_impossible], calibrate=False)
+            # the paragraph given: the reader alone, the pipeline's own (loaded) reader
+            alone = evaluate(pipe.reader, [q for q in questions if not q.is_impossible], calibrate=False)
             r = rows[m]
             ans = [x for x in r if not x[0]]
             un = [x for x in r if x[0]]

@@ -410,16 +410,11 @@ def train_reader_cmd(
     Interrupted runs resume from OUT/checkpoint when started again with the same settings.
     """
     from articleqa.config import bundled_embedding_model, get_settings
-    from articleqa.training.export import NO_ANSWER_RULES, export_reader
+    from articleqa.training.export import export_reader
     from articleqa.training.squad import load_squad, split_articles3
     from articleqa.training.train import TrainConfig, base_run_info, cloze_warmup as run_cloze_warmup, train_reader
 
-    if no_answer_rule not in NO_ANSWER_RULES:
-        _fail(f"--no-answer-rule must be {' or '.join(NO_ANSWER_RULES)}, not {no_answer_rule!r}")
-    if not 0.0 < unanswerable_share < 1.0:
-        _fail("--unanswerable-share must be between 0 and 1")
-    if not 0.0 <= refusal_budget < 1.0:
-        _fail("--refusal-budget must be from 0 to below 1")
+    _check_no_answer_options(no_answer_rule, refusal_budget, unanswerable_share)
     for f in [*train, *(val or [])]:
         if not f.is_file():
             _fail(f"training/validation file not found: {f}")
@@ -492,6 +487,18 @@ def train_reader_cmd(
     typer.echo(f"validation: {figures}; inference default {meta['inference']['quantize']}; written to {out}")
 
 
+def _check_no_answer_options(rule: str, refusal_budget: float, unanswerable_share: float) -> None:
+    """The "not found" options of train-reader and calibrate-reader, or exit 2 saying which is wrong."""
+    from articleqa.training.export import NO_ANSWER_RULES
+
+    if rule not in NO_ANSWER_RULES:
+        _fail(f"--no-answer-rule must be {' or '.join(NO_ANSWER_RULES)}, not {rule!r}")
+    if not 0.0 < unanswerable_share < 1.0:
+        _fail("--unanswerable-share must be between 0 and 1")
+    if not 0.0 <= refusal_budget < 1.0:
+        _fail("--refusal-budget must be from 0 to below 1")
+
+
 def _without_option(args: list[str], name: str) -> list[str]:
     """The command line minus one option and its value (e.g. --tries, which only documents)."""
     out, skip = [], False
@@ -517,19 +524,12 @@ def calibrate_reader_cmd(
     """Re-choose a trained reader's "not found" threshold, answer length and inference precision on its
     own validation articles, without retraining: the weights stay as they are; the calibration file and
     the model card are rewritten, and the card records this command after the training commands."""
-    import shutil
-    import tempfile
-
     from articleqa.config import get_settings
     from articleqa.reader import CALIBRATION_FILE, read_reader_meta
-    from articleqa.training.card import model_card
-    from articleqa.training.export import NO_ANSWER_RULES, export_reader
+    from articleqa.training.export import export_reader
     from articleqa.training.squad import load_squad
 
-    if no_answer_rule not in NO_ANSWER_RULES:
-        _fail(f"--no-answer-rule must be {' or '.join(NO_ANSWER_RULES)}, not {no_answer_rule!r}")
-    if not 0.0 <= refusal_budget < 1.0 or not 0.0 < unanswerable_share < 1.0:
-        _fail("--refusal-budget must be from 0 to below 1 and --unanswerable-share between 0 and 1")
+    _check_no_answer_options(no_answer_rule, refusal_budget, unanswerable_share)
     try:
         meta = read_reader_meta(model) if model.is_dir() else {}
     except FileNotFoundError as exc:
@@ -553,16 +553,9 @@ def calibrate_reader_cmd(
     tries_list += json.loads(tries.read_text()) if tries else []
     command = "articleqa calibrate-reader " + " ".join(shlex.quote(a) for a in _without_option(sys.argv[2:], "--tries"))
     record = {**meta["training"], "epochs": meta.get("epochs", [])}
-    with tempfile.TemporaryDirectory(dir=model.parent) as tmp:
-        new = export_reader(model, tmp, record, val_q, val_titles, meta["command"], tries_list, corpus_articles=corpus,
-                            no_answer_rule=no_answer_rule, unanswerable_share=unanswerable_share,
-                            settings=get_settings(), refusal_budget=refusal_budget)
-        new["base_model"] = meta["base_model"]
-        new["calibrated_by"] = command
-        (Path(tmp) / CALIBRATION_FILE).write_text(json.dumps(new, indent=2), encoding="utf-8")
-        (Path(tmp) / "README.md").write_text(model_card(new), encoding="utf-8")
-        for name in (CALIBRATION_FILE, "README.md"):  # the weights stay as they are
-            shutil.copyfile(Path(tmp) / name, model / name)
+    new = export_reader(model, model, record, val_q, val_titles, meta["command"], tries_list, corpus_articles=corpus,
+                        no_answer_rule=no_answer_rule, unanswerable_share=unanswerable_share, settings=get_settings(),
+                        refusal_budget=refusal_budget, calibrated_by=command, base_model=meta["base_model"])
     pc = new.get("pipeline_calibration") or {}
     na = pc.get("no_answer", {})
     typer.echo(f"threshold {new['calibration']['threshold']:.3f} ({no_answer_rule}): answerable validation questions refused "

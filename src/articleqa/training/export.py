@@ -25,6 +25,8 @@ def export_reader(
     unanswerable_share: float = 0.25,
     settings=None,
     refusal_budget: float = 0.10,
+    calibrated_by: str | None = None,
+    base_model: str | None = None,
 ) -> dict:
     """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
 
@@ -32,10 +34,17 @@ def export_reader(
     measures fp32 against int8 dynamic quantization (and bf16 where the hardware has it) for speed and F1,
     and makes the fastest one that costs at most 1 F1 point the inference default.
 
-    ``no_answer_rule`` sets the pipeline's "not found" threshold: ``paragraph-f1`` the SQuAD 2.0
-    F1-optimal margin on the validation paragraphs (half of them unanswerable); ``pipeline`` the margin
-    with the best expected F1 where the assistant decides (top-k retrieved passages of the whole
-    corpus) when ``unanswerable_share`` of the questions have no answer in the articles.
+    ``no_answer_rule`` sets the pipeline's "not found" threshold where the assistant decides (the best
+    span over the top-k passages retrieved from the whole corpus): ``refusal-budget`` the highest
+    margin that refuses at most ``refusal_budget`` of the answerable validation questions;
+    ``pipeline`` the margin with the best expected F1 when ``unanswerable_share`` of the questions
+    have no answer; ``paragraph-f1`` the SQuAD 2.0 F1-optimal margin on the validation paragraphs
+    (half of them unanswerable).
+
+    ``calibrated_by`` (the ``calibrate-reader`` command): ``final_dir`` is an exported reader being
+    re-calibrated in place; its weights, tokenizer and config are left as they are and only the
+    calibration file and the card are written, with ``base_model`` (the earlier description: the stage
+    folders it names may be gone) and the command recorded.
     """
     if no_answer_rule not in NO_ANSWER_RULES:
         raise ValueError(f"unknown no-answer rule {no_answer_rule!r}: use {' or '.join(NO_ANSWER_RULES)}")
@@ -88,14 +97,15 @@ def export_reader(
                                           compare_threshold=paragraph_t if own else None,
                                           refusal_budget=refusal_budget if no_answer_rule == "refusal-budget" else None)
         pipeline_cal["rule"] = no_answer_rule
-    model.half().save_pretrained(out, safe_serialization=True)
-    # fp16 only on disk: the config says float32, so any transformers user (Haystack's reader, a pipeline)
-    # loads it fp32 by default instead of running fp16 on a CPU, ~4x slower
-    model.config.dtype = "float32"
-    model.config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    if calibrated_by is None:
+        model.half().save_pretrained(out, safe_serialization=True)
+        # fp16 only on disk: the config says float32, so any transformers user (Haystack's reader, a pipeline)
+        # loads it fp32 by default instead of running fp16 on a CPU, ~4x slower
+        model.config.dtype = "float32"
+        model.config.save_pretrained(out)
+        tokenizer.save_pretrained(out)
     meta = {
-        "base_model": describe_base_model(record["config"]["base_model"], record.get("base_run")),
+        "base_model": base_model or describe_base_model(record["config"]["base_model"], record.get("base_run")),
         "validation_articles": val_titles,
         "validation": {
             name: {"exact": ev.exact, "f1": ev.f1, "n": ev.n, "no_answer": ev.no_answer, "ms_per_passage": speed[name]}
@@ -111,6 +121,7 @@ def export_reader(
         "epochs": record.get("epochs", []),
         "tries": tries,
         "command": command,
+        **({"calibrated_by": calibrated_by} if calibrated_by else {}),
     }
     (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     (out / "README.md").write_text(model_card(meta), encoding="utf-8")
