@@ -1,4 +1,6 @@
-"""Hard negatives: same-article paragraphs that do not hold the answer, as no-answer examples."""
+"""Hard negatives: same-article paragraphs that do not hold the answer, and questions with a swapped name, as no-answer examples."""
+
+import re
 
 from articleqa.training.negatives import hard_negatives
 from articleqa.training.squad import load_squad, split_articles
@@ -57,3 +59,54 @@ def test_distillation_loss_is_zero_for_the_teacher_itself_and_pulls_toward_it():
     assert loss.item() > 0.1
     assert student.grad[0, 1] < 0 < student.grad[0, 3]  # raise what the teacher likes, lower the rest
     assert student.grad[0, 4] == 0
+
+
+def _changed(a: str, b: str) -> tuple[str, str]:
+    """The stretch of ``a`` replaced in ``b``, and its replacement (whole words and numbers)."""
+    ta, tb = re.findall(r"\w+|[^\w\s]|\s+", a), re.findall(r"\w+|[^\w\s]|\s+", b)
+    head = 0
+    while head < min(len(ta), len(tb)) and ta[head] == tb[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(ta), len(tb)) - head and ta[-1 - tail] == tb[-1 - tail]:
+        tail += 1
+    return "".join(ta[head:len(ta) - tail]).strip(), "".join(tb[head:len(tb) - tail]).strip()
+
+
+def test_entity_swaps_change_one_name_to_one_the_paragraph_never_mentions():
+    from articleqa.training.negatives import swapped_entity_questions
+
+    train, _ = split_articles(load_squad(squad_file("squad-dev-v1.1-36.json")), 4, seed=0)
+    questions = [q for a in train[:3] for q in a.questions]
+    swaps = swapped_entity_questions(questions, per_question=1, seed=0)
+    by_id = {q.id: q for q in questions}
+    names = {a.title: " ".join(a.paragraphs) for a in train[:3]}
+    assert len(questions) // 5 < len(swaps) <= len(questions)  # most questions name something; one twin at most
+    for s in swaps:
+        q = by_id[s.id.rsplit("-swap", 1)[0]]
+        assert s.is_impossible and not s.answers and s.context == q.context and s.title == q.title
+        # one stretch differs: what was cut is in the paragraph, what came in is not, but is in the article
+        cut, came = _changed(q.question, s.question)
+        assert cut and came and came.lower() not in q.context.lower(), (q.question, s.question)
+        assert cut.lower() in q.context.lower(), (q.question, s.question)
+        assert came in names[q.title], (q.question, s.question)
+    assert swapped_entity_questions(questions, per_question=0) == []
+    assert swapped_entity_questions(questions, per_question=1, seed=0) == swaps  # reproducible
+
+
+def test_an_entity_swap_keeps_the_question_words_and_swaps_within_a_kind():
+    from articleqa.training.negatives import swapped_entity_questions
+    from articleqa.training.squad import SquadQuestion
+
+    paras = ["In 1998 Alice Smith founded the Harbour Trust in Leeds.", "Bob Jones ran the Trust from 2004, after Carol Diaz."]
+    questions = [SquadQuestion("q1", "Where did Alice Smith found the Harbour Trust?", paras[0], "T", (("Leeds", 49),)),
+                 SquadQuestion("q2", "What did Alice Smith found in 1998?", paras[0], "T", (("the Harbour Trust", 25),)),
+                 SquadQuestion("q3", "Who ran the Trust?", paras[1], "T", (("Bob Jones", 0),)),
+                 SquadQuestion("q4", "Who ran it after her?", paras[1], "T", (("Bob Jones", 0),))]
+    swaps = {s.id: s.question for s in swapped_entity_questions(questions, per_question=1, seed=0)}
+    assert swaps["q1-swap0"] in {"Where did Bob Jones found the Harbour Trust?", "Where did Carol Diaz found the Harbour Trust?"}
+    assert swaps["q2-swap0"] in {"What did Alice Smith found in 2004?", "What did Bob Jones found in 1998?",
+                                 "What did Carol Diaz found in 1998?"}
+    # never a name containing the one swapped out ("Harbour Trust" for "Trust"): that could still be answerable
+    assert swaps["q3-swap0"] in {"Who ran the Alice Smith?", "Who ran the Leeds?"}
+    assert "q4-swap0" not in swaps  # names nothing

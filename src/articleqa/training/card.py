@@ -105,6 +105,10 @@ def model_card(meta: dict) -> str:
         lines += ["", f"Hard negatives: {meta['training']['n_negatives']} no-answer examples, for each answerable training question the",
                   "most similar other paragraph of its article (BM25) that does not contain its answer (`--negatives`,",
                   "`articleqa.training.negatives`), so the no-answer score learns what retrieval brings: same-topic passages without the answer."]
+    if meta["training"].get("n_entity_swaps"):
+        lines += ["", f"Entity swaps: {meta['training']['n_entity_swaps']} no-answer examples, each an answerable training question with one",
+                  "name, year or number it shares with its paragraph swapped for another of its article that the paragraph never",
+                  "mentions (`--entity-swaps`), so the reader checks the question's names against the passage before answering."]
     if warm:
         lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
                   f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.training.cloze`)."]

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 
 from articleqa.retrieval import BM25Ranker
@@ -57,4 +58,86 @@ def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: 
                 picked += 1
                 if picked >= per_question:
                     break
+    return out
+
+
+# A name (capitalised words, allowing "of"/"the"/"de" inside) or a number (a year is its own kind).
+_MENTION = re.compile(r"(?<![\w-])(?:[A-Z][\w'’.-]*[a-zA-Z](?:\s+(?:(?:of|the|de|von|van|del)\s+)*[A-Z][\w'’.-]*[a-zA-Z])*|\d[\d,.]*\d|\d)\b")
+_NOT_NAMES = frozenset(
+    "What Which Who Whom Whose When Where Why How The A An In On At Of For By With From To And Or But If "
+    "During After Before Since Under Over Between Besides Along According Is Was Were Are Did Do Does Has Have Had "
+    "Can Could Would Should Will It Its This That These Those There Their They He She His Her Name".split())
+
+
+def _kind(mention: str) -> str:
+    if mention[0].isdigit():
+        return "year" if re.fullmatch(r"1\d{3}|20\d{2}", mention) else "number"
+    return "name"
+
+
+def _mentions(text: str, mid_sentence: bool = False) -> list[tuple[int, int, str]]:
+    """(start, end, text) of the names and numbers in ``text``; a leading question word or sentence
+    opener ("In June" -> "June") is dropped. With ``mid_sentence`` only those not opening a sentence
+    (a capital there says nothing: "Specifically, ...")."""
+    out = []
+    for m in _MENTION.finditer(text):
+        start, words = m.start(), m.group().split()
+        while words and words[0] in _NOT_NAMES:
+            start = text.index(words[1], start + len(words[0])) if len(words) > 1 else m.end()
+            words = words[1:]
+        if not words:
+            continue
+        before = text[:start].rstrip()
+        if (mid_sentence or start == 0) and (not before or before[-1] in ".!?:;\"“(" or start == 0):
+            continue
+        out.append((start, m.end(), text[start:m.end()]))
+    return out
+
+
+def swapped_entity_questions(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
+    """Unanswerable twins of answerable questions, paired with the question's own paragraph.
+
+    A name, year or number the question shares with its paragraph is replaced by another of the
+    same kind from elsewhere in the article that the paragraph never mentions ("What was Ban
+    Ki-moon the Secretary General of?" -> "What was Kofi Annan the Secretary General of?"). The
+    paragraph still matches the question in every other word, which is what SQuAD 2.0's
+    unanswerable questions and retrieval's near misses look like; the reader learns to check the
+    question's names against the passage before it answers (rule-based variant of Zhu et al. 2019,
+    "Learning to Ask Unanswerable Questions for Machine Reading Comprehension").
+    """
+    if per_question <= 0:
+        return []
+    rng = random.Random(seed)
+    pools: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    seen_paras: set[tuple[str, str]] = set()
+    for q in questions:
+        if (q.title, q.context) in seen_paras:
+            continue
+        seen_paras.add((q.title, q.context))
+        for _, _, mention in _mentions(q.context, mid_sentence=True):
+            pool = pools[q.title][_kind(mention)]
+            if mention not in pool:
+                pool.append(mention)
+    out: list[SquadQuestion] = []
+    for q in questions:
+        if q.is_impossible:
+            continue
+        context_lower = q.context.lower()
+        answers = [text.lower() for text, _ in q.answers]
+        shared = [(start, end, mention) for start, end, mention in _mentions(q.question)
+                  if mention.lower() in context_lower and not any(mention.lower() in a for a in answers)]
+        rng.shuffle(shared)
+        made = 0
+        for start, end, mention in shared:
+            low = mention.lower()
+            pool = [c for c in pools[q.title][_kind(mention)]
+                    if c.lower() not in context_lower and low not in c.lower() and c.lower() not in low]
+            if not pool:
+                continue
+            new = q.question[:start] + rng.choice(pool) + q.question[end:]
+            out.append(SquadQuestion(id=f"{q.id}-swap{made}", question=new, context=q.context,
+                                     title=q.title, answers=(), is_impossible=True))
+            made += 1
+            if made >= per_question:
+                break
     return out
