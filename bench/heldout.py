@@ -9,7 +9,14 @@ reader at its calibrated "not found" threshold. Prints, per model and per articl
 - reader alone: EM/F1 on the answerable questions given their paragraph;
 - pipeline: F1 on the answerable questions with "not found" counted 0, the share of answerable
   questions wrongly answered "not found", the share of unanswerable ones refused, and the reading
-  time per question (median, p95).
+  time per question (median, p95);
+- separation: how well the best span's margin tells answerable from unanswerable questions, which
+  bounds what any threshold can do: its AUC, and the share of unanswerable questions refused when the
+  threshold is set on these same questions to refuse 6% (10%) of the answerable ones (an oracle
+  operating point: the reader's ceiling, not a figure the assistant reaches), plus, of the unanswerable
+  questions answered at the reader's threshold, the share answered from their own SQuAD paragraph
+  (the reader misjudged the paragraph the question was written against, rather than retrieval
+  bringing a misleading one).
 
 Validation articles chose the reader's epoch and threshold, so their figures flatter; test articles
 (``train-reader --test-articles``) were used for nothing. With several models the questions alternate
@@ -23,6 +30,8 @@ from __future__ import annotations
 import argparse
 import statistics
 from pathlib import Path
+
+import numpy as np
 
 from common import DEFAULT_SHARED, ROOT, fmt, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
 
@@ -38,6 +47,31 @@ def held_out_sets(model: Path) -> dict[str, list[str]]:
     if test:
         sets["test"] = test
     return sets
+
+
+def auc(positive: list[float], negative: list[float]) -> float | None:
+    """P(a random answerable question's margin > a random unanswerable one's), ties counting half."""
+    if not positive or not negative:
+        return None
+    neg = np.sort(np.asarray(negative))
+    pos = np.asarray(positive)
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(pos) * len(neg)))
+
+
+def separation(ans: list[float], un: list[float], budgets=(0.06, 0.10)) -> dict:
+    """AUC of the margin, and the unanswerable questions refused at thresholds set on these questions."""
+    from articleqa.training.evaluate import budget_threshold
+
+    margins = np.asarray(ans + un, dtype=float)
+    impossible = np.asarray([False] * len(ans) + [True] * len(un))
+    out: dict = {"auc": auc(ans, un), "unanswerable_refused_at": {}}
+    if ans and un:
+        for b in budgets:
+            t = budget_threshold(margins, impossible, b)
+            out["unanswerable_refused_at"][f"{round(100 * b)}%"] = 100 * float((np.asarray(un) <= t).mean())
+    return out
 
 
 def main(argv=None) -> dict:
@@ -60,7 +94,7 @@ def main(argv=None) -> dict:
 
     models = args.model or [ROOT / "models" / "reader"]
     articles = {a.title: a for a in load_squad(args.squad)}
-    articles_dir, index_dir, _ = squad_corpus_index(args.squad)
+    articles_dir, index_dir, where = squad_corpus_index(args.squad)
     sets = {"given": args.articles} if args.articles else held_out_sets(models[0])
     for m in models[1:]:
         if not args.articles and held_out_sets(m) != sets:
@@ -83,8 +117,10 @@ def main(argv=None) -> dict:
                 read = [p for p in (a.trace.passages if a.trace else []) if p.margin is not None]
                 best = max(read, key=lambda p: p.margin) if read else None
                 best_f1 = 0.0 if q.is_impossible or best is None else best_em_f1(best.span, golds)[1]
+                file, start, end = where.get(q.context, ("", 0, 0))
+                own = best is not None and best.file == file and start <= best.span_start < end
                 rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
-                                best.margin if best else float("-inf"), best_f1))
+                                best.margin if best else float("-inf"), best_f1, own))
         for m, pipe in pipes.items():
             # the paragraph given: the reader alone, the pipeline's own (loaded) reader
             alone = evaluate(pipe.reader, [q for q in questions if not q.is_impossible], calibrate=False)
@@ -104,6 +140,9 @@ def main(argv=None) -> dict:
                 "unanswerable_refused": 100 * statistics.mean(not x[1] for x in un) if un else None,
                 "reading": summary_ms([x[3] for x in r]),
                 "at_threshold": at,
+                "separation": separation([x[4] for x in ans], [x[4] for x in un]),
+                "unanswerable_answered_from_own_paragraph": (100 * statistics.mean(x[6] for x in un if x[1])
+                                                             if any(x[1] for x in un) else None),
             }
     save(args.name, result)
     lines = [f"held-out articles, {args.squad.name}, open corpus of {len(articles)} articles, top-k {args.top_k}"]
@@ -116,6 +155,12 @@ def main(argv=None) -> dict:
                 f"F1 {fmt(f['reader_f1'])} | pipeline F1 {fmt(f['pipeline_f1'])}, wrongly refused {fmt(f['wrongly_refused'])}%, "
                 f"unanswerable refused {fmt(f['unanswerable_refused'])}%, reading median {f['reading']['median_ms']} ms"
             )
+            sep = f["separation"]
+            if sep["auc"] is not None:
+                at = ", ".join(f"{v:.1f}% at {k}" for k, v in sep["unanswerable_refused_at"].items())
+                lines.append(f"      separation: margin AUC {sep['auc']:.3f}; unanswerable refused {at} of answerable refused "
+                             f"(thresholds set on these questions); unanswerable answered from their own paragraph "
+                             f"{fmt(f['unanswerable_answered_from_own_paragraph'])}%")
             for t, g in f["at_threshold"].items():
                 lines.append(f"      at threshold {float(t):.2f} instead: pipeline F1 {fmt(g['pipeline_f1'])}, wrongly refused "
                              f"{fmt(g['wrongly_refused'])}%, unanswerable refused {fmt(g['unanswerable_refused'])}%")

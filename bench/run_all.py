@@ -159,7 +159,22 @@ def write_report(timings: dict, quick: bool) -> None:
                 for t, g in f.get("at_threshold", {}).items():
                     md.append(f"| same, at threshold {_fmt(float(t), 2)} instead | {name} | | | {_fmt(g['pipeline_f1'])} | {_fmt(g['wrongly_refused'])}% | "
                               f"{_fmt(g['unanswerable_refused'])}% | |")
-        md += ["", "Validation articles chose the reader's epoch and threshold (their figures flatter); test articles chose nothing.", ""]
+        md += ["", "Validation articles chose the reader's epoch and threshold (their figures flatter); test articles chose nothing.", "",
+               "Separation: how well the best span's margin tells answerable from unanswerable questions, the ceiling of any threshold:",
+               "its AUC, and the unanswerable questions refused at the threshold that (set on these same questions) refuses 6% / 10% of",
+               "the answerable ones; and, of the unanswerable questions the reader answered, the share answered from their own SQuAD paragraph.", "",
+               "| reader | articles | margin AUC | unanswerable refused at 6% / 10% of answerable refused | unanswerable answered from their own paragraph |",
+               "|---|---|---|---|---|"]
+        for m, by_set in h["models"].items():
+            for name in h["sets"]:
+                f = by_set[name]
+                sep = f.get("separation") or {}
+                if sep.get("auc") is None:
+                    continue
+                at = sep["unanswerable_refused_at"]
+                md.append(f"| {Path(m).name} | {name} | {sep['auc']:.3f} | {_fmt(at.get('6%'))}% / {_fmt(at.get('10%'))}% | "
+                          f"{_fmt(f.get('unanswerable_answered_from_own_paragraph'))}% |")
+        md.append("")
 
     o = load("open_squad")
     if o:

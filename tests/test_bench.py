@@ -43,6 +43,7 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     # re-deciding at another threshold from the same run: -100 answers everything, 100 refuses everything
     assert "at threshold -100.00 instead: pipeline F1" in held and "wrongly refused 0.0%, unanswerable refused 0.0%" in held
     assert "at threshold 100.00 instead: pipeline F1 0.0, wrongly refused 100.0%, unanswerable refused 100.0%" in held
+    assert "separation: margin AUC" in held and "of answerable refused" in held and "from their own paragraph" in held
     assert "top-k  5" in "\n".join(run("latency", "--squad", squad, "--questions", "5", env_out=out))
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
@@ -52,7 +53,8 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     r = subprocess.run([sys.executable, "bench/run_all.py", "--report-only"], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "ARTICLEQA_BENCH_OUT": str(out)}, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "Articles the reader never saw" in (out.parent / "report.md").read_text()
+    report = (out.parent / "report.md").read_text()
+    assert "Articles the reader never saw" in report and "| margin AUC |" in report
 
 
 def test_vs_haystack_runs_on_a_tiny_input(tiny):
