@@ -110,3 +110,16 @@ def test_an_entity_swap_keeps_the_question_words_and_swaps_within_a_kind():
     # never a name containing the one swapped out ("Harbour Trust" for "Trust"): that could still be answerable
     assert swaps["q3-swap0"] in {"Who ran the Alice Smith?", "Who ran the Leeds?"}
     assert "q4-swap0" not in swaps  # names nothing
+
+
+def test_a_checkpoint_from_before_a_setting_existed_still_resumes():
+    from dataclasses import asdict
+
+    from articleqa.training.train import TrainConfig, _resume_key
+
+    cfg = TrainConfig(base_model="m", out="runs/a", negatives=1)
+    old = {k: v for k, v in asdict(cfg).items() if k != "entity_swaps"}  # written before --entity-swaps existed
+    assert _resume_key(old) == _resume_key(asdict(cfg))
+    assert _resume_key({**asdict(cfg), "out": "models/reader", "max_steps": 3}) == _resume_key(asdict(cfg))  # moved, stopped early
+    assert _resume_key(old) != _resume_key(asdict(TrainConfig(base_model="m", out="runs/a", negatives=1, entity_swaps=1)))
+    assert _resume_key(old) != _resume_key(asdict(TrainConfig(base_model="m", out="runs/a", negatives=2)))

@@ -16,7 +16,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -225,8 +225,10 @@ def _save_model(model, tokenizer, path: Path) -> None:
 
 def _resume_key(config: dict) -> dict:
     """The settings a checkpoint must share to be resumed: all but where it lives and when to stop
-    (a run folder may be moved, e.g. from runs/ into models/, before the export step)."""
-    return {k: v for k, v in config.items() if k not in ("max_steps", "out")}
+    (a run folder may be moved, e.g. from runs/ into models/, before the export step). A setting
+    added after the checkpoint was written counts as its default (which is what that run used)."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    return {k: v for k, v in {**defaults, **config}.items() if k not in ("max_steps", "out")}
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
