@@ -123,3 +123,23 @@ def test_a_checkpoint_from_before_a_setting_existed_still_resumes():
     assert _resume_key({**asdict(cfg), "out": "models/reader", "max_steps": 3}) == _resume_key(asdict(cfg))  # moved, stopped early
     assert _resume_key(old) != _resume_key(asdict(TrainConfig(base_model="m", out="runs/a", negatives=1, entity_swaps=1)))
     assert _resume_key(old) != _resume_key(asdict(TrainConfig(base_model="m", out="runs/a", negatives=2)))
+
+
+def test_antonym_swaps_turn_one_word_into_its_opposite_the_paragraph_never_uses():
+    from articleqa.training.negatives import swapped_word_questions
+    from articleqa.training.squad import SquadQuestion
+
+    para = "The western half of the island was settled first, after the war; the largest town is Port Ely."
+    questions = [SquadQuestion("q1", "Which half of the island was settled first?", para, "T", (("The western half", 0),)),
+                 SquadQuestion("q2", "What is the largest town on the Western side?", para, "T", (("Port Ely", 88),)),
+                 SquadQuestion("q3", "Who settled the island after the war?", para, "T", (("nobody", 0),)),
+                 SquadQuestion("q4", "What happened before and after the war?", para + " Before it, nothing.", "T", (("settled", 30),))]
+    swaps = {s.id: s for s in swapped_word_questions(questions, per_question=1, seed=0)}
+    assert swaps["q1-opp0"].question == "Which half of the island was settled last?"
+    # "Western" is in the paragraph and "eastern" is not, but "largest" -> "smallest" is as good; capitals kept
+    assert swaps["q2-opp0"].question in {"What is the smallest town on the Western side?", "What is the largest town on the Eastern side?"}
+    assert swaps["q3-opp0"].question == "Who settled the island before the war?"
+    assert "q4-opp0" not in swaps  # the paragraph says "before" and "after": either question could be answerable
+    for s in swaps.values():
+        assert s.is_impossible and not s.answers and s.context == next(q.context for q in questions if s.id.startswith(q.id))
+    assert swapped_word_questions(questions, per_question=0) == []

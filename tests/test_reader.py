@@ -121,14 +121,14 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
 
     # stage 2: hard negatives and entity swaps, starting from that reader; the run folder is moved before it resumes
     # (and self-distillation from it, with a third article held out as a test set; seed 6 trains on
-    # Apollo_program, whose questions name things its other paragraph does not: entity swaps to make)
+    # Apollo_program, whose questions name things its other paragraph does not, and say "first": swaps to make)
     stage2 = [sys.executable, "-m", "articleqa.cli", "train-reader", "--train", str(tiny), "--val-articles", "1",
-              "--base-model", str(out / "final"), "--negatives", "1", "--entity-swaps", "1", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
+              "--base-model", str(out / "final"), "--negatives", "1", "--entity-swaps", "1", "--antonym-swaps", "1", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
               "--max-length", "128", "--stride", "48", "--seed", "6", "--teacher", str(out / "final"), "--test-articles", "1"]
     third = subprocess.run([*stage2, "--out", str(tmp_path / "moving"), "--max-steps", "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert third.returncode == 0, third.stderr
     assert "hard negatives" in third.stderr and not " 0 hard negatives" in third.stderr
-    assert "entity swaps" in third.stderr and not " 0 entity swaps" in third.stderr
+    assert "entity swaps" in third.stderr and not " 0 entity swaps" in third.stderr and not " 0 antonym swaps" in third.stderr
     assert "distilling from" in third.stderr and "; test: " in third.stderr
     (tmp_path / "moving").rename(tmp_path / "stage2")
     fourth = subprocess.run([*stage2, "--out", str(tmp_path / "stage2")], capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -136,9 +136,9 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert "resumed from" in fourth.stderr
     meta2 = json.loads((tmp_path / "stage2" / CALIBRATION_FILE).read_text())
     assert meta2["training"]["n_negatives"] > 0 and meta2["training"]["base_run"]["command"] == meta["command"]
-    assert meta2["training"]["n_entity_swaps"] > 0 and "--entity-swaps 1" in meta2["command"]
+    assert meta2["training"]["n_entity_swaps"] > 0 and "--entity-swaps 1" in meta2["command"] and meta2["training"]["n_antonym_swaps"] > 0
     card = (tmp_path / "stage2" / "README.md").read_text()
-    assert card.index(meta["command"]) < card.index(meta2["command"]) and "Hard negatives" in card and "Entity swaps" in card
+    assert card.index(meta["command"]) < card.index(meta2["command"]) and "Hard negatives" in card and "Entity swaps" in card and "Antonym swaps" in card
     test = meta2["training"]["test"]
     assert test["n"] > 0 and 0 <= test["f1"] <= 100 and "Test articles" in card and "Self-distillation" in card
     held = {*meta2["validation_articles"], *meta2["training"]["test_articles"]}

@@ -109,6 +109,9 @@ def model_card(meta: dict) -> str:
         lines += ["", f"Entity swaps: {meta['training']['n_entity_swaps']} no-answer examples, each an answerable training question with one",
                   "name, year or number it shares with its paragraph swapped for another of its article that the paragraph never",
                   "mentions (`--entity-swaps`), so the reader checks the question's names against the passage before answering."]
+    if meta["training"].get("n_antonym_swaps"):
+        lines += ["", f"Antonym swaps: {meta['training']['n_antonym_swaps']} no-answer examples, each an answerable training question with one",
+                  "word swapped for its opposite (western/eastern, largest/smallest, before/after) that its paragraph never uses (`--antonym-swaps`)."]
     if warm:
         lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
                   f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.training.cloze`)."]

@@ -12,6 +12,10 @@ Example::
 
     extra = hard_negatives(train_questions, per_question=1, seed=0)
     # SquadQuestion(is_impossible=True, context=<a paragraph that does not answer it>, ...)
+
+The other way round, ``swapped_entity_questions`` and ``swapped_word_questions`` keep the paragraph
+and change the question (a name, year or number swapped for one the paragraph never mentions; a word
+swapped for its opposite): unanswerable twins of the kind SQuAD 2.0's own unanswerable questions are.
 """
 
 from __future__ import annotations
@@ -140,4 +144,48 @@ def swapped_entity_questions(questions: list[SquadQuestion], per_question: int =
             made += 1
             if made >= per_question:
                 break
+    return out
+
+
+# Word pairs whose swap turns a question about the paragraph into one it cannot answer when the
+# paragraph never uses the other word: SQuAD 2.0's antonym and direction questions ("the western
+# half" where the paragraph says "eastern"), which the reader answered from their own paragraph most.
+ANTONYMS = [("north", "south"), ("east", "west"), ("northern", "southern"), ("eastern", "western"),
+            ("northeast", "southwest"), ("northwest", "southeast"), ("upper", "lower"), ("first", "last"),
+            ("before", "after"), ("earliest", "latest"), ("early", "late"), ("largest", "smallest"),
+            ("biggest", "smallest"), ("highest", "lowest"), ("most", "least"), ("more", "less"),
+            ("increase", "decrease"), ("increased", "decreased"), ("increasing", "decreasing"), ("rise", "fall"),
+            ("larger", "smaller"), ("higher", "lower"), ("longest", "shortest"), ("longer", "shorter"),
+            ("oldest", "newest"), ("older", "newer"), ("best", "worst"), ("better", "worse"), ("maximum", "minimum"),
+            ("major", "minor"), ("inside", "outside"), ("internal", "external"), ("public", "private"),
+            ("positive", "negative"), ("allowed", "forbidden"), ("legal", "illegal"), ("success", "failure"),
+            ("successful", "unsuccessful"), ("win", "lose"), ("won", "lost"), ("start", "end"), ("began", "ended"),
+            ("open", "closed"), ("opened", "closed"), ("rich", "poor"), ("wealthy", "poor"), ("strong", "weak"),
+            ("male", "female"), ("men", "women"), ("modern", "ancient"), ("urban", "rural"), ("domestic", "foreign")]
+_OPPOSITE = {**{a: b for a, b in ANTONYMS}, **{b: a for a, b in ANTONYMS}}
+
+
+def swapped_word_questions(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
+    """Unanswerable twins of answerable questions, paired with their own paragraph: one word the
+    question shares with the paragraph is replaced by its opposite ("western" -> "eastern",
+    "largest" -> "smallest", "after" -> "before"), when the paragraph never uses the opposite."""
+    if per_question <= 0:
+        return []
+    rng = random.Random(seed)
+    out: list[SquadQuestion] = []
+    for q in questions:
+        if q.is_impossible:
+            continue
+        context_words = set(re.findall(r"[a-z]+", q.context.lower()))
+        answers = " ".join(text.lower() for text, _ in q.answers)
+        found = [m for m in re.finditer(r"[A-Za-z]+", q.question)
+                 if m.group().lower() in _OPPOSITE and m.group().lower() in context_words
+                 and _OPPOSITE[m.group().lower()] not in context_words and m.group().lower() not in answers]
+        rng.shuffle(found)
+        for made, m in enumerate(found[:per_question]):
+            new = _OPPOSITE[m.group().lower()]
+            if m.group()[0].isupper():
+                new = new.capitalize()
+            out.append(SquadQuestion(id=f"{q.id}-opp{made}", question=q.question[: m.start()] + new + q.question[m.end():],
+                                     context=q.context, title=q.title, answers=(), is_impossible=True))
     return out
