@@ -49,25 +49,17 @@ def held_out_sets(model: Path) -> dict[str, list[str]]:
     return sets
 
 
-def auc(positive: list[float], negative: list[float]) -> float | None:
-    """P(a random answerable question's margin > a random unanswerable one's), ties counting half."""
-    if not positive or not negative:
-        return None
-    neg = np.sort(np.asarray(negative))
-    pos = np.asarray(positive)
-    below = np.searchsorted(neg, pos, side="left")
-    ties = np.searchsorted(neg, pos, side="right") - below
-    return float((below + 0.5 * ties).sum() / (len(pos) * len(neg)))
-
-
 def separation(ans: list[float], un: list[float], budgets=(0.06, 0.10)) -> dict:
     """AUC of the margin, and the unanswerable questions refused at thresholds set on these questions."""
+    from sklearn.metrics import roc_auc_score
+
     from articleqa.training.evaluate import budget_threshold
 
     margins = np.asarray(ans + un, dtype=float)
     impossible = np.asarray([False] * len(ans) + [True] * len(un))
-    out: dict = {"auc": auc(ans, un), "unanswerable_refused_at": {}}
+    out: dict = {"auc": None, "unanswerable_refused_at": {}}
     if ans and un:
+        out["auc"] = float(roc_auc_score(~impossible, margins))  # P(answerable margin > unanswerable one), ties half
         for b in budgets:
             t = budget_threshold(margins, impossible, b)
             out["unanswerable_refused_at"][f"{round(100 * b)}%"] = 100 * float((np.asarray(un) <= t).mean())
