@@ -92,7 +92,8 @@ def _mentions(text: str, mid_sentence: bool = False) -> list[tuple[int, int, str
         if not words:
             continue
         before = text[:start].rstrip()
-        if (mid_sentence or start == 0) and (not before or before[-1] in ".!?:;\"“(" or start == 0):
+        opens_sentence = not before or before[-1] in ".!?:;\"“("
+        if start == 0 or (mid_sentence and opens_sentence):
             continue
         out.append((start, m.end(), text[start:m.end()]))
     return out
