@@ -69,3 +69,16 @@ def test_index_command_reports_and_is_incremental(tmp_path):
     assert "full rebuild (no index yet): 3 added" in r.stdout and "bad.txt" in r.stdout
     r = run_cli("index", str(articles), "--index-dir", str(tmp_path / "i"), "--json")
     assert json.loads(r.stdout)["up_to_date"] is True
+
+
+def test_train_reader_names_a_held_out_article_it_cannot_find(tmp_path):
+    from conftest import squad_file
+
+    train = str(squad_file("squad-dev-v1.1-36.json"))
+    r = run_cli("train-reader", "--train", train, "--val-title", "Oxygen", "--test-title", "Not_an_article",
+                "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "Not_an_article" in r.stderr and not (tmp_path / "out").exists()
+    r = run_cli("train-reader", "--train", train, "--test-title", "Oxygen", "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "--val-title" in r.stderr
+    r = run_cli("train-reader", "--train", train, "--val-title", "Oxygen", "--negatives-share", "1.5", "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "--negatives-share" in r.stderr

@@ -143,3 +143,32 @@ def test_antonym_swaps_turn_one_word_into_its_opposite_the_paragraph_never_uses(
     for s in swaps.values():
         assert s.is_impossible and not s.answers and s.context == next(q.context for q in questions if s.id.startswith(q.id))
     assert swapped_word_questions(questions, per_question=0) == []
+
+def test_a_share_of_the_questions_gets_negatives_and_the_rest_none():
+    train, _ = split_articles(load_squad(squad_file("squad-dev-v1.1-36.json")), 4, seed=0)
+    questions = [q for a in train[:4] for q in a.questions]
+    every = hard_negatives(questions, per_question=1, seed=0)
+    some = hard_negatives(questions, per_question=1, seed=0, share=0.2)
+    assert 0.1 * len(every) < len(some) < 0.3 * len(every)
+    assert some == hard_negatives(questions, per_question=1, seed=0, share=0.2)  # a seeded sample
+    assert {n.id for n in some} <= {n.id for n in every}  # the same negative for a question that gets one
+    assert hard_negatives(questions, per_question=1, share=0.0) == []
+
+
+def test_the_whole_training_set_loads_from_gzip_and_named_articles_are_held_out():
+    from articleqa.training.squad import split_by_titles
+
+    articles = load_squad(squad_file("squad-train-442.json.gz"), squad_file("squad-dev-v1.1-36.json"))
+    assert len(articles) == 442 + 36
+    answerable = sum(not q.is_impossible for a in articles for q in a.questions)
+    assert answerable > 87_000 + 8_000
+    val, test = ["Oxygen", "Packet_switching"], ["The_Legend_of_Zelda:_Twilight_Princess", "Montana"]
+    train, v, t = split_by_titles(articles, val, test)
+    assert [a.title for a in v] == val and [a.title for a in t] == test
+    assert len(train) == len(articles) - 4 and not {a.title for a in train} & {*val, *test}
+    zelda = t[0]
+    assert sum(q.is_impossible for q in zelda.questions) == 160  # the official SQuAD 2.0 unanswerables
+    import pytest
+
+    with pytest.raises(ValueError, match="Not_an_article"):
+        split_by_titles(articles, ["Not_an_article"], [])

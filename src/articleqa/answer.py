@@ -19,6 +19,7 @@ from articleqa.protocols import IndexVersion
 from articleqa.types import Answer, Citation, Disagreement, Passage, ReadSpan, ScoredPassage, Trace, TracePassage
 
 NOT_FOUND = "Not found in the articles."
+TENTATIVE = "The articles may not say; closest match:"
 _TRIM = " \t\n\r\f\v.,;:!?\"'“”‘’«»()[]"
 
 
@@ -32,11 +33,15 @@ class AnswerBuilder:
         threshold and its confidence is at least this share of the main answer's; below that it is the
         reader picking a different fact of a passage that does not answer ("colectivos" for a question
         about the drug network), not a source that disagrees.
+    sure_confidence: an answer that clears the threshold with a confidence (the calibrated P(answer
+        right | margin)) below this is ``tentative``: more likely wrong than right at the default 0.5,
+        so the faces show it as "the articles may not say; closest match: ..." rather than as an answer.
     """
 
     def __init__(self, threshold: float = 0.0, max_citations: int = 5, context_passages: int = 3,
-                 max_disagreements: int = 3, disagreement_ratio: float = 0.5):
+                 max_disagreements: int = 3, disagreement_ratio: float = 0.5, sure_confidence: float = 0.5):
         self.threshold = threshold
+        self.sure_confidence = sure_confidence
         self.disagreement_ratio = disagreement_ratio
         self.max_citations = max_citations
         self.context_passages = context_passages
@@ -94,6 +99,8 @@ class AnswerBuilder:
             answer=citations[0].quote,
             found=True,
             confidence=round(best.confidence, 4),
+            tentative=best.confidence < self.sure_confidence,
+            message=TENTATIVE if best.confidence < self.sure_confidence else "",
             citations=citations,
             disagreements=disagreements,
             index_version=index.version,

@@ -183,8 +183,10 @@ def _print_answer(answer, explain: bool = False) -> None:
                 snippet = " ".join(c.quote.split())[:160]
                 typer.echo(f"  {c.file}:{c.start}-{c.end}  {snippet}...")
     else:
-        typer.secho(answer.answer, bold=True)
-        typer.echo(f"confidence {answer.confidence:.2f}")
+        if answer.tentative:
+            typer.secho(answer.message, fg=typer.colors.YELLOW)
+        typer.secho(answer.answer, bold=not answer.tentative)
+        typer.echo(f"confidence {answer.confidence:.2f}" + (" (unsure)" if answer.tentative else ""))
         for n, c in enumerate(answer.citations, 1):
             typer.echo(_cite_line(n, c))
         if answer.disagreements:
@@ -379,6 +381,8 @@ def train_reader_cmd(
     val_articles: Annotated[int, typer.Option("--val-articles", help="Hold out this many whole articles of --train for validation.")] = 4,
     val: Annotated[Optional[list[Path]], typer.Option("--val", help="Validation SQuAD file(s) instead of held-out articles.")] = None,
     test_articles: Annotated[int, typer.Option("--test-articles", help="Also hold out this many whole articles as a test set: never trained on, never used for a choice (epoch, threshold); the final model's EM/F1 on them goes into the model card.")] = 0,
+    val_title: Annotated[Optional[list[str]], typer.Option("--val-title", help="Hold out this article (by SQuAD title; repeatable) for validation instead of --val-articles.")] = None,
+    test_title: Annotated[Optional[list[str]], typer.Option("--test-title", help="Hold out this article (by SQuAD title; repeatable) as the test set instead of --test-articles.")] = None,
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Encoder to start from [default: bundled all-MiniLM-L6-v2].")] = None,
     epochs: Annotated[float, typer.Option(help="Training epochs (fractions allowed).")] = 3.0,
     max_length: Annotated[int, typer.Option(help="Tokens per window (question + context).")] = 256,
@@ -394,6 +398,7 @@ def train_reader_cmd(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N steps (smoke tests); resume later continues.")] = None,
     cloze_warmup: Annotated[int, typer.Option(help="First train one epoch on up to N synthetic cloze questions from the training paragraphs (0 = off).")] = 0,
     negatives: Annotated[int, typer.Option(help="Per answerable question, this many similar paragraphs of its article without the answer, trained as no-answer (0 = off).")] = 0,
+    negatives_share: Annotated[float, typer.Option(help="With --negatives: the share of answerable questions (a seeded sample) that get them.")] = 1.0,
     entity_swaps: Annotated[int, typer.Option(help="Per answerable question, this many unanswerable twins on its own paragraph: a name, year or number of the question swapped for one of its article the paragraph never mentions (0 = off).")] = 0,
     antonym_swaps: Annotated[int, typer.Option(help="Per answerable question, this many unanswerable twins on its own paragraph: a word of the question swapped for its opposite (western/eastern, largest/smallest, before/after) that the paragraph never uses (0 = off).")] = 0,
     teacher: Annotated[Optional[Path], typer.Option(help="Self-distillation: a trained reader (same tokenizer) whose start/end distributions are learned too.")] = None,
@@ -413,7 +418,7 @@ def train_reader_cmd(
     """
     from articleqa.config import bundled_embedding_model, get_settings
     from articleqa.training.export import export_reader
-    from articleqa.training.squad import load_squad, split_articles3
+    from articleqa.training.squad import load_squad, split_articles3, split_by_titles
     from articleqa.training.train import TrainConfig, base_run_info, cloze_warmup as run_cloze_warmup, train_reader
 
     _check_no_answer_options(no_answer_rule, refusal_budget, unanswerable_share)
@@ -424,8 +429,20 @@ def train_reader_cmd(
         _fail(f"teacher model folder not found: {teacher}")
     if not 0.0 <= distill_weight <= 1.0 or distill_temperature <= 0:
         _fail("--distill-weight must be from 0 to 1 and --distill-temperature above 0")
+    if not 0.0 <= negatives_share <= 1.0:
+        _fail("--negatives-share must be from 0 to 1")
+    if (val_title or test_title) and val:
+        _fail("--val-title/--test-title name held-out articles of --train; they cannot be combined with --val")
     articles = load_squad(*train)
-    if val:
+    if val_title or test_title:
+        if not val_title:
+            _fail("--test-title needs --val-title too (the validation articles)")
+        try:
+            train_arts, val_arts, test_arts = split_by_titles(articles, val_title, test_title or [])
+        except ValueError as exc:
+            _fail(str(exc))
+        test_articles = len(test_arts)
+    elif val:
         val_arts = load_squad(*val)
         val_titles = {a.title for a in val_arts}
         train_arts, _, test_arts = split_articles3([a for a in articles if a.title not in val_titles], 0, test_articles, seed=seed)
@@ -455,6 +472,7 @@ def train_reader_cmd(
         max_steps=max_steps,
         cloze_warmup=cloze_warmup,
         negatives=negatives,
+        negatives_share=negatives_share,
         entity_swaps=entity_swaps,
         antonym_swaps=antonym_swaps,
         teacher=str(teacher) if teacher else None,

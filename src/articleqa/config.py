@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     offline: bool = True
     top_k: int = 5
     no_answer_threshold: float | None = None  # None: the reader's calibrated threshold
+    sure_confidence: float = Field(default=0.5, ge=0.0, le=1.0)  # below it a found answer is shown as tentative
     retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
     chunk_words: int = 150
     chunk_overlap_words: int = 40

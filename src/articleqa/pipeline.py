@@ -187,7 +187,7 @@ class QAPipeline:
             threshold = self.settings.no_answer_threshold
             if threshold is None:
                 threshold = self.reader.calibration.threshold
-            self._answer_builder = AnswerBuilder(threshold=threshold)
+            self._answer_builder = AnswerBuilder(threshold=threshold, sure_confidence=self.settings.sure_confidence)
         return self._answer_builder
 
     def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None, explain: bool = False) -> Answer:
@@ -297,6 +297,7 @@ def combine_parts(question: str, parts: list[Answer], seconds: float) -> Answer:
         answer="; ".join(p.answer for p in found) if found else None,
         found=bool(found),
         confidence=min(p.confidence for p in found) if found else max(p.confidence for p in parts),
+        tentative=any(p.tentative for p in found),
         citations=[c for p in found for c in p.citations],
         context=[] if found else parts[0].context,
         message=message,

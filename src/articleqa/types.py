@@ -121,6 +121,8 @@ class Answer(BaseModel):
     answer: str | None
     found: bool
     confidence: float = Field(ge=0.0, le=1.0)
+    tentative: bool = Field(default=False, description="found, but the confidence is below the sure cut-off "
+                            "(P(right) < 0.5 by default): shown as 'the articles may not say; closest match: ...'")
     citations: list[Citation] = Field(default_factory=list)
     context: list[Citation] = Field(default_factory=list, description="closest passages when not found")
     message: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape as escape_attr
 from urllib.parse import quote, urlencode
 
+from articleqa.answer import TENTATIVE
 from articleqa.types import Answer, Citation
 
 _MARKDOWN_CHARS = set("\\`*_{}[]()#+-.!|~$=:")
@@ -134,10 +135,21 @@ def _single_answer_html(answer: Answer) -> str:
         parts.append(_why_html(answer))
         parts.append("</div>")
         return "".join(parts)
+    if answer.tentative:  # an unsure answer must not look like a sure one
+        head = [
+            '<div class="aqa-answer aqa-found aqa-tentative">',
+            f'<p class="aqa-unsure">{escape(answer.message or TENTATIVE)}</p>',
+            f'<p class="aqa-text">{escape(answer.answer or "")}</p>',
+            f'<p class="aqa-conf">Confidence {answer.confidence:.0%} (unsure)</p>',
+        ]
+    else:
+        head = [
+            '<div class="aqa-answer aqa-found">',
+            f'<p class="aqa-text"><strong>{escape(answer.answer or "")}</strong></p>',
+            f'<p class="aqa-conf">Confidence {answer.confidence:.0%}</p>',
+        ]
     parts = [
-        '<div class="aqa-answer aqa-found">',
-        f'<p class="aqa-text"><strong>{escape(answer.answer or "")}</strong></p>',
-        f'<p class="aqa-conf">Confidence {answer.confidence:.0%}</p>',
+        *head,
         '<ol class="aqa-cites">',
         *[_citation_html(n, c, answer_citations=answer.citations) for n, c in enumerate(answer.citations, 1)],
         "</ol>",
@@ -172,6 +184,8 @@ CSS = """
 .aqa-passage { font-size: 0.9em; border-left: 3px solid #ddd; padding-left: 0.5em; margin-top: 0.2em; }
 .aqa-passage mark { background: #ffe58a; padding: 0 2px; }
 .aqa-notfound strong { color: #a15c00; }
+.aqa-unsure { color: #a15c00; font-weight: 600; }
+.aqa-tentative .aqa-text { font-style: italic; color: #555; }
 .aqa-error { color: #b00020; }
 .aqa-source a { font-weight: 600; }
 .aqa-differ { border-left: 3px solid #e0a800; padding-left: 0.5em; margin-top: 0.4em; }

@@ -28,10 +28,15 @@ from articleqa.retrieval import BM25Ranker
 from articleqa.training.squad import SquadQuestion
 
 
-def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
+def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0,
+                   share: float = 1.0) -> list[SquadQuestion]:
     """Up to ``per_question`` no-answer examples per answerable question: the paragraphs of its own
-    article that BM25 ranks closest to the question, skipping any that contain a reference answer."""
-    if per_question <= 0:
+    article that BM25 ranks closest to the question, skipping any that contain a reference answer.
+
+    ``share`` < 1 gives negatives to that share of the questions only (a seeded sample; every
+    paragraph can still be picked): on the whole training set one negative per question would double
+    an epoch's cost."""
+    if per_question <= 0 or share <= 0:
         return []
     paragraphs: dict[str, list[str]] = defaultdict(list)
     for q in questions:
@@ -41,7 +46,7 @@ def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: 
     out: list[SquadQuestion] = []
     by_title: dict[str, list[SquadQuestion]] = defaultdict(list)
     for q in questions:
-        if not q.is_impossible:
+        if not q.is_impossible and (share >= 1.0 or rng.random() < share):
             by_title[q.title].append(q)
     for title in sorted(by_title):
         paras = paragraphs[title]

@@ -6,6 +6,7 @@ measured on them. Splits are by article (never by question), so validation artic
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
@@ -36,12 +37,14 @@ def load_squad(*paths: str | Path) -> list[SquadArticle]:
     """Load one or more SQuAD 1.1/2.0 files, merging articles by title and questions by id.
 
     SQuAD 2.0 dev reuses the 1.1 ids for its answerable questions, so loading both files yields
-    each answerable question once plus the unanswerable ones.
+    each answerable question once plus the unanswerable ones. A ``.gz`` file is read through gzip
+    (the whole training set ships that way).
     """
     articles: dict[str, SquadArticle] = {}
     seen: dict[str, SquadQuestion] = {}
     for path in paths:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+        raw = gzip.decompress(Path(path).read_bytes()) if str(path).endswith(".gz") else Path(path).read_bytes()
+        data = json.loads(raw.decode("utf-8"))["data"]
         for art in data:
             article = articles.setdefault(art["title"], SquadArticle(art["title"]))
             for para in art["paragraphs"]:
@@ -104,6 +107,20 @@ def split_articles3(
     val, test = set(titles[:n_val]), set(titles[n_val : n_val + n_test])
     return ([a for a in articles if a.title not in val | test], [a for a in articles if a.title in val],
             [a for a in articles if a.title in test])
+
+
+def split_by_titles(
+    articles: list[SquadArticle], val_titles: list[str], test_titles: list[str]
+) -> tuple[list[SquadArticle], list[SquadArticle], list[SquadArticle]]:
+    """Train, validation and test articles with the held-out ones named (e.g. to keep the validation
+    articles of an earlier reader while adding data). Raises ValueError naming a title not found."""
+    by_title = {a.title: a for a in articles}
+    missing = [t for t in [*val_titles, *test_titles] if t not in by_title]
+    if missing:
+        raise ValueError(f"held-out article(s) not in the training files: {', '.join(missing)}")
+    held = set(val_titles) | set(test_titles)
+    return ([a for a in articles if a.title not in held], [by_title[t] for t in val_titles],
+            [by_title[t] for t in test_titles])
 
 
 def write_squad_corpus(articles: list[SquadArticle], folder: str | Path) -> dict[str, tuple[str, int, int]]:

@@ -54,6 +54,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop early (for smoke tests); the schedule still spans all epochs
     cloze_warmup: int = 0  # synthetic cloze questions trained on first (a separate, resumable stage)
     negatives: int = 0  # retrieved hard negatives per answerable question, as no-answer targets
+    negatives_share: float = 1.0  # share of the answerable questions that get them (a seeded sample)
     entity_swaps: int = 0  # unanswerable twins per answerable question (a name or number swapped), as no-answer targets
     antonym_swaps: int = 0  # unanswerable twins per answerable question (a word swapped for its opposite)
     teacher: str | None = None  # self-distillation: a trained reader whose start/end distributions are targets too
@@ -289,7 +290,7 @@ def train_reader(
     unanswerable = [q for q in train_questions if q.is_impossible]
     if cfg.unanswerable_fraction < 1.0:
         unanswerable = rng.sample(unanswerable, int(len(unanswerable) * cfg.unanswerable_fraction))
-    negatives = hard_negatives(answerable, cfg.negatives, seed=cfg.seed)
+    negatives = hard_negatives(answerable, cfg.negatives, seed=cfg.seed, share=cfg.negatives_share)
     swaps = swapped_entity_questions(train_questions, cfg.entity_swaps, seed=cfg.seed)
     opposites = swapped_word_questions(train_questions, cfg.antonym_swaps, seed=cfg.seed)
     features = build_features(tokenizer, answerable + unanswerable + negatives + swaps + opposites, cfg.max_length, cfg.stride)
