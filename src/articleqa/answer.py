@@ -204,7 +204,7 @@ def span_citation(span: ReadSpan, index: IndexVersion) -> Citation:
     p = span.passage
     return Citation(
         file=p.file, start=start, end=end, quote=text[start:end], passage=text[p.start : p.end],
-        passage_start=p.start, passage_end=p.end, score=round(span.confidence, 4), **_article_fields(index, p.file),
+        passage_start=p.start, passage_end=p.end, score=round(span.confidence, 4), **_article_fields(index, p.file, span.start),
     )
 
 
@@ -212,14 +212,15 @@ def passage_citation(p: Passage, index: IndexVersion) -> Citation:
     text = index.articles[p.file].text
     return Citation(
         file=p.file, start=p.start, end=p.end, quote=text[p.start : p.end], passage=text[p.start : p.end],
-        passage_start=p.start, passage_end=p.end, **_article_fields(index, p.file),
+        passage_start=p.start, passage_end=p.end, **_article_fields(index, p.file, p.start),
     )
 
 
-def _article_fields(index: IndexVersion, file: str) -> dict:
-    """Title, date and content hash of the cited article, as indexed."""
+def _article_fields(index: IndexVersion, file: str, start: int) -> dict:
+    """Title, date, author, URL and content hash of the cited article, as indexed, and the page a
+    span starting at ``start`` is on (PDFs)."""
     a = index.articles[file]
-    return {"title": a.title, "date": a.date, "sha256": a.sha256}
+    return {"title": a.title, "date": a.date, "sha256": a.sha256, "author": a.author, "url": a.url, "page": a.page_at(start)}
 
 
 def _opens_inside(text: str, start: int, end: int) -> bool:

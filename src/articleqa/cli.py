@@ -166,7 +166,11 @@ def _read_questions(path: Path) -> list[str]:
 
 def _cite_line(n: int, c) -> str:
     source = f"{c.title} ({c.date})" if c.title and c.date else c.title or c.date or ""
-    return f"[{n}] {c.file}:{c.start}-{c.end}  \"{c.quote}\"" + (f"  — {source}" if source else "")
+    if c.author:
+        source = f"{source}, {c.author}" if source else c.author
+    page = f" (page {c.page})" if c.page else ""
+    line = f"[{n}] {c.file}:{c.start}-{c.end}{page}  \"{c.quote}\"" + (f"  — {source}" if source else "")
+    return line + (f"\n      {c.url}" if c.url else "")
 
 
 def _print_answer(answer, explain: bool = False) -> None:

@@ -1,10 +1,17 @@
 """Ingest: read every article of a folder into ``Article`` values, keeping the exact decoded text.
 
 ``.txt`` and ``.md`` files are decoded as UTF-8 and kept verbatim: citations are offsets into that
-text. ``.html``/``.htm`` files are reduced to their visible text with BeautifulSoup; for them the
-extracted text is what citations point into (it is stored in the index and served by the API).
-Files that are binary, not UTF-8, or empty are skipped with a warning naming them; the rest of the
-folder is still read.
+text; their title is the first line that is not a date or byline. ``.html``/``.htm`` files (saved news
+pages) are reduced to the article itself with trafilatura: headline, body paragraphs, and as metadata
+the author, the canonical URL and the publication date (htmldate); navigation, cookie banners,
+tickers, "most read" lists, ads, newsletter boxes, reader comments and footers are left out. A page
+where no main text is found falls back to all its visible text (BeautifulSoup), with a warning.
+``.pdf`` files are read with pdfminer.six: one paragraph per text block, lines joined, words broken
+by a hyphen at a line end joined again, running headers and footers (the same line on most pages)
+dropped; ``Article.pages`` records where each page starts so citations carry their page. A PDF with
+no text layer (scanned) is skipped with a warning. For pages and PDFs the extracted text is what
+citations point into (it is stored in the index and served by the API). Files that are binary, not
+UTF-8, or empty are skipped with a warning naming them; the rest of the folder is still read.
 
 Example::
 
@@ -29,9 +36,12 @@ log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES
+PDF_SUFFIXES = {".pdf"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 #: Default per-file limit: news articles are kilobytes; a 50 MB "article" is a mistake or an attack.
 MAX_ARTICLE_BYTES = 5_000_000
+#: Most pages read from one PDF (a press release or an e-paper, not a book).
+MAX_PDF_PAGES = 300
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE_PATTERNS = [
@@ -59,7 +69,7 @@ def read_article(path: Path, root: Path, max_bytes: int = MAX_ARTICLE_BYTES) -> 
     rel = path.relative_to(root).as_posix()
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise IngestError(f"unsupported file type {suffix or '(none)'}; use .txt, .md or .html")
+        raise IngestError(f"unsupported file type {suffix or '(none)'}; use .txt, .md, .html or .pdf")
     real = resolve_inside(root, path)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(real, flags)  # the resolved path: no link is followed between the check and the read
@@ -91,6 +101,8 @@ def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
     """Turn raw bytes into an ``Article`` (shared by folder ingest and uploads)."""
     if not raw.strip():
         raise IngestError("empty file")
+    if suffix in PDF_SUFFIXES:
+        return pdf_article(rel, raw)
     if b"\x00" in raw:
         raise IngestError("binary file (contains NUL bytes)")
     try:
@@ -99,12 +111,17 @@ def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
         raise IngestError(f"not valid UTF-8 text (byte {exc.start}: {exc.reason})") from None
     if _control_ratio(decoded) > 0.05:
         raise IngestError("binary file (too many control characters)")
-    date = None
+    date = author = url = None
     if suffix in HTML_SUFFIXES:
-        text, title, date = html_to_text(decoded)
+        page = page_to_article(decoded)
+        if page is None:
+            log.warning("%s: no main article text found in the page; indexing all its visible text", rel)
+            text, title, date = html_to_text(decoded)
+        else:
+            text, title, date, author, url = page
         kind = "html"
     else:
-        text, title = decoded, _first_line_title(decoded)
+        text, title = decoded, text_title(decoded)
         kind = "md" if suffix in {".md", ".markdown"} else "txt"
     if not text.strip():
         raise IngestError("no text after parsing")
@@ -115,7 +132,174 @@ def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
         title=title,
         date=date or find_date(text),
         kind=kind,
+        author=author,
+        url=url,
     )
+
+
+#: Below this many characters of main text, trafilatura found no article (a front page, an error page).
+MIN_MAIN_TEXT = 200
+
+
+def page_to_article(html: str) -> tuple[str, str, str | None, str | None, str | None] | None:
+    """The article of a saved news page: (text, title, date, author, url), or None when no main text
+    is found. ``text`` is the headline, then the body paragraphs, separated by blank lines."""
+    import trafilatura
+
+    try:
+        doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, include_tables=True,
+                                          favor_precision=True, deduplicate=False, as_dict=False)
+    except Exception as exc:  # noqa: BLE001 - a page trafilatura cannot parse falls back to plain extraction
+        log.debug("trafilatura failed: %s", exc)
+        return None
+    if doc is None or len((doc.text or "").strip()) < MIN_MAIN_TEXT:
+        return None
+    paragraphs = [" ".join(line.split()) for line in doc.text.splitlines()]
+    paragraphs = [p for p in paragraphs if p]
+    title = " ".join((doc.title or "").split())
+    if title and (not paragraphs or paragraphs[0] != title):
+        paragraphs.insert(0, title)
+    date = _page_date(html) or _iso_date(doc.date)
+    author = " ".join((doc.author or "").split()) or None
+    url = doc.url if (doc.url or "").startswith(("http://", "https://")) else None
+    return "\n\n".join(paragraphs), title or paragraphs[0][:200], date, author, url
+
+
+def _page_date(html: str) -> str | None:
+    """The publication date of a page by htmldate (metadata, then the page's own markup; never the network)."""
+    from htmldate import find_date as htmldate_find
+
+    try:
+        return _iso_date(htmldate_find(html, original_date=True, extensive_search=False, outputformat="%Y-%m-%d"))
+    except Exception:  # noqa: BLE001 - no date is a fine answer
+        return None
+
+
+def _iso_date(value: str | None) -> str | None:
+    m = re.match(r"\s*(\d{4}-\d{2}-\d{2})", value or "")
+    if not m:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(m.group(1), "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        return None
+
+
+# --- PDF ---------------------------------------------------------------------------------------------
+
+def pdf_article(rel: str, raw: bytes) -> Article:
+    """An ``Article`` from PDF bytes (see the module docstring); ``IngestError`` when it cannot be read,
+    has too many pages or no text layer."""
+    text, pages, info = pdf_to_text(raw)
+    if not text.strip():
+        raise IngestError("PDF has no text layer (a scanned document?): not indexed")
+    title = info.get("title") or text_title(text)
+    return Article(file=rel, text=text, sha256=hashlib.sha256(raw).hexdigest(), title=title,
+                   date=find_date(text) or info.get("date"), kind="pdf", author=info.get("author"), pages=pages)
+
+
+def pdf_to_text(raw: bytes, max_pages: int = MAX_PDF_PAGES) -> tuple[str, tuple[int, ...], dict]:
+    """(text, page start offsets, metadata) of a PDF: paragraphs separated by blank lines, pages too."""
+    import io
+
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LAParams, LTTextContainer
+    from pdfminer.pdfparser import PDFSyntaxError
+
+    try:
+        blocks_per_page: list[list[str]] = []
+        # char_margin 4 (pdfminer: 2) keeps a justified line with wide word gaps one line; the boxes come in
+        # pdfminer's reading order (boxes_flow), which follows columns
+        for n, page in enumerate(extract_pages(io.BytesIO(raw), laparams=LAParams(char_margin=4.0)), 1):
+            if n > max_pages:
+                raise IngestError(f"PDF has more than {max_pages} pages")
+            boxes = [el for el in page if isinstance(el, LTTextContainer)]
+            blocks_per_page.append([b for b in (_pdf_block(el.get_text()) for el in boxes) if b])
+        info = _pdf_info(raw)
+    except IngestError:
+        raise
+    except (PDFSyntaxError, ValueError, TypeError, KeyError, AttributeError, AssertionError, IndexError) as exc:
+        raise IngestError(f"not a readable PDF ({exc.__class__.__name__})") from None
+    except Exception as exc:  # noqa: BLE001 - pdfminer raises its own exception types for broken files
+        raise IngestError(f"not a readable PDF ({exc.__class__.__name__})") from None
+    running = _running_lines(blocks_per_page)
+    parts, starts, pos = [], [], 0
+    for blocks in blocks_per_page:
+        kept = [b for b in blocks if _shape(b) not in running]
+        page_text = "\n\n".join(kept)
+        starts.append(pos)
+        parts.append(page_text)
+        pos += len(page_text) + 2
+    return "\n\n".join(parts), tuple(starts), info
+
+
+def _pdf_block(text: str) -> str:
+    """One text block as one paragraph: lines joined with a space, a word broken by a hyphen at a line
+    end joined again ("inter-\nnational" -> "international"; "well-\nknown" stays "well-known" only
+    when the next line starts with a capital or a digit)."""
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    out = ""
+    for line in (ln for ln in lines if ln):
+        if not out:
+            out = line
+        elif re.search(r"[a-zà-ÿ]-$", out) and line[:1].islower():
+            out = out[:-1] + line
+        else:
+            out += " " + line
+    return out
+
+
+def _shape(block: str) -> str:
+    """A block with its numbers blanked: "Page 3" and "Page 4" are the same running footer."""
+    return re.sub(r"\d+", "#", block.strip().lower())
+
+
+def _running_lines(pages: list[list[str]]) -> set[str]:
+    """Short blocks that open or close most pages (running headers, footers, page numbers)."""
+    if len(pages) < 2:
+        return {s for blocks in pages for s in map(_shape, blocks) if re.fullmatch(r"(page )?#( of #)?", s)}
+    counts: dict[str, int] = {}
+    for blocks in pages:
+        edge = {_shape(b) for b in blocks[:2] + blocks[-2:] if len(b) <= 120}
+        for s in edge:
+            counts[s] = counts.get(s, 0) + 1
+    return {s for s, c in counts.items() if c >= max(2, (len(pages) + 1) // 2)}
+
+
+def _pdf_info(raw: bytes) -> dict:
+    """Title, author and creation date from the PDF's document information, where set."""
+    import io
+
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfparser import PDFParser
+
+    out: dict = {}
+    try:
+        doc = PDFDocument(PDFParser(io.BytesIO(raw)))
+        info = doc.info[0] if doc.info else {}
+    except Exception:  # noqa: BLE001 - metadata is optional
+        return out
+
+    def text(value) -> str:
+        if isinstance(value, bytes):
+            for enc in ("utf-16", "utf-8", "latin-1"):
+                try:
+                    return value.decode(enc) if not (enc == "utf-16" and not value.startswith((b"\xfe\xff", b"\xff\xfe"))) else value.decode(enc)
+                except UnicodeDecodeError:
+                    continue
+        return str(value) if value is not None and not hasattr(value, "resolve") else ""
+
+    title, author = " ".join(text(info.get("Title")).split()), " ".join(text(info.get("Author")).split())
+    if title:
+        out["title"] = title[:200]
+    if author:
+        out["author"] = author[:200]
+    m = re.match(r"D:(\d{4})(\d{2})(\d{2})", text(info.get("CreationDate")))
+    if m:
+        out["date"] = _iso_date(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
+    return out
 
 
 class ArticleLoader:
@@ -214,6 +398,31 @@ def _first_line_title(text: str) -> str:
         line = line.strip().lstrip("#").strip()
         if line:
             return line[:200]
+    return ""
+
+
+#: A line that is metadata, not a headline: a date ("date 2026-01-03", "January 3, 2026"), a byline
+#: ("By Ana Ruiz"), or such a prefix before the first sentence of a file that has no title line.
+_META_PREFIX = re.compile(
+    rf"^\s*(?:(?:date|published|updated)\s*:?\s*)?(?:\d{{4}}-\d{{2}}-\d{{2}}|(?:{_MONTHS})\s+\d{{1,2}},\s+\d{{4}})\b[\s,.:;|·-]*", re.I)
+_BYLINE = re.compile(r"^\s*[Bb]y\s+[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3}\s*$")
+
+
+def text_title(text: str) -> str:
+    """The title of a plain-text article: its first line that is not a date or byline line; a date
+    prefix before the first sentence ("date 2026-01-03 On January 3, ...") is not part of it, and a
+    first line that is a whole paragraph gives its first sentence."""
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if not line or _BYLINE.match(line):
+            continue
+        rest = _META_PREFIX.sub("", line, count=1).strip()
+        if not rest:
+            continue  # a date line
+        if len(rest) > 100:  # a paragraph, not a headline: its first sentence
+            m = re.match(r"(.{20,200}?[.!?])(?:\s|$)", rest)
+            rest = m.group(1) if m else rest[:200].rsplit(" ", 1)[0] + "…"
+        return rest[:200]
     return ""
 
 

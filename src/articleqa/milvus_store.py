@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 
-from articleqa.store import FORMAT_VERSION, FolderLock, VersionCache, IndexNotFoundError, IndexStoreError, check_compatible
+from articleqa.store import FORMAT_VERSION, FolderLock, VersionCache, IndexNotFoundError, IndexStoreError, article_meta, article_meta_from, check_compatible
 from articleqa.types import Article, IndexStatus, Passage, ScoredPassage
 
 log = logging.getLogger(__name__)
@@ -260,9 +260,13 @@ class MilvusIndexStore(FolderLock):
             raise IndexStoreError(f"index version {version} in Milvus has no manifest; rebuild with `articleqa index --full`")
         manifest = json.loads(rows[0]["manifest"])
         files = {}
-        for row in self._iterate(self._ready(self._articles_collection(version)), "part == 0", ["file", "sha256", "title", "date", "kind", "passages"], pk="pk"):
+        collection = self._ready(self._articles_collection(version))
+        has_meta = self._has_field(collection, "meta")  # versions written before author/url/pages existed have none
+        fields = ["file", "sha256", "title", "date", "kind", "passages", *(["meta"] if has_meta else [])]
+        for row in self._iterate(collection, "part == 0", fields, pk="pk"):
             files[row["file"]] = {"sha256": row["sha256"], "title": row["title"], "date": row["date"] or None,
-                                  "kind": row["kind"], "passages": int(row["passages"])}
+                                  "kind": row["kind"], "passages": int(row["passages"]),
+                                  **(json.loads(row["meta"] or "{}") if has_meta else {})}
         manifest["files"] = dict(sorted(files.items()))
         return manifest
 
@@ -281,7 +285,11 @@ class MilvusIndexStore(FolderLock):
     def fetch_article(self, version: str, file: str, info: dict) -> Article:
         rows = self.client.query(self._ready(self._articles_collection(version)), filter=f"file == {json.dumps(file)}", output_fields=["part", "text"])
         text = "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
-        return Article(file=file, text=text, sha256=info["sha256"], title=info.get("title", ""), date=info.get("date"), kind=info.get("kind", "txt"))
+        return Article(file=file, text=text, sha256=info["sha256"], title=info.get("title", ""), date=info.get("date"),
+                       kind=info.get("kind", "txt"), **article_meta_from(info))
+
+    def _has_field(self, collection: str, name: str) -> bool:
+        return any(f.get("name") == name for f in self.client.describe_collection(collection).get("fields", []))
 
     def fetch_vectors(self, collection: str, n: int, dim: int) -> np.ndarray:
         vectors = np.zeros((n, dim), dtype=np.float32)
@@ -331,6 +339,7 @@ class MilvusIndexStore(FolderLock):
             a_schema.add_field("pk", DataType.INT64, is_primary=True)
             for field in ("file", "sha256", "title", "date", "kind"):
                 a_schema.add_field(field, DataType.VARCHAR, max_length=4096)
+            a_schema.add_field("meta", DataType.VARCHAR, max_length=65535)  # JSON: author, url, PDF page starts
             a_schema.add_field("part", DataType.INT64)
             a_schema.add_field("passages", DataType.INT64)
             a_schema.add_field("text", DataType.VARCHAR, max_length=65535)
@@ -349,6 +358,7 @@ class MilvusIndexStore(FolderLock):
                     for part, piece in enumerate(pieces):
                         pk += 1
                         yield {"pk": pk - 1, "file": a.file, "sha256": a.sha256, "title": a.title[:1000], "date": a.date or "", "kind": a.kind,
+                               "meta": json.dumps(article_meta(a)) if part == 0 else "{}",
                                "part": part, "passages": counts.get(a.file, 0), "text": piece, "stub": _STUB}
 
             self._insert(names[1], article_rows())

@@ -99,7 +99,8 @@ class RayChunkEmbedder:
             article = Article(**row)
             return [asdict(p) for p in chunker.chunk([article])]
 
-        ds = ray.data.from_items([asdict(a) for a in articles], override_num_blocks=min(len(articles), actors * 4))
+        rows = [{"file": a.file, "text": a.text, "sha256": a.sha256, "title": a.title} for a in articles]  # what chunking reads
+        ds = ray.data.from_items(rows, override_num_blocks=min(len(articles), actors * 4))
         ds = ds.flat_map(chunk, num_cpus=0.5)
         ds = ds.map_batches(_EncoderActor, fn_constructor_args=(model_path, getattr(self.embedder, "backend", "auto")), batch_size=self.batch_size,
                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="default")

@@ -313,7 +313,8 @@ class FaissIndexStore(FolderLock):
                 "n_passages": len(passages),
                 "files": {
                     a.file: {"sha256": a.sha256, "title": a.title, "date": a.date, "kind": a.kind,
-                             "passages": sum(1 for p in passages if p.file == a.file)}
+                             "passages": sum(1 for p in passages if p.file == a.file),
+                             **{k: v for k, v in article_meta(a).items() if k != "pages"}}
                     for a in articles
                 },
                 "checksums": {name: _sha256_file(tmp / name) for name in (*DATA_FILES, "vectors.faiss")},
@@ -418,8 +419,20 @@ def _passage_from_json(d: dict) -> Passage:
 
 
 def _article_to_json(a: Article) -> dict:
-    return {"file": a.file, "sha256": a.sha256, "title": a.title, "date": a.date, "kind": a.kind, "text": a.text}
+    return {"file": a.file, "sha256": a.sha256, "title": a.title, "date": a.date, "kind": a.kind, "text": a.text,
+            **article_meta(a)}
 
 
 def _article_from_json(d: dict) -> Article:
-    return Article(file=str(d["file"]), text=str(d["text"]), sha256=str(d["sha256"]), title=str(d.get("title", "")), date=d.get("date"), kind=str(d.get("kind", "txt")))
+    return Article(file=str(d["file"]), text=str(d["text"]), sha256=str(d["sha256"]), title=str(d.get("title", "")), date=d.get("date"),
+                   kind=str(d.get("kind", "txt")), **article_meta_from(d))
+
+
+def article_meta(a: Article) -> dict:
+    """The optional metadata of an article (author, url, PDF page starts), only what it has: indexes
+    written before these fields existed read back unchanged."""
+    return {k: v for k, v in (("author", a.author), ("url", a.url), ("pages", list(a.pages))) if v}
+
+
+def article_meta_from(d: dict) -> dict:
+    return {"author": d.get("author") or None, "url": d.get("url") or None, "pages": tuple(int(x) for x in d.get("pages") or ())}

@@ -22,6 +22,17 @@ class Article:
     title: str = ""
     date: str | None = None
     kind: str = "txt"
+    author: str | None = None  # from a page's metadata (JSON-LD / meta author), when it names one
+    url: str | None = None  # where the article lives on the web (canonical URL of a saved page)
+    pages: tuple[int, ...] = ()  # PDFs: the offset in ``text`` where each page starts (page 1 at 0)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page that holds ``offset`` (PDFs), else None."""
+        if not self.pages:
+            return None
+        from bisect import bisect_right
+
+        return max(1, bisect_right(self.pages, offset))
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,9 @@ class Citation(BaseModel):
     passage_end: int
     title: str = Field(default="", description="the article's title")
     date: str | None = Field(default=None, description="the article's date (YYYY-MM-DD) when it states one")
+    author: str | None = Field(default=None, description="the article's author, when its page names one")
+    url: str | None = Field(default=None, description="the article's address on the web (canonical URL), when known")
+    page: int | None = Field(default=None, description="PDFs: the 1-based page the span starts on")
     sha256: str | None = Field(default=None, description="sha256 of the article file's bytes when it was indexed; /api/verify compares it")
     score: float | None = Field(default=None, description="reader confidence for this span")
 

@@ -58,8 +58,20 @@ def _passage_html(c: Citation, highlight: bool) -> str:
 
 
 def source_label(c: Citation) -> str:
-    """'Title · 2026-01-03' (or the file name when the article has no title)."""
-    return " · ".join(x for x in (c.title or c.file, c.date) if x)
+    """'Title · Author · 2026-01-03' (or the file name when the article has no title)."""
+    return " · ".join(x for x in (c.title or c.file, c.author, c.date) if x)
+
+
+def original_url(c: Citation) -> str | None:
+    """The article's original web page opened at the quote: a text-fragment link (``#:~:text=``,
+    https://wicg.github.io/scroll-to-text-fragment/), for http(s) URLs only."""
+    if not c.url or not c.url.lower().startswith(("http://", "https://")):
+        return None
+    words = " ".join(c.quote.split())
+    if not words:
+        return c.url
+    base = c.url.split("#", 1)[0]
+    return f"{base}#:~:text={quote(words, safe='')}"
 
 
 def source_url(c: Citation, answer_citations: list[Citation] = ()) -> str:
@@ -77,10 +89,14 @@ def source_url(c: Citation, answer_citations: list[Citation] = ()) -> str:
 
 def _citation_html(n: int, c: Citation, highlight: bool = True, answer_citations: list[Citation] = ()) -> str:
     link = escape_attr(source_url(c, answer_citations))
+    page = f" · page {c.page}" if c.page else ""
+    original = original_url(c)
+    original_html = (f' <a class="aqa-original" href="{escape_attr(original)}" target="_blank" rel="noopener noreferrer">original page ↗</a>'
+                     if original else "")
     return (
         f'<li class="aqa-cite"><span class="aqa-source">[{n}] <a class="aqa-open" href="{link}" target="_blank" rel="noopener">'
         f"{escape(source_label(c))}</a></span> "
-        f'<span class="aqa-span">{escape(c.file)} · chars {c.start}–{c.end}</span>'
+        f'<span class="aqa-span">{escape(c.file)}{page} · chars {c.start}–{c.end}</span>{original_html}'
         f'<div class="aqa-passage">{_passage_html(c, highlight)}</div></li>'
     )
 

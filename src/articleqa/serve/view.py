@@ -33,6 +33,7 @@ mark { background: #ffe58a; padding: 0 2px; scroll-margin-top: 40vh; }
 mark:target { background: #ffc400; outline: 2px solid #e0a800; }
 .banner { background: #fff4e0; border-left: 4px solid #e0a800; padding: 0.5em 0.8em; margin: 0.8em 0; }
 .missing { background: #fdecea; border-left-color: #b00020; }
+.pagebreak { display: block; text-align: center; color: #888; font-size: 0.8em; border-top: 1px dashed #ccc; margin: 0.8em 0; }
 """
 
 
@@ -50,16 +51,30 @@ def parse_spans(values: list[str], quotes: list[str]) -> list[tuple[int, int, st
     return spans
 
 
-def highlighted(text: str, marks: list[tuple[int, int, str]]) -> str:
-    """``text`` escaped, each (start, end, id) in ``<mark id>``; overlapping spans join the first."""
+def highlighted(text: str, marks: list[tuple[int, int, str]], pages: tuple[int, ...] = ()) -> str:
+    """``text`` escaped, each (start, end, id) in ``<mark id>``; overlapping spans join the first. With
+    ``pages`` (a PDF's page start offsets) a page break line "page N" is shown where each page starts
+    (after a mark that runs across it)."""
     out, pos = [], 0
+    breaks = [(start, n) for n, start in enumerate(pages, 1) if n > 1]
+
+    def plain(upto: int) -> None:
+        nonlocal pos
+        while breaks and breaks[0][0] <= upto:
+            at, n = breaks.pop(0)
+            out.append(html.escape(text[pos:max(pos, at)]))
+            out.append(f'<span class="pagebreak" id="page-{n}" role="separator">page {n}</span>')
+            pos = max(pos, at)
+        out.append(html.escape(text[pos:upto]))
+        pos = upto
+
     for start, end, ident in sorted(marks):
         if start < pos:  # overlaps the previous mark: extend it rather than nest
             continue
-        out.append(html.escape(text[pos:start]))
+        plain(start)
         out.append(f'<mark id="{html.escape(ident)}">{html.escape(text[start:end])}</mark>')
         pos = end
-    out.append(html.escape(text[pos:]))
+    plain(len(text))
     return "".join(out)
 
 
@@ -79,13 +94,16 @@ def article_page(article: Article, spans: list[tuple[int, int, str | None]], sha
     if sha and sha != article.sha256 and not notes:
         notes.append(f"{article.file} changed since it was cited (the highlighted spans may not be what was quoted)")
     banner = "".join(f'<p class="banner">Stale citation: {html.escape(n)}</p>' for n in notes)
-    meta = " · ".join(html.escape(x) for x in (article.date, article.file, f"sha256 {article.sha256[:12]}…") if x)
+    pages = f"{len(article.pages)} pages" if article.pages else None
+    meta = " · ".join(html.escape(x) for x in (article.author, article.date, article.file, pages, f"sha256 {article.sha256[:12]}…") if x)
+    if article.url:
+        meta += f' · <a href="{html.escape(article.url)}" rel="noopener noreferrer" target="_blank">original page</a>'
     title = html.escape(article.title or article.file)
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{PAGE_CSS}</style></head>'
         f'<body><header><h1>{title}</h1><p class="meta">{meta}</p></header>{banner}'
-        f'<article class="text">{highlighted(article.text, marks)}</article></body></html>'
+        f'<article class="text">{highlighted(article.text, marks, article.pages)}</article></body></html>'
     )
 
 
