@@ -117,6 +117,92 @@ def index_cmd(
         typer.echo(report.summary())
 
 
+def _rebuild_after_adding(pipeline, json_out: bool) -> dict | None:
+    """The incremental rebuild after ``add``/``feed`` saved files; exit 3 when it fails."""
+    from articleqa.store import IndexStoreError
+
+    try:
+        report = pipeline.build_index()
+    except (IndexStoreError, OSError) as exc:
+        _fail(f"saved, but the rebuild failed (the published index is unchanged): {exc}", code=3)
+    if not json_out:
+        typer.echo(report.summary())
+    return report.to_dict()
+
+
+@app.command("add")
+def add_cmd(
+    urls: Annotated[list[str], typer.Argument(help="http(s) URLs of news pages or PDFs.")],
+    articles: ArticlesOpt = None,
+    index_dir: IndexDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print what was saved and the rebuild report as JSON.")] = False,
+) -> None:
+    """Fetch news pages (or PDFs) by URL into the articles folder, then update the index.
+
+    Each page is saved as it was fetched (under web/<host>/, with a 'saved from url' first line) and
+    indexed as its article; its citations carry the URL. Limits: 5 MB, 15 s, 5 redirects, HTML/PDF
+    only; private and loopback addresses are refused unless ARTICLEQA_FETCH_ALLOW_PRIVATE=1. Exit 0
+    when every URL was added, 1 when some failed, 2 when none could be.
+    """
+    from articleqa.fetch import FetchError, Fetcher, save_url
+
+    pipeline = _pipeline(articles_dir=articles, index_dir=index_dir)
+    folder = pipeline.settings.articles_dir
+    if not folder.is_dir():
+        _fail(f"articles folder not found: {folder}")
+    fetcher = Fetcher()
+    saved, errors = [], []
+    for url in urls:
+        try:
+            name = save_url(fetcher, url, folder)
+            saved.append(name)
+            if not json_out:
+                typer.echo(f"saved {url} -> {folder / name}")
+        except FetchError as exc:
+            errors.append({"url": url, "error": str(exc)})
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    report = _rebuild_after_adding(pipeline, json_out) if saved else None
+    if json_out:
+        typer.echo(json.dumps({"saved": saved, "errors": errors, "rebuild": report}))
+    if errors:
+        raise typer.Exit(1 if saved else 2)
+
+
+@app.command("feed")
+def feed_cmd(
+    url: Annotated[str, typer.Argument(help="An RSS or Atom feed URL.")],
+    articles: ArticlesOpt = None,
+    index_dir: IndexDirOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the feed report as JSON.")] = False,
+) -> None:
+    """Add the entries of an RSS/Atom feed that are not in the articles folder yet, then update the index.
+
+    Run it again (or `serve --feed URL --feed-every 15m`) to follow the feed: entries already saved are
+    skipped. Exit 0 when every new entry was added, 1 when some failed, 2 when the feed cannot be read.
+    """
+    from dataclasses import asdict
+
+    from articleqa.fetch import FetchError, Fetcher, follow_feed
+
+    pipeline = _pipeline(articles_dir=articles, index_dir=index_dir)
+    folder = pipeline.settings.articles_dir
+    if not folder.is_dir():
+        _fail(f"articles folder not found: {folder}")
+    try:
+        report = follow_feed(Fetcher(), url, folder)
+    except FetchError as exc:
+        _fail(str(exc))
+    for e in report.errors:
+        typer.secho(f"error: {e['error']}", err=True, fg=typer.colors.RED)
+    if not json_out:
+        typer.echo(f"{url}: {report.entries} entries, {len(report.saved)} new, {report.known} already here, {len(report.errors)} failed")
+    rebuild = _rebuild_after_adding(pipeline, json_out) if report.saved else None
+    if json_out:
+        typer.echo(json.dumps({**asdict(report), "rebuild": rebuild}))
+    if report.errors:
+        raise typer.Exit(1)
+
+
 class ProgressBars:
     """One tqdm bar per build stage that has work to count: reading files, chunking, embedding."""
 
@@ -344,6 +430,8 @@ def serve_cmd(
     index_dir: IndexDirOpt = None,
     articles: ArticlesOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Rebuild when files in the articles folder change.")] = False,
+    feed: Annotated[Optional[list[str]], typer.Option("--feed", help="Follow this RSS/Atom feed (repeatable): new entries are added and indexed.")] = None,
+    feed_every: Annotated[str, typer.Option("--feed-every", help="How often --feed is fetched: e.g. 15m, 1h, 90s.")] = "15m",
     trusted_proxies: Annotated[Optional[str], typer.Option("--trusted-proxies", help="Comma-separated proxy addresses whose X-Forwarded-For is believed [env ARTICLEQA_TRUSTED_PROXIES; default none].")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -354,10 +442,15 @@ def serve_cmd(
         settings = get_settings(index_dir=index_dir, articles_dir=articles, trusted_proxies=trusted_proxies, store=store)
     except Exception as exc:
         _fail(f"bad configuration: {exc}")
+    from articleqa.serve.jobs import parse_interval
     from articleqa.serve.server import run_server
 
     try:
-        run_server(settings, host=host, port=port, watch=watch)
+        every = parse_interval(feed_every)
+    except ValueError as exc:
+        _fail(f"--feed-every: {exc}")
+    try:
+        run_server(settings, host=host, port=port, watch=watch, feeds=feed or [], feed_every=every)
     except (FileNotFoundError, OSError) as exc:
         _fail(str(exc), code=3)
 

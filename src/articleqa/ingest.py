@@ -161,8 +161,19 @@ def page_to_article(html: str) -> tuple[str, str, str | None, str | None, str | 
         paragraphs.insert(0, title)
     date = _page_date(html) or _iso_date(doc.date)
     author = " ".join((doc.author or "").split()) or None
-    url = doc.url if (doc.url or "").startswith(("http://", "https://")) else None
+    url = doc.url if (doc.url or "").startswith(("http://", "https://")) else saved_from(html)
     return "\n\n".join(paragraphs), title or paragraphs[0][:200], date, author, url
+
+
+_SAVED_FROM = re.compile(r"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->")
+
+
+def saved_from(html: str) -> str | None:
+    """The URL a page was saved from: the ``<!-- saved from url=(NNNN)URL -->`` comment browsers (and
+    ``articleqa add``) put first in a saved page, or None."""
+    m = _SAVED_FROM.search(html[:4000])
+    url = m.group(1) if m else None
+    return url if url and url.startswith(("http://", "https://")) else None
 
 
 def _page_date(html: str) -> str | None:

@@ -89,6 +89,22 @@ class ArticleText(BaseModel):
     sha256: str
     title: str
     text: str = Field(description="the text citations point into: quote == text[start:end]")
+    date: str | None = None
+    author: str | None = None
+    url: str | None = Field(default=None, description="the article's web address (canonical URL, or where it was fetched from)")
+    pages: list[int] = Field(default_factory=list, description="PDFs: the offset in text where each page starts")
+
+
+class FetchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    urls: list[str] = Field(min_length=1, max_length=20, description="http(s) URLs of news pages or PDFs")
+    rebuild: bool = True
+
+
+class FeedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    url: str = Field(min_length=1, max_length=2000, description="an RSS or Atom feed URL")
+    rebuild: bool = True
 
 
 class RateLimiter:
@@ -122,10 +138,10 @@ def is_api_path(path: str) -> bool:
 
 
 def is_admin_request(method: str, path: str) -> bool:
-    """Uploads, deletes and rebuilds: the requests that need the admin token."""
+    """Uploads, fetches, deletes and rebuilds: the requests that need the admin token."""
     if method in ("GET", "HEAD", "OPTIONS"):
         return False
-    return path in ("/api/articles", "/api/rebuild") or path.startswith("/api/articles/")
+    return path in ("/api/articles", "/api/rebuild", "/api/fetch", "/api/feed") or path.startswith("/api/articles/")
 
 
 class BodyTooLarge(HTTPException):
@@ -308,16 +324,28 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
     @router.get("/articles/{file:path}", response_model=ArticleText, summary="The text citations point into")
     def article(file: str) -> ArticleText:
         a = service.article(file)
-        return ArticleText(file=a.file, sha256=a.sha256, title=a.title, text=a.text)
+        return ArticleText(file=a.file, sha256=a.sha256, title=a.title, text=a.text, date=a.date, author=a.author, url=a.url,
+                           pages=list(a.pages))
 
     @router.post("/articles", status_code=201, dependencies=[Depends(require_admin)], summary="Upload articles (admin)")
     async def upload(
-        files: Annotated[list[UploadFile], File(description=".txt, .md or .html files")],
+        files: Annotated[list[UploadFile], File(description=".txt, .md, .html or .pdf files")],
         overwrite: Annotated[bool, Query(description="replace a different file with the same name")] = False,
         rebuild: Annotated[bool, Query(description="start a rebuild after saving")] = True,
     ) -> dict:
         received = [(f.filename or "", await f.read(settings.max_upload_bytes + 1)) for f in files]
         return service.upload(received, overwrite=overwrite, rebuild=rebuild)
+
+    @router.post("/fetch", status_code=201, dependencies=[Depends(require_admin)], summary="Add articles by URL (admin)")
+    def fetch(req: FetchRequest) -> dict:
+        """Fetch each URL (a news page or a PDF) into the articles folder and start a rebuild. Private and
+        loopback targets are refused unless the server runs with ARTICLEQA_FETCH_ALLOW_PRIVATE=1."""
+        return service.add_urls(req.urls, rebuild=req.rebuild)
+
+    @router.post("/feed", dependencies=[Depends(require_admin)], summary="Add a feed's new entries (admin)")
+    def feed(req: FeedRequest) -> dict:
+        """Read an RSS/Atom feed and add its entries that are not in the articles folder yet."""
+        return service.follow_feed(req.url, rebuild=req.rebuild)
 
     @router.delete("/articles/{file:path}", dependencies=[Depends(require_admin)], summary="Delete an article (admin)")
     def delete(file: str, rebuild: bool = True) -> dict:

@@ -39,10 +39,18 @@ def index_note(service: ArticleService) -> str:
         status = service.index_status()
     except IndexStoreError as exc:
         return f"**No index loaded:** {escape(str(exc))}"
-    return (
+    note = (
         f"Indexed: **{status.articles} articles**, **{status.passages} passages** "
         f"· built {escape(status.built_at_display())} · version {escape(status.version)}"
     )
+    feed = service.last_feed
+    if feed:
+        import time
+
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(feed["at"]))
+        what = f"failed: {feed['error']}" if feed.get("error") else f"{feed['saved']} new, {feed['known']} known"
+        note += f" · feed {escape(feed['feed'])} fetched {when} ({escape(what)})"
+    return note
 
 
 CITED_FIELDS = {"file", "start", "end", "quote", "sha256"}

@@ -120,7 +120,7 @@ def save_upload(articles_dir: Path, filename: str, data: bytes, max_bytes: int, 
     name = safe_filename(filename)
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise AdminError(f"{name}: unsupported type {suffix or '(none)'}; upload .txt, .md or .html", status=415)
+        raise AdminError(f"{name}: unsupported type {suffix or '(none)'}; upload .txt, .md, .html or .pdf", status=415)
     if len(data) > max_bytes:
         raise AdminError(f"{name}: the file is over the {max_bytes}-byte limit", status=413)
     try:
@@ -291,10 +291,48 @@ class ArticleService:
         if stat.S_ISDIR(info.st_mode):
             raise AdminError(f"{file!r} is a folder, not an article file", status=400)
         if not stat.S_ISREG(info.st_mode) or path.suffix.lower() not in SUPPORTED_SUFFIXES or path.name.startswith("."):
-            raise AdminError(f"{file!r} is not an article file (.txt, .md or .html)", status=400)
+            raise AdminError(f"{file!r} is not an article file (.txt, .md, .html or .pdf)", status=400)
         path.unlink()
         job = self.jobs.start_unless_running() if rebuild else None
         return {"deleted": file, "rebuild": job}
+
+    def add_urls(self, urls: list[str], rebuild: bool = True) -> dict:
+        """Fetch each URL into the articles folder (``articleqa.fetch``); ``AdminError`` when none could
+        be saved (every error names its URL)."""
+        from articleqa.fetch import FetchError, Fetcher, save_url
+
+        if not isinstance(urls, list) or not urls or len(urls) > self.settings.max_upload_files:
+            raise AdminError(f"give 1 to {self.settings.max_upload_files} URLs", status=400)
+        fetcher = Fetcher()
+        saved, errors = [], []
+        for url in urls:
+            try:
+                saved.append(save_url(fetcher, url, self.settings.articles_dir))
+            except FetchError as exc:
+                errors.append({"url": str(url)[:2000], "error": str(exc)})
+        if errors and not saved:
+            exc = AdminError("; ".join(e["error"] for e in errors), status=400)
+            exc.errors = errors
+            raise exc
+        job = self.jobs.start_unless_running() if saved and rebuild else None
+        return {"saved": saved, "errors": errors, "rebuild": job}
+
+    def follow_feed(self, url: str, rebuild: bool = True) -> dict:
+        """Add the entries of an RSS/Atom feed that are not in the folder yet; remembered for the status line."""
+        from articleqa.fetch import FetchError, Fetcher, follow_feed
+
+        try:
+            report = follow_feed(Fetcher(), url, self.settings.articles_dir)
+        except FetchError as exc:
+            self.last_feed = {"feed": str(url)[:2000], "at": time.time(), "error": str(exc)}
+            raise AdminError(str(exc), status=400) from None
+        result = asdict(report)
+        self.last_feed = {"feed": url, "at": time.time(), "saved": len(report.saved), "known": report.known,
+                          "errors": len(report.errors)}
+        result["rebuild"] = self.jobs.start_unless_running() if report.saved and rebuild else None
+        return result
+
+    last_feed: dict | None = None  # the latest feed fetch (serve --feed, POST /api/feed), for the status line
 
     def rebuild(self, full: bool = False) -> dict:
         """Start a rebuild; ``AdminError(409)`` when one is running."""
@@ -348,6 +386,36 @@ def watch_in_background(service: ArticleService, debounce: float = 2.0) -> threa
 
     folder = service.settings.articles_dir
     threading.Thread(target=watch_folder, args=(folder, rebuild, debounce, stop), name="watch", daemon=True).start()
+    return stop
+
+
+def parse_interval(text: str) -> float:
+    """Seconds of ``15m``, ``90s``, ``1h`` or a plain number of seconds (at least 10 s)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
+    if not m:
+        raise ValueError(f"not an interval: {text!r} (use e.g. 15m, 90s or 1h)")
+    seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if seconds < 10:
+        raise ValueError(f"interval {text!r} is under 10 seconds")
+    return seconds
+
+
+def follow_feeds_in_background(service: ArticleService, feeds: list[str], every: float) -> threading.Event:
+    """``serve --feed URL --feed-every 15m``: fetch each feed now and then every ``every`` seconds,
+    adding new entries (a rebuild job follows); set the event to stop."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for feed in feeds:
+                try:
+                    r = service.follow_feed(feed)
+                    log.info("feed %s: %d new, %d known, %d failed", feed, len(r["saved"]), r["known"], len(r["errors"]))
+                except AdminError as exc:
+                    log.warning("feed %s not read: %s", feed, exc)
+            stop.wait(every)
+
+    threading.Thread(target=loop, name="feeds", daemon=True).start()
     return stop
 
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from articleqa.config import Settings
 from articleqa.pipeline import QAPipeline
 from articleqa.serve.batching import BatchingReader
-from articleqa.serve.jobs import ArticleService, watch_in_background
+from articleqa.serve.jobs import ArticleService, follow_feeds_in_background, watch_in_background
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,15 @@ def start_watcher(app: FastAPI, debounce: float = 2.0) -> threading.Event:
     return watch_in_background(app.state.service, debounce)
 
 
-def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: bool = False) -> None:
+def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: bool = False,
+               feeds: list[str] = (), feed_every: float = 900.0) -> None:
     import uvicorn
 
     app = create_app(settings)
     if watch:
         start_watcher(app)
+    if feeds:
+        follow_feeds_in_background(app.state.service, list(feeds), feed_every)
     trusted = [a.strip() for a in settings.trusted_proxies.split(",") if a.strip()]
     log.info("serving the chat at http://%s:%d/ and the API at /api (docs /docs)%s", host, port,
              f"; trusting X-Forwarded-For from {', '.join(trusted)}" if trusted else "")
