@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess
+from conftest import ROOT, ServerProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
@@ -95,6 +95,45 @@ def test_article_markup_is_shown_as_text(tmp_path, browser, embedder):
         assert page.evaluate("window.__pwned") is None
         assert page.locator("#chat img[src='x']").count() == 0 and page.locator("#chat script").count() == 0
         assert page.locator("#chat b").count() == 0
+        page.close()
+    finally:
+        srv.stop()
+
+
+def test_chat_shows_the_pdf_page_the_original_link_and_an_unsure_answer(tmp_path, browser, embedder):
+    """An answer from a PDF shows its page; one from a fetched web page links the original at the
+    quote (text fragment); with every answer below the sure cut-off, the answer is shown as unsure."""
+    from articleqa.chunking import SentenceChunker
+    from articleqa.fetch import mark_saved_from
+    from articleqa.indexing import IndexBuilder
+    from articleqa.testing_pages import news_page, news_pdf
+
+    def paragraphs(name):
+        return [p.strip() for p in (ROOT / "seeds" / name).read_text(encoding="utf-8").split("\n\n") if p.strip()]
+
+    articles = tmp_path / "articles"
+    (articles / "web" / "news.example.org").mkdir(parents=True)
+    (articles / "release.pdf").write_bytes(news_pdf("US tells citizens to leave Venezuela", paragraphs("002_2dd9416afd3ce74f.txt")))
+    url = "https://news.example.org/world/caracas-explosions"
+    page = news_page("Explosions heard in Caracas", paragraphs("001_a6813ebf46bda63b.txt")).replace(
+        '<link rel="canonical" href="https://news.example.org/world/2026/01/03/story">', "")
+    (articles / "web" / "news.example.org" / "caracas.html").write_bytes(mark_saved_from(page.encode(), url))
+    index_dir = tmp_path / "index"
+    IndexBuilder(embedder, SentenceChunker()).build(articles, index_dir)
+    srv = ServerProcess(articles, index_dir, env={"ARTICLEQA_SURE_CONFIDENCE": "1.0"}).wait_ready()
+    try:
+        page = browser.new_page(viewport={"width": 1200, "height": 1400})
+        page.goto(srv.url + "/", wait_until="load")
+        page.locator("#question textarea").wait_for(timeout=60_000)
+        text, _ = ask(page, "Who is the Energy Secretary?", 1)
+        assert "Chris Wright" in text and "release.pdf · page " in text
+        assert "The articles may not say; closest match:" in text and "(unsure)" in text
+        text, _ = ask(page, "How many explosions were heard in Caracas?", 2)
+        assert "seven" in text and "caracas.html" in text
+        link = page.locator("#chat a.aqa-original").first
+        href = link.get_attribute("href")
+        assert href.startswith(url + "#:~:text=") and "original page" in link.inner_text()
+        page.screenshot(path=str(tmp_path / "chat-pdf-url.png"), full_page=True)
         page.close()
     finally:
         srv.stop()
