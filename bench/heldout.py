@@ -18,6 +18,10 @@ reader at its calibrated "not found" threshold. Prints, per model and per articl
   (the reader misjudged the paragraph the question was written against, rather than retrieval
   bringing a misleading one).
 
+``--squad`` may be given more than once (e.g. the dev v2.0 file, then the training set for test articles
+kept out of it): the open corpus is every article of the first file plus the held-out articles found
+in the others (indexing all 442 training articles would take longer than the questions).
+
 Validation articles chose the reader's epoch and threshold, so their figures flatter; test articles
 (``train-reader --test-articles``) were used for nothing. With several models the questions alternate
 which model is asked first. ``--compare-threshold T`` adds the pipeline figures as they would be at
@@ -33,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DEFAULT_SHARED, ROOT, fmt, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
+from common import DEFAULT_SHARED, OUT, ROOT, fmt, pipeline_for, print_figures, save, summary_ms
 
 
 def held_out_sets(model: Path) -> dict[str, list[str]]:
@@ -68,7 +72,9 @@ def separation(ans: list[float], un: list[float], budgets=(0.06, 0.10)) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--squad", type=Path, default=DEFAULT_SHARED / "data" / "squad" / "squad-dev-v2.0-36.json")
+    ap.add_argument("--squad", type=Path, action="append",
+                    help="SQuAD file(s) (repeatable): the first is the open corpus, later ones add their held-out articles "
+                         "[default: squad-dev-v2.0-36.json]")
     ap.add_argument("--model", type=Path, action="append", help="reader folder (repeatable) [default: models/reader]")
     ap.add_argument("--articles", nargs="*", help="held-out article titles (default: each model's validation and test articles)")
     ap.add_argument("--top-k", type=int, default=5)
@@ -76,6 +82,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--compare-threshold", type=float, action="append", default=[],
                     help="also report the pipeline figures at this threshold (repeatable)")
     ap.add_argument("--name", default="heldout")
+    ap.add_argument("--allow-other-splits", action="store_true",
+                    help="compare with readers that recorded other held-out articles (e.g. the reader shipped before, "
+                         "which never saw the new test articles): the sets are the first model's")
     args = ap.parse_args(argv)
 
     from tqdm.auto import tqdm
@@ -85,18 +94,29 @@ def main(argv=None) -> dict:
     from articleqa.training.squad import load_squad
 
     models = args.model or [ROOT / "models" / "reader"]
-    articles = {a.title: a for a in load_squad(args.squad)}
-    articles_dir, index_dir, where = squad_corpus_index(args.squad)
+    squad_files = args.squad or [DEFAULT_SHARED / "data" / "squad" / "squad-dev-v2.0-36.json"]
     sets = {"given": args.articles} if args.articles else held_out_sets(models[0])
+    first = load_squad(squad_files[0])
+    held = {t for titles in sets.values() for t in titles}
+    extra = [a for a in load_squad(*squad_files[1:]) if a.title in held] if squad_files[1:] else []
+    corpus = first + [a for a in extra if a.title not in {b.title for b in first}]
+    articles = {a.title: a for a in corpus}
+    missing = sorted(held - set(articles))
+    if missing:
+        raise SystemExit(f"held-out articles not in {', '.join(map(str, squad_files))}: {', '.join(missing)}")
+    name = squad_files[0].stem if not extra else f"{squad_files[0].stem}+{len(extra)}-held-out"
+    from articleqa.training.squad import index_squad_corpus
+
+    articles_dir, index_dir, where = index_squad_corpus(corpus, OUT / name)
     for m in models[1:]:
-        if not args.articles and held_out_sets(m) != sets:
+        if not args.articles and not args.allow_other_splits and held_out_sets(m) != sets:
             raise SystemExit(f"{m} holds out other articles than {models[0]}: compare readers of the same split (or pass --articles)")
     pipes = {}
     for m in models:
         pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(m))
         pipe.warm_up()
         pipes[str(m)] = pipe
-    result = {"squad": args.squad.name, "top_k": args.top_k, "sets": {s: titles for s, titles in sets.items()}, "models": {}}
+    result = {"squad": " + ".join(f.name for f in squad_files), "top_k": args.top_k, "sets": {s: titles for s, titles in sets.items()}, "models": {}}
     for name, titles in sets.items():
         questions = [q for t in titles for q in articles[t].questions][: args.limit or None]
         rows = {m: [] for m in pipes}
@@ -137,7 +157,7 @@ def main(argv=None) -> dict:
                                                              if any(x[1] for x in un) else None),
             }
     save(args.name, result)
-    lines = [f"held-out articles, {args.squad.name}, open corpus of {len(articles)} articles, top-k {args.top_k}"]
+    lines = [f"held-out articles, {result['squad']}, open corpus of {len(articles)} articles, top-k {args.top_k}"]
     for m, by_set in result["models"].items():
         lines.append(f"  {m} ({by_set['inference_path']}, threshold {by_set['threshold']:.2f})")
         for name in sets:

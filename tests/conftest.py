@@ -79,8 +79,10 @@ def pipeline(seed_index_dir, embedder, reader):
 class ServerProcess(_ServerProcess):
     """The real server with the shipped reader (whatever ARTICLEQA_READER_MODEL says outside)."""
 
-    def __init__(self, articles: Path, index_dir: Path, env: dict | None = None, extra_args: list[str] | None = None):
-        super().__init__(articles, index_dir, env={"ARTICLEQA_READER_MODEL": str(READER), **(env or {})}, extra_args=extra_args)
+    def __init__(self, articles: Path, index_dir: Path, env: dict | None = None, extra_args: list[str] | None = None,
+                 workers: int | None = None):
+        super().__init__(articles, index_dir, env={"ARTICLEQA_READER_MODEL": str(READER), **(env or {})}, extra_args=extra_args,
+                         workers=workers)
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     max_upload_files: int = 20  # files in one upload request
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed ("" = none)
     admin_token: str | None = None
+    #: background jobs of `serve` and of app.main (run once across workers): watch the articles folder,
+    #: follow feeds (comma-separated URLs) every feed_every (e.g. 15m)
+    watch: bool = False
+    feeds: str = ""
+    feed_every: str = "15m"
     rate_limit_per_minute: int = 120
     keep_versions: int = 2
     #: where the index lives: "faiss" (the index folder) or "milvus:<uri>" (a milvus-lite file such as

@@ -31,18 +31,23 @@ class ServerProcess:
     """
 
     def __init__(self, articles: Path, index_dir: Path, env: dict | None = None, extra_args: list[str] | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, workers: int | None = None):
+        """With ``workers`` the deployable app runs instead: ``uvicorn app.main:app --workers N`` from the
+        checkout, configured through ARTICLEQA_ARTICLES_DIR / ARTICLEQA_INDEX_DIR."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path or Path(index_dir).parent / f"server-{self.port}.log")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "0", **(env or {})}
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "articleqa.cli", "serve", "--port", str(self.port),
-             "--index-dir", str(index_dir), "--articles", str(articles), *(extra_args or [])],
-            stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
-        )
+        if workers:
+            full_env.update(ARTICLEQA_ARTICLES_DIR=str(articles), ARTICLEQA_INDEX_DIR=str(index_dir))
+            argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+                    "--workers", str(workers), *(extra_args or [])]
+        else:
+            argv = [sys.executable, "-m", "articleqa.cli", "serve", "--port", str(self.port),
+                    "--index-dir", str(index_dir), "--articles", str(articles), *(extra_args or [])]
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
 
     def wait_ready(self, timeout: float = 240) -> "ServerProcess":
         """Poll /api/health until it answers 200; raise with the server's log if it exits or times out."""

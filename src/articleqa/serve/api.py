@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict, deque
 from typing import Annotated
 
@@ -150,6 +151,10 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
+#: An opaque id of this server process, sent as ``X-Articleqa-Worker`` with API responses.
+WORKER_ID = uuid.uuid4().hex[:12].encode()
+
+
 class RequestGuard:
     """ASGI middleware in front of the API and the chat.
 
@@ -208,6 +213,8 @@ class RequestGuard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if is_api_path(path):  # which server process answered (several workers: app.main)
+                    message = {**message, "headers": [*message.get("headers", []), (b"x-articleqa-worker", WORKER_ID)]}
             await send(message)
 
         try:

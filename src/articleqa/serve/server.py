@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -60,15 +61,53 @@ def start_watcher(app: FastAPI, debounce: float = 2.0) -> threading.Event:
     return watch_in_background(app.state.service, debounce)
 
 
+BACKGROUND_LOCK = ".background.lock"
+
+
+def start_background_jobs(app: FastAPI, watch: bool | None = None, feeds: list[str] | None = None,
+                          feed_every: float | None = None) -> dict:
+    """Start folder watching and feed following (defaults: the settings ``watch``, ``feeds``,
+    ``feed_every``) in this process, unless another process serving the same index already runs them:
+    the first to take an exclusive lock on ``<index_dir>/.background.lock`` (held while it lives) does.
+    With ``uvicorn app.main:app --workers N`` they run in one worker only. Returns what was started."""
+    import fcntl
+
+    from articleqa.serve.jobs import parse_interval
+
+    settings: Settings = app.state.pipeline.settings
+    watch = settings.watch if watch is None else watch
+    feeds = [f.strip() for f in settings.feeds.split(",") if f.strip()] if feeds is None else list(feeds)
+    every = parse_interval(settings.feed_every) if feed_every is None else feed_every
+    started = {"watch": False, "feeds": [], "lock": None}
+    if not watch and not feeds:
+        return started
+    Path(settings.index_dir).mkdir(parents=True, exist_ok=True)
+    lock = open(Path(settings.index_dir) / BACKGROUND_LOCK, "a+")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        log.info("background jobs (watch, feeds) run in another worker")
+        return started
+    app.state.background_lock = lock  # held for the life of the process
+    if watch:
+        start_watcher(app)
+        started["watch"] = True
+    if feeds:
+        follow_feeds_in_background(app.state.service, feeds, every)
+        started["feeds"] = feeds
+    started["lock"] = str(Path(settings.index_dir) / BACKGROUND_LOCK)
+    log.info("background jobs in this worker: %s", started)
+    return started
+
+
 def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: bool = False,
                feeds: list[str] = (), feed_every: float = 900.0) -> None:
     import uvicorn
 
     app = create_app(settings)
-    if watch:
-        start_watcher(app)
-    if feeds:
-        follow_feeds_in_background(app.state.service, list(feeds), feed_every)
+    start_background_jobs(app, watch=watch or settings.watch, feeds=list(feeds) or None,
+                          feed_every=feed_every)
     trusted = [a.strip() for a in settings.trusted_proxies.split(",") if a.strip()]
     log.info("serving the chat at http://%s:%d/ and the API at /api (docs /docs)%s", host, port,
              f"; trusting X-Forwarded-For from {', '.join(trusted)}" if trusted else "")
