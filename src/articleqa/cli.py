@@ -508,6 +508,7 @@ def train_reader_cmd(
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore an existing checkpoint and start over.")] = False,
     no_export: Annotated[bool, typer.Option("--no-export", help="Keep the fp32 model in OUT/final; skip calibration and model card.")] = False,
     tries: Annotated[Optional[Path], typer.Option(help="JSON list of earlier tries to record in the model card.")] = None,
+    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="SQuAD file(s) whose articles (with the validation articles) form the open corpus the 'not found' threshold is calibrated on [default: every training and validation article; with the whole training set, name a smaller file such as the dev set].")] = None,
 ) -> None:
     """Train the extractive reader on SQuAD data and ship it (fp16 weights + calibration + model card).
 
@@ -599,11 +600,25 @@ def train_reader_cmd(
     command = "articleqa train-reader " + " ".join(shlex.quote(a) for a in _without_option(sys.argv[2:], "--tries"))
     tries_list = json.loads(tries.read_text()) if tries else []
     meta = export_reader(out / "final", out, record, val_q, [a.title for a in val_arts], command, tries_list,
-                         corpus_articles=train_arts + val_arts, no_answer_rule=no_answer_rule,
+                         corpus_articles=_calibration_corpus(corpus, train_arts, val_arts), no_answer_rule=no_answer_rule,
                          unanswerable_share=unanswerable_share, settings=get_settings(), refusal_budget=refusal_budget)
     v = meta["validation"]
     figures = ", ".join(f"{name} F1 {r['f1']:.1f} ({r['ms_per_passage']:.1f} ms)" for name, r in v.items())
     typer.echo(f"validation: {figures}; inference default {meta['inference']['quantize']}; written to {out}")
+
+
+def _calibration_corpus(files: list[Path] | None, train_arts: list, val_arts: list) -> list:
+    """The open corpus of the pipeline calibration: the articles of ``files`` that are not held out, plus
+    the validation articles (default: every training and validation article)."""
+    if not files:
+        return train_arts + val_arts
+    from articleqa.training.squad import load_squad
+
+    for f in files:
+        if not f.is_file():
+            _fail(f"corpus file not found: {f}")
+    allowed = {a.title for a in train_arts}
+    return [a for a in load_squad(*files) if a.title in allowed] + val_arts
 
 
 def _check_no_answer_options(rule: str, refusal_budget: float, unanswerable_share: float) -> None:
@@ -639,6 +654,7 @@ def calibrate_reader_cmd(
     refusal_budget: Annotated[float, typer.Option(help="For refusal-budget: the largest share of answerable questions that may be answered 'not found'.")] = 0.10,
     unanswerable_share: Annotated[float, typer.Option(help="For pipeline: the share of questions assumed to have no answer in the articles.")] = 0.25,
     tries: Annotated[Optional[Path], typer.Option(help="JSON list of further tries to add to the model card.")] = None,
+    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="SQuAD file(s) whose articles (with the validation articles) form the open corpus [default: every article of --train not held out].")] = None,
 ) -> None:
     """Re-choose a trained reader's "not found" threshold, answer length and inference precision on its
     own validation articles, without retraining: the weights stay as they are; the calibration file and
@@ -665,14 +681,14 @@ def calibrate_reader_cmd(
     if missing:
         _fail(f"validation articles not in the --train files: {', '.join(missing)}")
     held = {*val_titles, *meta["training"].get("test_articles", [])}
-    corpus = [a for a in articles if a.title not in held] + [by_title[t] for t in val_titles]
+    corpus_articles = _calibration_corpus(corpus, [a for a in articles if a.title not in held], [by_title[t] for t in val_titles])
     val_q = [q for t in val_titles for q in by_title[t].questions]
     redone = ("decode max ", "inference ")  # measured again below
     tries_list = [t for t in meta.get("tries", []) if not t["name"].startswith(redone)]
     tries_list += json.loads(tries.read_text()) if tries else []
     command = "articleqa calibrate-reader " + " ".join(shlex.quote(a) for a in _without_option(sys.argv[2:], "--tries"))
     record = {**meta["training"], "epochs": meta.get("epochs", [])}
-    new = export_reader(model, model, record, val_q, val_titles, meta["command"], tries_list, corpus_articles=corpus,
+    new = export_reader(model, model, record, val_q, val_titles, meta["command"], tries_list, corpus_articles=corpus_articles,
                         no_answer_rule=no_answer_rule, unanswerable_share=unanswerable_share, settings=get_settings(),
                         refusal_budget=refusal_budget, calibrated_by=command, base_model=meta["base_model"])
     pc = new.get("pipeline_calibration") or {}
@@ -680,6 +696,29 @@ def calibrate_reader_cmd(
     typer.echo(f"threshold {new['calibration']['threshold']:.3f} ({no_answer_rule}): answerable validation questions refused "
                f"{pc.get('wrongly_refused', float('nan')):.1f}%, unanswerable refused {na.get('recall', float('nan')):.1f}%; "
                f"inference default {new['inference']['quantize']}; written to {model}")
+
+
+@app.command("average-readers")
+def average_readers_cmd(
+    first: Annotated[Path, typer.Argument(help="A reader folder.")],
+    second: Annotated[Path, typer.Argument(help="Another reader fine-tuned from the same weights (its calibration record is kept).")],
+    out: Annotated[Path, typer.Option("--out", help="Where the averaged reader is written.")],
+    weight: Annotated[float, typer.Option(help="Weight of FIRST (SECOND gets 1 - weight).")] = 0.5,
+) -> None:
+    """Average two readers' weights (WiSE-FT): often keeps most of a fine-tune's gain and less of its
+    drift. Run `calibrate-reader OUT --train ...` next: it chooses the averaged reader's threshold."""
+    from articleqa.training.export import average_readers
+
+    for folder in (first, second):
+        if not folder.is_dir():
+            _fail(f"reader folder not found: {folder}")
+    command = "articleqa average-readers " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    try:
+        average_readers(first, second, out, weight, command)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"averaged reader ({weight:g} x {first} + {1 - weight:g} x {second}) written to {out}; "
+               f"next: articleqa calibrate-reader {out} --train ...")
 
 
 @app.command("eval-reader")

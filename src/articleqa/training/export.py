@@ -143,3 +143,42 @@ def describe_base_model(base_model: str, base_run: dict | None = None) -> str:
         inner = json.loads(stage.read_text(encoding="utf-8")).get("config", {}).get("base_model", "")
         return f"{describe_base_model(inner)}, after the warm-up stage in {Path(base_model).parent}"
     return name
+
+
+def average_readers(first: str | Path, second: str | Path, out: str | Path, weight: float = 0.5, command: str = "") -> dict:
+    """Weight-space ensemble of two readers fine-tuned from the same weights (WiSE-FT, Wortsman et al.
+    2022): ``weight * first + (1 - weight) * second``, parameter by parameter. Written to ``out`` as a
+    shipped reader (fp16 weights, tokenizer) with ``second``'s calibration record, marked
+    ``weight_average``; run ``calibrate-reader`` on it next to choose its own threshold and card.
+    Raises ValueError when the two do not share an architecture and a vocabulary."""
+    import shutil
+
+    import torch
+
+    from articleqa.reader import CALIBRATION_FILE, load_qa_tokenizer, load_qa_weights, read_reader_meta
+
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError("the weight must be from 0 to 1")
+    tok_a, tok_b = load_qa_tokenizer(first), load_qa_tokenizer(second)
+    if tok_a.get_vocab() != tok_b.get_vocab():
+        raise ValueError(f"{first} and {second} have different vocabularies")
+    a, b = load_qa_weights(first), load_qa_weights(second)
+    sa, sb = a.state_dict(), b.state_dict()
+    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
+        raise ValueError(f"{first} and {second} have different architectures")
+    with torch.no_grad():
+        b.load_state_dict({k: (weight * sa[k].float() + (1 - weight) * sb[k].float()).to(sb[k].dtype)
+                           if sa[k].is_floating_point() else sb[k] for k in sb})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    b.half().save_pretrained(out, safe_serialization=True)
+    b.config.dtype = "float32"  # as export_reader: plain transformers users load it fp32 on a CPU
+    b.config.save_pretrained(out)
+    tok_b.save_pretrained(out)
+    meta = read_reader_meta(second)
+    meta["weight_average"] = {"first": str(first), "second": str(second), "weight_first": weight, "command": command}
+    (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    readme = Path(second) / "README.md"
+    if readme.is_file() and Path(second).resolve() != out.resolve():
+        shutil.copy(readme, out / "README.md")
+    return meta
