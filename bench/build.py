@@ -22,7 +22,7 @@ def main(argv=None) -> dict:
     from articleqa.chunking import SentenceChunker
     from articleqa.embedding import Embedder
     from articleqa.indexing import IndexBuilder
-    from articleqa.store import FaissIndexStore
+    from articleqa.stores import FaissIndexStore
     from articleqa.training.squad import load_squad, write_squad_corpus
 
     arts = load_squad(args.squad)[: args.articles or None]

@@ -33,7 +33,7 @@ def recall_at(pipe, questions, k=5) -> float:
 
 
 def synthetic(sizes: list[int], budget_s: float, dim: int = 384) -> list[dict]:
-    from articleqa.milvus_store import MilvusIndexStore
+    from articleqa.stores.milvus import MilvusIndexStore
     from articleqa.types import Article, Passage
 
     rows = []

@@ -31,7 +31,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     import faiss
 
-    from articleqa.store import FLAT_MAX_PASSAGES, build_faiss_index, ivf_params
+    from articleqa.stores import FLAT_MAX_PASSAGES, build_faiss_index, ivf_params
 
     rows = []
     for n in args.sizes:

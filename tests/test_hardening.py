@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from articleqa.answer import span_citation
-from articleqa.store import IndexCorruptError, FaissIndexStore
+from articleqa.stores import IndexCorruptError, FaissIndexStore
 from articleqa.types import Article, Passage, ReadSpan
 from articleqa.serve.jobs import UploadError, safe_filename
 from conftest import READER, ROOT, SEEDS, ServerProcess
@@ -217,7 +217,7 @@ def test_killed_server_restarts_on_the_last_published_index(tmp_path, seed_index
 
 def test_unwritable_index_fails_the_rebuild_and_keeps_serving(pipeline, monkeypatch, tmp_path):
     from articleqa.serve.jobs import RebuildJobs
-    from articleqa import store as store_mod
+    from articleqa.stores import faiss as store_mod
 
     shutil.copytree(pipeline.settings.index_dir, tmp_path / "index")
     from articleqa.config import Settings

@@ -10,9 +10,23 @@ from conftest import ROOT
 PACKAGE = ROOT / "src" / "articleqa"
 
 
-def test_there_is_no_top_level_app_package():
-    r = subprocess.run([sys.executable, "-c", "import app"], capture_output=True, text=True)
+def test_app_is_run_from_the_checkout_not_installed_as_a_package(tmp_path):
+    """app/ (the ASGI entry and deployment files) lives in the checkout; the installed distribution
+    holds only the library, so outside the checkout there is no module named app."""
+    r = subprocess.run([sys.executable, "-c", "import app"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode != 0 and "No module named 'app'" in r.stderr
+    assert (ROOT / "app" / "main.py").is_file()
+
+
+def test_the_stores_import_one_way():
+    """base <- faiss, milvus <- the package (open_store): no store module imports the package or a sibling."""
+    stores = PACKAGE / "stores"
+    base, faiss, milvus = (imported_modules(stores / f"{n}.py") for n in ("base", "faiss", "milvus"))
+    assert not any(m.startswith("articleqa.stores") for m in base)
+    for mods in (faiss, milvus):
+        assert {m for m in mods if m.startswith("articleqa.stores")} <= {"articleqa.stores.base"} | {
+            m for m in mods if m.startswith("articleqa.stores.base.")}
+    assert not (PACKAGE / "store.py").exists() and not (PACKAGE / "milvus_store.py").exists()
 
 
 def imported_modules(path) -> set[str]:

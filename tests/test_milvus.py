@@ -1,5 +1,7 @@
-"""The Milvus store (issue 15) on a real milvus-lite: same answers and citations as the FAISS store,
-incremental rebuilds, the alias swap, versions kept, a build killed midway, the server."""
+"""The Milvus store (issues 15, 27) on real Milvus engines: milvus-lite 3.x in a file (pure Python) and
+Milvus's own engine (milvus-lite 2.5.1, native) as a gRPC server on 127.0.0.1, the code path of a
+remote Milvus: same answers and citations as the FAISS store, incremental rebuilds, publication
+(a pointer row; no alias needed), versions kept, a build killed midway, the server."""
 
 from __future__ import annotations
 
@@ -22,20 +24,37 @@ from conftest import READER, ROOT, SEEDS, ServerProcess, citation_is_valid, seed
 QA = seed_qa()["questions"]
 
 
-def make_pipeline(articles, index_dir, embedder, reader, **settings):
+ENGINES = ["lite-file", "native-server"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    """milvus:<file> for milvus-lite 3.x, or milvus:http://127.0.0.1:PORT for the native engine's server
+    (each test its own collection prefix on the shared server)."""
+    if request.param == "native-server":
+        url = request.getfixturevalue("native_milvus")
+        return lambda index_dir: (f"milvus:{url}", "t" + str(abs(hash(str(index_dir))))[:12])
+    return lambda index_dir: (f"milvus:{index_dir / 'milvus.db'}", "articleqa")
+
+
+def make_pipeline(articles, index_dir, embedder, reader, engine=None, **settings):
     from articleqa.chunking import SentenceChunker
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
 
-    s = Settings(articles_dir=articles, index_dir=index_dir, reader_model=str(READER),
-                 store=f"milvus:{index_dir / 'milvus.db'}", **settings)
+    store, prefix = engine(index_dir) if engine else (f"milvus:{index_dir / 'milvus.db'}", "articleqa")
+    s = Settings(articles_dir=articles, index_dir=index_dir, reader_model=str(READER), store=store, milvus_prefix=prefix, **settings)
     return QAPipeline(s, embedder, SentenceChunker(s.chunk_words, s.chunk_overlap_words), reader)
 
 
-@pytest.fixture(scope="module")
-def milvus_pipeline(tmp_path_factory, embedder, reader):
+@pytest.fixture(scope="module", params=ENGINES)
+def milvus_pipeline(request, tmp_path_factory, embedder, reader):
     base = tmp_path_factory.mktemp("milvus-seeds")
-    p = make_pipeline(SEEDS, base / "index", embedder, reader)
+    eng = None
+    if request.param == "native-server":
+        url = request.getfixturevalue("native_milvus")
+        eng = lambda index_dir: (f"milvus:{url}", "seeds")  # noqa: E731
+    p = make_pipeline(SEEDS, base / "index", embedder, reader, engine=eng)
     report = p.build_index()
     assert report.passages > 0 and p.store.name == "milvus"
     p.warm_up()
@@ -76,10 +95,10 @@ def test_bm25_and_dense_run_in_milvus(milvus_pipeline):
     assert len(fused) == 5 and all(0 < s <= 2 / 61 for _, s in fused)  # RRF scores with k=60
 
 
-def test_incremental_rebuild_add_edit_delete_and_versions_kept(tmp_path, embedder, reader):
+def test_incremental_rebuild_add_edit_delete_and_versions_kept(tmp_path, embedder, reader, engine):
     articles = tmp_path / "articles"
     shutil.copytree(SEEDS, articles)
-    p = make_pipeline(articles, tmp_path / "index", embedder, reader, keep_versions=2)
+    p = make_pipeline(articles, tmp_path / "index", embedder, reader, engine=engine, keep_versions=2)
     first = p.build_index()
     assert first.embedded == first.passages
     v1 = p.store.current_version()
@@ -112,10 +131,11 @@ def test_incremental_rebuild_add_edit_delete_and_versions_kept(tmp_path, embedde
     p.store.close()
 
 
-def test_a_build_killed_midway_leaves_the_published_version_answering(tmp_path, embedder, reader):
+def test_a_build_killed_midway_leaves_the_published_version_answering(tmp_path, embedder, reader, engine):
     articles = tmp_path / "articles"
     shutil.copytree(SEEDS, articles)
-    p = make_pipeline(articles, tmp_path / "index", embedder, reader)
+    p = make_pipeline(articles, tmp_path / "index", embedder, reader, engine=engine)
+    store, prefix = engine(tmp_path / "index")
     p.build_index()
     published = p.store.current_version()
     p.store.close()  # milvus-lite: one process at a time opens the file
@@ -126,7 +146,8 @@ def test_a_build_killed_midway_leaves_the_published_version_answering(tmp_path, 
     log = tmp_path / "build.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "articleqa.cli", "index", str(articles), "--index-dir", str(tmp_path / "index"),
-                                 "--store", f"milvus:{tmp_path / 'index' / 'milvus.db'}"], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+                                 "--store", store], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, "ARTICLEQA_MILVUS_PREFIX": prefix})
         deadline = time.monotonic() + 240
         while "embedding" not in log.read_text(errors="replace") and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
@@ -135,7 +156,7 @@ def test_a_build_killed_midway_leaves_the_published_version_answering(tmp_path, 
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
 
-    p = make_pipeline(articles, tmp_path / "index", embedder, reader)
+    p = make_pipeline(articles, tmp_path / "index", embedder, reader, engine=engine)
     deadline = time.monotonic() + 30
     while True:  # the killed process's milvus-lite server lets go of the file
         try:

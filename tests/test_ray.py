@@ -31,7 +31,7 @@ def test_ray_build_matches_the_in_process_build(tmp_path, embedder, local_ray):
     from articleqa.chunking import SentenceChunker
     from articleqa.indexing import IndexBuilder
     from articleqa.ray_embedding import RayChunkEmbedder
-    from articleqa.store import FaissIndexStore
+    from articleqa.stores import FaissIndexStore
 
     chunker = SentenceChunker()
     IndexBuilder(embedder, chunker).build(SEEDS, tmp_path / "local")

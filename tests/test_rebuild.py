@@ -14,7 +14,7 @@ import pytest
 from articleqa.chunking import SentenceChunker
 from articleqa.indexing import IndexBuilder
 from articleqa.training.squad import load_squad, write_squad_corpus
-from articleqa.store import FaissIndexStore
+from articleqa.stores import FaissIndexStore
 from conftest import READER, ROOT, SEEDS, ServerProcess, citation_is_valid, squad_file
 
 pytestmark = pytest.mark.slow

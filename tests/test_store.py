@@ -9,7 +9,7 @@ import pytest
 from articleqa.chunking import SentenceChunker
 from articleqa.indexing import IndexBuilder
 from articleqa.retrieval import HybridRetriever
-from articleqa.store import IndexCorruptError, IndexMismatchError, IndexNotFoundError, FaissIndexStore
+from articleqa.stores import IndexCorruptError, IndexMismatchError, IndexNotFoundError, FaissIndexStore
 from conftest import SEEDS
 
 

@@ -85,7 +85,7 @@ def index_cmd(
     A different embedding model or chunking forces a full rebuild. The new version is published
     atomically: a crash never leaves a broken index behind.
     """
-    from articleqa.store import IndexStoreError
+    from articleqa.stores import IndexStoreError
 
     pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, max_article_bytes=max_article_bytes, store=store,
                          embed_with=embed_with, ray_address=ray_address)
@@ -119,7 +119,7 @@ def index_cmd(
 
 def _rebuild_after_adding(pipeline, json_out: bool) -> dict | None:
     """The incremental rebuild after ``add``/``feed`` saved files; exit 3 when it fails."""
-    from articleqa.store import IndexStoreError
+    from articleqa.stores import IndexStoreError
 
     try:
         report = pipeline.build_index()
@@ -323,7 +323,7 @@ def ask_cmd(
     part; articles that give different answers are listed under "Sources differ".
     """
     from articleqa.pipeline import QuestionError
-    from articleqa.store import IndexStoreError
+    from articleqa.stores import IndexStoreError
 
     if (question is None) == (questions is None):
         _fail("give a QUESTION or --questions FILE (one of them)")
@@ -379,7 +379,7 @@ def verify_cmd(
     3 when there is no index.
     """
     from articleqa.config import get_settings
-    from articleqa.store import IndexStoreError, settings_store
+    from articleqa.stores import IndexStoreError, settings_store
     from articleqa.verify import FolderArticles, citations_of, summary, verify_citations
 
     if not file.is_file():

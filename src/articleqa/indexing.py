@@ -22,7 +22,7 @@ import numpy as np
 
 from articleqa.ingest import MAX_ARTICLE_BYTES, ArticleLoader, Skipped
 from articleqa.protocols import Chunker, Embedder, IndexStore
-from articleqa.store import IndexStoreError, RebuildInProgressError, mismatch_reason, open_store
+from articleqa.stores import IndexStoreError, RebuildInProgressError, mismatch_reason, open_store
 from articleqa.types import Article, Passage
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from articleqa.indexing import IndexBuilder
 from articleqa.protocols import Chunker, IndexStore, IndexVersion, Reader, Retriever
 from articleqa.protocols import Embedder as EmbedderProtocol
 from articleqa.reader import ExtractiveReader
-from articleqa.store import settings_store
+from articleqa.stores import settings_store
 from articleqa.types import Answer
 
 log = logging.getLogger(__name__)

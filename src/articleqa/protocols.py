@@ -2,7 +2,7 @@
 
 The pipeline, the faces (CLI, API, chat) and the rebuild jobs depend only on these; the classes in the
 stage modules are one implementation each. A second backend implements a protocol and plugs in where
-the first is built (``store.open_store``, ``retrieval.make_retriever``, ``QAPipeline.from_settings``)
+the first is built (``stores.open_store``, ``retrieval.make_retriever``, ``QAPipeline.from_settings``)
 without a branch in the pipeline:
 
 =================  =====================================  ==========================================

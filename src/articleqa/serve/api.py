@@ -29,7 +29,7 @@ from articleqa import __version__
 from articleqa.conversation import Turn
 from articleqa.pipeline import MAX_HISTORY_TURNS, MAX_TOP_K, QAPipeline, QuestionError
 from articleqa.serve.jobs import AdminError, ArticleService
-from articleqa.store import IndexStoreError
+from articleqa.stores import IndexStoreError
 from articleqa.types import Answer
 from articleqa.verify import CitationCheck, CitationRef, summary, verify_citations
 

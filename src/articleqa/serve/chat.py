@@ -21,7 +21,7 @@ from articleqa.ingest import SUPPORTED_SUFFIXES
 from articleqa.pipeline import QAPipeline, QuestionError
 from articleqa.serve.jobs import AdminError, ArticleService
 from articleqa.serve.render import answer_html, error_html, escape
-from articleqa.store import IndexStoreError
+from articleqa.stores import IndexStoreError
 from articleqa.verify import citations_of, verify_citations
 
 log = logging.getLogger(__name__)

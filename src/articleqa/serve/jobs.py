@@ -31,7 +31,7 @@ from typing import Callable
 
 from articleqa.indexing import BuildProgress
 from articleqa.ingest import SUPPORTED_SUFFIXES, IngestError, parse_article
-from articleqa.store import RebuildInProgressError
+from articleqa.stores import RebuildInProgressError
 from articleqa.types import Article, IndexStatus
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from articleqa.serve.jobs import AdminError, ArticleService
 from articleqa.serve.render import MAX_VIEW_QUOTE, MAX_VIEW_SPANS
-from articleqa.store import IndexStoreError
+from articleqa.stores import IndexStoreError
 from articleqa.types import Article
 from articleqa.verify import CitationRef, verify_citation
 

@@ -154,7 +154,7 @@ def calibrate_pipeline(
     from articleqa.embedding import Embedder
     from articleqa.reader import ExtractiveReader
     from articleqa.retrieval import make_retriever
-    from articleqa.store import open_store
+    from articleqa.stores import open_store
     from articleqa.training.squad import index_squad_corpus
 
     settings = settings or get_settings()

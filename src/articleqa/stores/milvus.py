@@ -9,10 +9,13 @@ Layout in Milvus, for a prefix ``articleqa`` (``ARTICLEQA_MILVUS_PREFIX``)::
     articleqa_a_<version>    article texts (what citations point into) in pieces of 16,000 characters,
                              with each file's sha256, title, date, kind and passage count
     articleqa_m_<version>    the version's manifest (JSON)
-    articleqa_current        an alias naming the published passages collection
+    articleqa_current_version  one row naming the published version (what publishing switches)
+    articleqa_current        an alias naming the published passages collection, where the server has
+                             aliases (milvus-lite's native engine answers UNIMPLEMENTED; nothing needs it)
 
-A rebuild writes the three collections of a new version, then switches the alias with ``alter_alias``
-(atomic in Milvus): until then the old version keeps answering, and a build killed midway leaves only
+A rebuild writes the three collections of a new version, then upserts the pointer row (one row: a
+reader sees the old version or the new one) and moves the alias where there is one: until then the
+old version keeps answering, and a build killed midway leaves only
 unpublished collections, dropped by the next rebuild. Old versions are dropped per
 ``ARTICLEQA_KEEP_VERSIONS``. Hybrid retrieval runs in Milvus: a dense search and a BM25 full-text
 search fused with reciprocal rank fusion (``RRFRanker(60)``), like the FAISS + bm25s path.
@@ -36,7 +39,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 
-from articleqa.store import FORMAT_VERSION, FolderLock, VersionCache, IndexNotFoundError, IndexStoreError, article_meta, article_meta_from, check_compatible
+from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexNotFoundError, IndexStoreError, VersionCache, article_meta,
+                                   article_meta_from, check_compatible)
 from articleqa.types import Article, IndexStatus, Passage, ScoredPassage
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,9 @@ RRF_K = 60
 #: BM25 over lower-cased words without English stop words, like the bm25s path of the FAISS store
 ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}]}
 _STUB = [0.0, 0.0]  # Milvus wants a vector field in every collection; article and manifest rows carry this one
+#: gRPC keep-alive for Milvus servers: ping only while a call is waiting, at most once a minute (servers on
+#: gRPC's default policy close connections that ping more often: GOAWAY too_many_pings)
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_timeout_ms": 20_000, "grpc.keepalive_permit_without_calls": False}
 
 
 def milvus_uri(spec: str, index_dir: Path) -> str:
@@ -199,8 +206,12 @@ class MilvusIndexStore(FolderLock):
                 if self._client is None:
                     from pymilvus import MilvusClient
 
+                    # pymilvus pings every 10 s, idle connections included; a server on gRPC's default
+                    # policy (Milvus's own engine, e.g. milvus-lite 2.5's server) answers GOAWAY
+                    # too_many_pings and drops the connection: ping only while a call waits, once a minute
+                    extra = {} if self.is_lite else {"grpc_options": GRPC_OPTIONS}
                     try:
-                        self._client = MilvusClient(self.uri, token=self.token or "")
+                        self._client = MilvusClient(self.uri, token=self.token or "", **extra)
                     except Exception as exc:
                         raise IndexStoreError(f"cannot connect to Milvus at {self.display_uri}: {exc}") from None
         return self._client
@@ -237,11 +248,21 @@ class MilvusIndexStore(FolderLock):
 
     # --- reading -------------------------------------------------------------------------------
 
+    @property
+    def pointer_collection(self) -> str:
+        """One row naming the published version: what publishing switches (aliases are not on every
+        Milvus: milvus-lite's native engine answers create_alias with UNIMPLEMENTED)."""
+        return f"{self.prefix}_current_version"
+
     def current_version(self) -> str | None:
         try:
-            if self.alias not in self.client.list_aliases().get("aliases", []):
+            if self.client.has_collection(self.pointer_collection):
+                rows = self.client.query(self._ready(self.pointer_collection), filter="id == 0", output_fields=["version"],
+                                         consistency_level="Strong")
+                return rows[0]["version"] if rows else None
+            collection = self._alias_target()  # an index published before the pointer existed
+            if collection is None:
                 return None
-            collection = self.client.describe_alias(self.alias)["collection_name"]
         except IndexStoreError:
             raise
         except Exception as exc:
@@ -401,11 +422,41 @@ class MilvusIndexStore(FolderLock):
         if batch:
             self.client.insert(collection, batch)
 
+    def _alias_target(self) -> str | None:
+        """The collection the alias names; None without the alias or where the server has no aliases."""
+        try:
+            if self.alias not in self.client.list_aliases().get("aliases", []):
+                return None
+        except Exception as exc:  # noqa: BLE001
+            if "UNIMPLEMENTED" in str(exc):
+                return None
+            raise
+        return self.client.describe_alias(self.alias)["collection_name"]
+
     def _publish(self, collection: str) -> None:
-        if self.alias in self.client.list_aliases().get("aliases", []):
-            self.client.alter_alias(collection, self.alias)  # atomic switch: questions go to the new version
-        else:
-            self.client.create_alias(collection, self.alias)
+        """Point the pointer row at the new version (one upsert: a reader sees the old version or the new
+        one, never a mix), then the alias where the server has aliases (for other Milvus tools)."""
+        from pymilvus import DataType
+
+        c = self.client
+        name = self.pointer_collection
+        if not c.has_collection(name):
+            schema = c.create_schema(auto_id=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("version", DataType.VARCHAR, max_length=256)
+            schema.add_field("stub", DataType.FLOAT_VECTOR, dim=2)
+            index = c.prepare_index_params()
+            index.add_index("stub", index_type="FLAT", metric_type="L2")
+            c.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        version = collection[len(self.passages_collection("")):]
+        c.upsert(self._ready(name), [{"id": 0, "version": version, "stub": _STUB}])
+        try:
+            if self.alias in c.list_aliases().get("aliases", []):
+                c.alter_alias(collection, self.alias)
+            else:
+                c.create_alias(collection, self.alias)
+        except Exception as exc:  # noqa: BLE001 - aliases are optional (UNIMPLEMENTED on milvus-lite's native engine)
+            log.debug("no alias on %s (%s); the pointer collection names the version", self.display_uri, exc)
 
     def versions(self) -> list[str]:
         prefix = self.passages_collection("")

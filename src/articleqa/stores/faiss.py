@@ -1,4 +1,4 @@
-"""Store: FAISS vectors + passage metadata + article texts + manifest, as immutable index versions.
+"""The FAISS store: FAISS vectors + passage metadata + article texts + manifest, as immutable index versions.
 
 Layout of an index folder::
 
@@ -29,49 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
+from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexCorruptError, IndexMismatchError, IndexNotFoundError,
+                                   IndexStoreError, RebuildInProgressError, VersionCache, article_meta, article_meta_from,
+                                   check_compatible, mismatch_reason)
 from articleqa.types import Article, IndexStatus, Passage
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 DATA_FILES = ("passages.jsonl", "articles.jsonl", "vectors.npy")
 #: Up to this many passages an exact (flat) index is used; above it IVF (see bench/scaling.py).
 FLAT_MAX_PASSAGES = 200_000
-
-
-class IndexStoreError(RuntimeError):
-    """Base class of index problems; the message says what to do."""
-
-
-class IndexNotFoundError(IndexStoreError, FileNotFoundError):
-    pass
-
-
-class IndexMismatchError(IndexStoreError):
-    """The index was built with another embedding model or chunking settings."""
-
-
-class IndexCorruptError(IndexStoreError):
-    pass
-
-
-class RebuildInProgressError(IndexStoreError):
-    pass
-
-
-class VersionCache:
-    """``cached``: per-version companions (the BM25 index, fetched vectors) built once under a lock;
-    the class provides ``_cache`` (dict) and ``_lock``."""
-
-    def cached(self, key: str, build):
-        """Per-version lazily built companions (the BM25 index), built once under a lock."""
-        if key not in self._cache:
-            with self._lock:
-                if key not in self._cache:
-                    self._cache[key] = build(self)
-        return self._cache[key]
 
 
 @dataclass
@@ -170,32 +139,6 @@ def _write_file(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-class FolderLock:
-    """The cross-process rebuild lock of a store: a ``filelock`` file in its folder ``root``."""
-
-    root: Path
-    lock_file = ".lock"
-
-    def lock(self, timeout: float = -1):
-        """The lock (``filelock``). ``timeout=0`` fails at once if held."""
-        from filelock import FileLock
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / self.lock_file), timeout=timeout)
-
-    def is_locked(self) -> bool:
-        """True while some process holds the rebuild lock."""
-        from filelock import Timeout
-
-        lock = self.lock(timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            return True
-        lock.release()
-        return False
 
 
 class FaissIndexStore(FolderLock):
@@ -365,44 +308,6 @@ class FaissIndexStore(FolderLock):
         return removed
 
 
-def open_store(index_dir: str | Path, store: str = "faiss", token: str | None = None, prefix: str = "articleqa"):
-    """The index store a setting names: ``faiss`` (the index folder) or ``milvus:<uri>`` (see
-    ``articleqa.milvus_store``); the one place a backend is chosen."""
-    if store == "faiss":
-        return FaissIndexStore(index_dir)
-    if store.startswith("milvus:"):
-        from articleqa.milvus_store import MilvusIndexStore, milvus_uri
-
-        return MilvusIndexStore(milvus_uri(store, Path(index_dir)), token=token, lock_dir=index_dir, prefix=prefix)
-    raise IndexStoreError(f"unknown store {store!r}: use faiss or milvus:<uri>")
-
-
-def settings_store(settings):
-    """``open_store`` for a ``Settings``."""
-    return open_store(settings.index_dir, settings.store, settings.milvus_token, settings.milvus_prefix)
-
-
-def check_compatible(manifest: dict, embedding_model: str | None, chunking: dict | None) -> None:
-    """Raise ``IndexMismatchError`` saying what differs and to rebuild."""
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}; rebuild with `articleqa index --full`"
-        )
-    reason = mismatch_reason(manifest, embedding_model, chunking)
-    if reason:
-        raise IndexMismatchError(f"{reason}; rebuild with `articleqa index --full`")
-
-
-def mismatch_reason(manifest: dict, embedding_model: str | None, chunking: dict | None) -> str | None:
-    if embedding_model is not None and manifest.get("embedding_model") != embedding_model:
-        return f"index was built with embedding model {manifest.get('embedding_model')!r}, configured is {embedding_model!r}"
-    if chunking is not None and manifest.get("chunking") != chunking:
-        return f"index was built with chunking {manifest.get('chunking')}, configured is {chunking}"
-    if manifest.get("format_version") != FORMAT_VERSION:
-        return f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}"
-    return None
-
-
 def _read_lines(path: Path):
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -428,11 +333,3 @@ def _article_from_json(d: dict) -> Article:
                    kind=str(d.get("kind", "txt")), **article_meta_from(d))
 
 
-def article_meta(a: Article) -> dict:
-    """The optional metadata of an article (author, url, PDF page starts), only what it has: indexes
-    written before these fields existed read back unchanged."""
-    return {k: v for k, v in (("author", a.author), ("url", a.url), ("pages", list(a.pages))) if v}
-
-
-def article_meta_from(d: dict) -> dict:
-    return {"author": d.get("author") or None, "url": d.get("url") or None, "pages": tuple(int(x) for x in d.get("pages") or ())}
