@@ -585,6 +585,7 @@ def train_reader_cmd(
     val_q = [q for a in val_arts for q in a.questions]
     test_q = [q for a in test_arts for q in a.questions]
     record = train_reader(cfg, train_q, val_q, resume=not no_resume, test_questions=test_q)
+    record["train_files"] = [f.name for f in train]
     if test_arts:
         record["test_articles"] = [a.title for a in test_arts]
     if warm:

@@ -21,15 +21,19 @@ def model_card(meta: dict) -> str:
         "",
         "## Base model and licenses",
         f"- Base: {meta['base_model']}, license Apache-2.0.",
-        "- Training data: SQuAD v1.1 and v2.0 development-set articles (Rajpurkar et al., 2016, 2018),",
+        *(["- Training data: the whole SQuAD v1.1 training set (442 articles, 87,599 questions; with the 348",
+           "  official SQuAD 2.0 unanswerable questions of its first 10 articles) and the SQuAD v1.1 and v2.0",
+           "  development-set articles (Rajpurkar et al., 2016, 2018),"]
+          if any("train" in f for f in meta["training"].get("train_files", [])) else
+          ["- Training data: SQuAD v1.1 and v2.0 development-set articles (Rajpurkar et al., 2016, 2018),"]),
         "  license CC BY-SA 4.0, https://rajpurkar.github.io/SQuAD-explorer/. Attribution: \"SQuAD: 100,000+",
         "  Questions for Machine Comprehension of Text\" and \"Know What You Don't Know: Unanswerable",
         "  Questions for SQuAD\", Stanford NLP. The weights are derived from that data.",
         "",
         "## Reproduce",
-        *(["Two stages, in this order (the second starts from the first one's weights):"] if base else []),
+        *(["In this order (each stage starts from the weights of the one before):"] if base else []),
         "```",
-        *([base["command"]] if base else []),
+        *((base.get("commands") or [base["command"]]) if base else []),
         meta["command"],
         *([meta["calibrated_by"]] if meta.get("calibrated_by") else []),
         "```",
@@ -100,7 +104,8 @@ def model_card(meta: dict) -> str:
     warm = meta["training"].get("cloze_warmup") or (base or {}).get("cloze_warmup")
     if base:
         stage1 = ", ".join(f"epoch {e['epoch']} F1 {e['f1']:.1f}" for e in base.get("epochs", []))
-        lines += ["", f"Stage 1 (the first command; {(base.get('train_seconds') or 0) / 60:.0f} minutes): {stage1}. The table above is stage 2."]
+        lines += ["", f"The stage before (the reader this one started from; {(base.get('train_seconds') or 0) / 60:.0f} minutes): {stage1}. "
+                  "The table above is the last stage."]
     if meta["training"].get("n_negatives"):
         lines += ["", f"Hard negatives: {meta['training']['n_negatives']} no-answer examples, for each answerable training question the",
                   "most similar other paragraph of its article (BM25) that does not contain its answer (`--negatives`,",

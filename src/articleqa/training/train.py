@@ -438,11 +438,16 @@ def base_run_info(base_model: str) -> dict | None:
     """When training starts from a reader exported by an earlier ``train-reader`` run, that run's
     command and figures, so the model card can show the whole recipe (stage 1, then this stage)."""
     meta_file = Path(base_model).parent / "articleqa_reader.json"
+    if not meta_file.is_file():  # a shipped reader folder (models/reader or a copy) rather than a run's final/
+        meta_file = Path(base_model) / "articleqa_reader.json"
     if not meta_file.is_file():
         return None
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     training = meta.get("training", {})
-    return {"command": meta.get("command"), "base_model": meta.get("base_model"),
+    earlier = training.get("base_run") or {}
+    commands = [*(earlier.get("commands") or ([earlier["command"]] if earlier.get("command") else [])),
+                meta.get("command"), *([meta["calibrated_by"]] if meta.get("calibrated_by") else [])]
+    return {"command": meta.get("command"), "commands": [c for c in commands if c], "base_model": meta.get("base_model"),
             "cloze_warmup": training.get("cloze_warmup"), "train_seconds": training.get("train_seconds"),
             "epochs": meta.get("epochs", [])}
 
