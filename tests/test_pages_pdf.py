@@ -14,7 +14,7 @@ import pytest
 from articleqa.ingest import ArticleLoader, IngestError, parse_article, pdf_to_text, text_title
 from articleqa.serve.view import article_page
 from articleqa.testing_pages import CHROME_FACTS, news_page, news_pdf
-from conftest import READER, SEEDS, ServerProcess
+from conftest import SEEDS, ServerProcess
 
 HEADLINES = {
     "000_a9d1c48ba2d92731.txt": "Trump says Maduro captured after US strikes on Venezuela",

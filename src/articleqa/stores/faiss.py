@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexCorruptError, IndexMismatchError, IndexNotFoundError,
-                                   IndexStoreError, RebuildInProgressError, VersionCache, article_meta, article_meta_from,
-                                   check_compatible, mismatch_reason)
+from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexCorruptError, IndexNotFoundError, VersionCache,
+                                   article_meta, article_meta_from, check_compatible)
 from articleqa.types import Article, IndexStatus, Passage
 
 log = logging.getLogger(__name__)

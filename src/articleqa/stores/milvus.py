@@ -384,13 +384,7 @@ class MilvusIndexStore(FolderLock):
 
             self._insert(names[1], article_rows())
 
-            m_schema = c.create_schema(auto_id=False)
-            m_schema.add_field("id", DataType.INT64, is_primary=True)
-            m_schema.add_field("manifest", DataType.VARCHAR, max_length=65535)
-            m_schema.add_field("stub", DataType.FLOAT_VECTOR, dim=2)
-            stub_index = c.prepare_index_params()
-            stub_index.add_index("stub", index_type="FLAT", metric_type="L2")
-            c.create_collection(names[2], schema=m_schema, index_params=stub_index)
+            self._create_row_collection(names[2], "manifest", 65535)
             manifest = {
                 "format_version": FORMAT_VERSION, "version": version, "store": "milvus", "embedding_model": embedding_model,
                 "dimension": dim, "chunking": chunking, "index_type": "milvus-flat" if self.is_lite else "milvus-autoindex",
@@ -422,6 +416,18 @@ class MilvusIndexStore(FolderLock):
         if batch:
             self.client.insert(collection, batch)
 
+    def _create_row_collection(self, name: str, field: str, max_length: int, **options) -> None:
+        """A collection of rows ``id, <field> (text), stub`` (the manifest, the published-version pointer)."""
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field(field, DataType.VARCHAR, max_length=max_length)
+        schema.add_field("stub", DataType.FLOAT_VECTOR, dim=2)
+        index = self.client.prepare_index_params()
+        index.add_index("stub", index_type="FLAT", metric_type="L2")
+        self.client.create_collection(name, schema=schema, index_params=index, **options)
+
     def _alias_target(self) -> str | None:
         """The collection the alias names; None without the alias or where the server has no aliases."""
         try:
@@ -436,18 +442,10 @@ class MilvusIndexStore(FolderLock):
     def _publish(self, collection: str) -> None:
         """Point the pointer row at the new version (one upsert: a reader sees the old version or the new
         one, never a mix), then the alias where the server has aliases (for other Milvus tools)."""
-        from pymilvus import DataType
-
         c = self.client
         name = self.pointer_collection
         if not c.has_collection(name):
-            schema = c.create_schema(auto_id=False)
-            schema.add_field("id", DataType.INT64, is_primary=True)
-            schema.add_field("version", DataType.VARCHAR, max_length=256)
-            schema.add_field("stub", DataType.FLOAT_VECTOR, dim=2)
-            index = c.prepare_index_params()
-            index.add_index("stub", index_type="FLAT", metric_type="L2")
-            c.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+            self._create_row_collection(name, "version", 256, consistency_level="Strong")
         version = collection[len(self.passages_collection("")):]
         c.upsert(self._ready(name), [{"id": 0, "version": version, "stub": _STUB}])
         try:
