@@ -4,6 +4,7 @@ input gets an error naming the URL and leaves nothing in the articles folder."""
 
 from __future__ import annotations
 
+import html
 import http.server
 import json
 import os
@@ -205,3 +206,28 @@ def test_serve_follows_a_feed(site, tmp_path):
         assert r.status_code == 200 and r.json()["known"] == 2 and r.json()["saved"] == []
     finally:
         srv.stop()
+
+
+def test_the_chat_status_line_shows_the_last_feed_fetch(site, tmp_path, monkeypatch, embedder, reader):
+    from articleqa.chunking import SentenceChunker
+    from articleqa.config import Settings
+    from articleqa.pipeline import QAPipeline
+    from articleqa.serve.chat import index_note
+    from articleqa.serve.jobs import AdminError, ArticleService
+
+    monkeypatch.setenv("ARTICLEQA_FETCH_ALLOW_PRIVATE", "1")
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    shutil.copy(SEEDS / "000_a9d1c48ba2d92731.txt", articles)
+    settings = Settings(articles_dir=articles, index_dir=tmp_path / "index", reader_model=str(READER))
+    pipeline = QAPipeline(settings, embedder, SentenceChunker(settings.chunk_words, settings.chunk_overlap_words), reader)
+    pipeline.build_index()
+    service = ArticleService(pipeline)
+    assert "feed" not in index_note(service)
+    service.follow_feed(site + "/feed.xml", rebuild=False)
+    note = html.unescape(index_note(service))  # the note escapes Markdown characters as entities
+    assert "feed.xml" in note and "fetched" in note and "2 new, 0 known" in note
+    with pytest.raises(AdminError):
+        service.follow_feed(site + "/notfeed", rebuild=False)
+    note = html.unescape(index_note(service))
+    assert "failed" in note and "not an RSS or Atom feed" in note
