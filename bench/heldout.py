@@ -59,7 +59,8 @@ def separation(ans: list[float], un: list[float], budgets=(0.06, 0.10)) -> dict:
 
     from articleqa.training.evaluate import budget_threshold
 
-    margins = np.asarray(ans + un, dtype=float)
+    # a question with no passage read has margin -inf: the lowest score (roc_auc_score wants finite values)
+    margins = np.nan_to_num(np.asarray(ans + un, dtype=float), neginf=-1e9, posinf=1e9)
     impossible = np.asarray([False] * len(ans) + [True] * len(un))
     out: dict = {"auc": None, "unanswerable_refused_at": {}}
     if ans and un:
