@@ -16,6 +16,8 @@ import pytest
 from articleqa.verify import CitationRef, FolderArticles, citations_of, verify_citation, verify_citations
 from conftest import READER, SEEDS, ServerProcess, citation_is_valid, seed_qa, seed_texts
 
+#: "Who cut the ribbon?": the name, or the name with its appositive (both are the article's span; readers differ)
+RIBBON = ("Anna Brod", "The mayor, Anna Brod")
 BRIDGE_A = """Harbour bridge reopens after repairs
 
 date: 2024-03-02
@@ -62,7 +64,7 @@ def texts_of(folder) -> dict[str, str]:
 
 def test_citations_carry_the_file_hash_title_and_date(bridge):
     answer = bridge.ask("Who cut the ribbon?")
-    assert answer.found and answer.answer == "Anna Brod"
+    assert answer.found and answer.answer in RIBBON
     [c] = answer.citations
     raw = (bridge.settings.articles_dir / "a.txt").read_bytes()
     assert c.sha256 == hashlib.sha256(raw).hexdigest()
@@ -145,12 +147,12 @@ def test_verify_valid_stale_moved_gone_missing_invalid(bridge, tmp_path):
 
     folder = tmp_path / "now"
     shutil.copytree(bridge.settings.articles_dir, folder)
-    (folder / "a.txt").write_text(BRIDGE_A.replace("The mayor", "Last Friday the mayor"), encoding="utf-8")
+    (folder / "a.txt").write_text(BRIDGE_A.replace("two years", "two long years"), encoding="utf-8")
     check = verify_citations([c], FolderArticles(folder, 10**6))[0]
-    shift = len("Last Friday the mayor") - len("The mayor")
+    shift = len("two long years") - len("two years")
     assert check.status == "stale" and check.quote_now == "moved"
     assert (check.start_now, check.end_now) == (c.start + shift, c.end + shift)
-    assert (folder / "a.txt").read_text(encoding="utf-8")[check.start_now : check.end_now] == "Anna Brod"
+    assert (folder / "a.txt").read_text(encoding="utf-8")[check.start_now : check.end_now] == c.quote
 
     (folder / "a.txt").write_text(BRIDGE_A.replace("Anna Brod", "Eva Lind"), encoding="utf-8")
     check = verify_citations([c], FolderArticles(folder, 10**6))[0]
@@ -186,7 +188,8 @@ def test_moved_quote_picks_the_occurrence_nearest_the_old_span():
 def test_citations_of_saved_answers(bridge):
     answer = bridge.ask("Who cut the ribbon, and who was the architect of the bridge?").model_dump()
     assert len(answer["parts"]) == 2
-    assert [c["quote"] for c in citations_of(answer)] == ["Anna Brod", "Paul Veen"]
+    ribbon, architect = [c["quote"] for c in citations_of(answer)]
+    assert ribbon in RIBBON and architect == "Paul Veen"
     with_other = bridge.ask(QUESTION).model_dump()
     assert sorted(c["quote"] for c in citations_of(with_other)) == ["1998", "2001"]
     assert citations_of([{"file": "a"}]) == [{"file": "a"}] and citations_of("nonsense") == []
