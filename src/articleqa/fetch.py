@@ -156,13 +156,22 @@ def mark_saved_from(html: bytes, url: str) -> bytes:
     return f"<!-- saved from url=({len(url):04d}){url} -->\n".encode("utf-8") + html
 
 
+def already_saved(url: str, articles_dir: Path) -> str | None:
+    """The file ``url`` was saved to (as a page or a PDF), or None."""
+    for suffix in (".html", ".pdf"):
+        name = saved_name(check_url(url), suffix)
+        if (Path(articles_dir) / name).exists():
+            return name
+    return None
+
+
 def save_url(fetcher: Fetcher, url: str, articles_dir: Path, overwrite: bool = False) -> str:
-    """Fetch ``url`` and save it into ``articles_dir``; returns the saved file's path relative to it.
-    Raises ``FetchError`` (naming the URL) and then leaves the folder as it was."""
-    name = saved_name(check_url(url), ".html")
-    target_html = Path(articles_dir) / name
-    if not overwrite and (target_html.exists() or target_html.with_suffix(".pdf").exists()):
-        return name if target_html.exists() else str(Path(name).with_suffix(".pdf").as_posix())
+    """Fetch ``url`` and save it into ``articles_dir``; returns the saved file's path relative to it
+    (without fetching when it is there already, unless ``overwrite``). Raises ``FetchError`` (naming
+    the URL) and then leaves the folder as it was."""
+    known = None if overwrite else already_saved(url, articles_dir)
+    if known:
+        return known
     page = fetcher.get(url, PAGE_TYPES)
     suffix = PAGE_TYPES[page.content_type]
     data = mark_saved_from(page.content, page.final_url) if suffix == ".html" else page.content
@@ -179,9 +188,11 @@ def write_atomically(articles_dir: Path, name: str, data: bytes) -> None:
     """Write ``articles_dir/name`` through a hidden temporary file and a rename (never half a file);
     the folders on the way must stay inside ``articles_dir``."""
     root = articles_dir.resolve()
-    target = (root / name)
+    target = Path(os.path.normpath(root / name))
+    if root not in target.parents:  # checked before any folder is made
+        raise FetchError(f"{name}: would be written outside the articles folder")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if root not in target.parent.resolve().parents and target.parent.resolve() != root:
+    if root not in target.parent.resolve().parents and target.parent.resolve() != root:  # a link on the way
         raise FetchError(f"{name}: would be written outside the articles folder")
     tmp = target.with_name(f".fetch-{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -219,16 +230,10 @@ def follow_feed(fetcher: Fetcher, url: str, articles_dir: Path) -> FeedReport:
     report.entries = len(links)
     for link in links:
         try:
-            name = saved_name(check_url(link), ".html")
+            if already_saved(link, articles_dir):
+                report.known += 1
+            else:
+                report.saved.append(save_url(fetcher, link, articles_dir))
         except FetchError as exc:
             report.errors.append({"url": str(link), "error": str(exc)})
-            continue
-        target = Path(articles_dir) / name
-        if target.exists() or target.with_suffix(".pdf").exists():
-            report.known += 1
-            continue
-        try:
-            report.saved.append(save_url(fetcher, link, articles_dir))
-        except FetchError as exc:
-            report.errors.append({"url": link, "error": str(exc)})
     return report

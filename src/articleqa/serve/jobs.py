@@ -235,6 +235,7 @@ class ArticleService:
         self.pipeline = pipeline
         self.settings = pipeline.settings
         self.jobs = jobs or RebuildJobs(pipeline)
+        self.last_feed: dict | None = None  # the latest feed fetch (serve --feed, POST /api/feed), for the status line
 
     # reading (open to everyone)
 
@@ -331,8 +332,6 @@ class ArticleService:
                           "errors": len(report.errors)}
         result["rebuild"] = self.jobs.start_unless_running() if report.saved and rebuild else None
         return result
-
-    last_feed: dict | None = None  # the latest feed fetch (serve --feed, POST /api/feed), for the status line
 
     def rebuild(self, full: bool = False) -> dict:
         """Start a rebuild; ``AdminError(409)`` when one is running."""
