@@ -285,6 +285,7 @@ def _pdf_info(raw: bytes) -> dict:
 
     from pdfminer.pdfdocument import PDFDocument
     from pdfminer.pdfparser import PDFParser
+    from pdfminer.utils import decode_text
 
     out: dict = {}
     try:
@@ -294,12 +295,8 @@ def _pdf_info(raw: bytes) -> dict:
         return out
 
     def text(value) -> str:
-        if isinstance(value, bytes):
-            for enc in ("utf-16", "utf-8", "latin-1"):
-                try:
-                    return value.decode(enc) if not (enc == "utf-16" and not value.startswith((b"\xfe\xff", b"\xff\xfe"))) else value.decode(enc)
-                except UnicodeDecodeError:
-                    continue
+        if isinstance(value, bytes):  # a PDF text string: UTF-16 with a byte-order mark, else PDFDocEncoding
+            return decode_text(value)
         return str(value) if value is not None and not hasattr(value, "resolve") else ""
 
     title, author = " ".join(text(info.get("Title")).split()), " ".join(text(info.get("Author")).split())
