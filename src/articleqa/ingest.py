@@ -217,7 +217,6 @@ def pdf_to_text(raw: bytes, max_pages: int = MAX_PDF_PAGES) -> tuple[str, tuple[
 
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LAParams, LTTextContainer
-    from pdfminer.pdfparser import PDFSyntaxError
 
     try:
         blocks_per_page: list[list[str]] = []
@@ -231,9 +230,7 @@ def pdf_to_text(raw: bytes, max_pages: int = MAX_PDF_PAGES) -> tuple[str, tuple[
         info = _pdf_info(raw)
     except IngestError:
         raise
-    except (PDFSyntaxError, ValueError, TypeError, KeyError, AttributeError, AssertionError, IndexError) as exc:
-        raise IngestError(f"not a readable PDF ({exc.__class__.__name__})") from None
-    except Exception as exc:  # noqa: BLE001 - pdfminer raises its own exception types for broken files
+    except Exception as exc:  # noqa: BLE001 - pdfminer raises its own and builtin exception types for broken files
         raise IngestError(f"not a readable PDF ({exc.__class__.__name__})") from None
     running = _running_lines(blocks_per_page)
     parts, starts, pos = [], [], 0
@@ -247,9 +244,10 @@ def pdf_to_text(raw: bytes, max_pages: int = MAX_PDF_PAGES) -> tuple[str, tuple[
 
 
 def _pdf_block(text: str) -> str:
-    """One text block as one paragraph: lines joined with a space, a word broken by a hyphen at a line
-    end joined again ("inter-\nnational" -> "international"; "well-\nknown" stays "well-known" only
-    when the next line starts with a capital or a digit)."""
+    """One text block as one paragraph: lines joined with a space, and a line ending in a lower-case
+    letter and a hyphen joined to a next line that starts in lower case, without the hyphen
+    ("inter-\nnational" -> "international"; a compound broken there, "well-\nknown", becomes
+    "wellknown": a line-end hyphen cannot tell the two apart; "US-\nbacked" and "-\nBerlin" keep theirs)."""
     lines = [" ".join(line.split()) for line in text.splitlines()]
     out = ""
     for line in (ln for ln in lines if ln):
@@ -389,16 +387,7 @@ def _html_date(soup) -> str | None:
     time_tag = soup.find("time", attrs={"datetime": True})
     if time_tag:
         candidates.append(time_tag["datetime"])
-    for value in candidates:
-        m = re.match(r"\s*(\d{4}-\d{2}-\d{2})", str(value))
-        if m:
-            from datetime import datetime
-
-            try:
-                return datetime.strptime(m.group(1), "%Y-%m-%d").date().isoformat()
-            except ValueError:
-                continue
-    return None
+    return next((d for d in map(_iso_date, map(str, candidates)) if d), None)
 
 
 def _first_line_title(text: str) -> str:
