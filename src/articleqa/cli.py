@@ -431,7 +431,7 @@ def serve_cmd(
     articles: ArticlesOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Rebuild when files in the articles folder change.")] = False,
     feed: Annotated[Optional[list[str]], typer.Option("--feed", help="Follow this RSS/Atom feed (repeatable): new entries are added and indexed.")] = None,
-    feed_every: Annotated[str, typer.Option("--feed-every", help="How often --feed is fetched: e.g. 15m, 1h, 90s.")] = "15m",
+    feed_every: Annotated[Optional[str], typer.Option("--feed-every", help="How often --feed is fetched: e.g. 15m, 1h, 90s [env ARTICLEQA_FEED_EVERY; default 15m].")] = None,
     trusted_proxies: Annotated[Optional[str], typer.Option("--trusted-proxies", help="Comma-separated proxy addresses whose X-Forwarded-For is believed [env ARTICLEQA_TRUSTED_PROXIES; default none].")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -439,18 +439,19 @@ def serve_cmd(
     from articleqa.config import get_settings
 
     try:
-        settings = get_settings(index_dir=index_dir, articles_dir=articles, trusted_proxies=trusted_proxies, store=store)
+        settings = get_settings(index_dir=index_dir, articles_dir=articles, trusted_proxies=trusted_proxies, store=store,
+                                watch=watch or None, feeds=",".join(feed) if feed else None, feed_every=feed_every)
     except Exception as exc:
         _fail(f"bad configuration: {exc}")
     from articleqa.serve.jobs import parse_interval
     from articleqa.serve.server import run_server
 
     try:
-        every = parse_interval(feed_every)
+        parse_interval(settings.feed_every)
     except ValueError as exc:
         _fail(f"--feed-every: {exc}")
     try:
-        run_server(settings, host=host, port=port, watch=watch, feeds=feed or [], feed_every=every)
+        run_server(settings, host=host, port=port)
     except (FileNotFoundError, OSError) as exc:
         _fail(str(exc), code=3)
 

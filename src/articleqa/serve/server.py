@@ -64,10 +64,9 @@ def start_watcher(app: FastAPI, debounce: float = 2.0) -> threading.Event:
 BACKGROUND_LOCK = ".background.lock"
 
 
-def start_background_jobs(app: FastAPI, watch: bool | None = None, feeds: list[str] | None = None,
-                          feed_every: float | None = None) -> dict:
-    """Start folder watching and feed following (defaults: the settings ``watch``, ``feeds``,
-    ``feed_every``) in this process, unless another process serving the same index already runs them:
+def start_background_jobs(app: FastAPI) -> dict:
+    """Start folder watching and feed following (the settings ``watch``, ``feeds``, ``feed_every``) in
+    this process, unless another process serving the same index already runs them:
     the first to take an exclusive lock on ``<index_dir>/.background.lock`` (held while it lives) does.
     With ``uvicorn app.main:app --workers N`` they run in one worker only. Returns what was started."""
     import fcntl
@@ -75,9 +74,9 @@ def start_background_jobs(app: FastAPI, watch: bool | None = None, feeds: list[s
     from articleqa.serve.jobs import parse_interval
 
     settings: Settings = app.state.pipeline.settings
-    watch = settings.watch if watch is None else watch
-    feeds = [f.strip() for f in settings.feeds.split(",") if f.strip()] if feeds is None else list(feeds)
-    every = parse_interval(settings.feed_every) if feed_every is None else feed_every
+    watch = settings.watch
+    feeds = [f.strip() for f in settings.feeds.split(",") if f.strip()]
+    every = parse_interval(settings.feed_every)
     started = {"watch": False, "feeds": [], "lock": None}
     if not watch and not feeds:
         return started
@@ -101,13 +100,12 @@ def start_background_jobs(app: FastAPI, watch: bool | None = None, feeds: list[s
     return started
 
 
-def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: bool = False,
-               feeds: list[str] = (), feed_every: float = 900.0) -> None:
+def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """``articleqa serve``: the app and its background jobs (``settings.watch``, ``feeds``) in one process."""
     import uvicorn
 
     app = create_app(settings)
-    start_background_jobs(app, watch=watch or settings.watch, feeds=list(feeds) or None,
-                          feed_every=feed_every)
+    start_background_jobs(app)
     trusted = [a.strip() for a in settings.trusted_proxies.split(",") if a.strip()]
     log.info("serving the chat at http://%s:%d/ and the API at /api (docs /docs)%s", host, port,
              f"; trusting X-Forwarded-For from {', '.join(trusted)}" if trusted else "")
