@@ -1,25 +1,37 @@
-"""Beyond one machine: the Milvus store (milvus-lite) against the FAISS folder, and Ray Data chunking +
-embedding against the in-process builder, on the shared SQuAD articles as an open corpus.
+"""Beyond one machine: the Milvus store on both Milvus engines against the FAISS folder, and Ray Data
+chunking + embedding against the in-process builder, on the shared SQuAD articles as an open corpus.
 
-Prints, for each store: build time, recall@5 of the hybrid retriever (a hit: a retrieved passage that
-contains a reference answer), end-to-end EM/F1 on a sample, and median/p95 question latency with the
-two pipelines asked question by question in turn; then chunk+embed throughput (passages/s) in process
-and on a local Ray (actor start-up counted separately); then the Milvus store alone on synthetic
-384-d vectors (insert time, query median/p95) at growing sizes while each fits the time budget.
+Stores: FAISS + bm25s (the default), milvus-lite 3.x in a file (pure Python) and Milvus's native engine
+(milvus-lite 2.5.1, the C++ core) as a gRPC server on 127.0.0.1 (``milvus:http://...``, the code path of a
+remote Milvus; started from ``.venv-native``, made on first use). Prints, for each store: build time, recall@5
+of the hybrid retriever (a hit: a retrieved passage that contains a reference answer), end-to-end EM/F1
+on a sample, and median/p95 question latency with the pipelines asked question by question in turn;
+then chunk + embed throughput (passages/s) through ``articleqa index`` as an operator runs it: in
+process, on a local Ray, and on a Ray cluster started with ``ray start`` of one node (2 CPUs) and of
+two nodes (1 CPU each); then each Milvus engine alone on synthetic 384-d vectors (insert time, hybrid
+query median/p95) at growing sizes while each fits the time budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import DEFAULT_SHARED, OUT, fmt, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
+from common import DEFAULT_SHARED, OUT, ROOT, fmt, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
+
+STORES = ("faiss", "milvus-lite", "milvus-native")
+LABELS = {"faiss": "FAISS + bm25s", "milvus-lite": "milvus-lite 3.x (pure Python, file)",
+          "milvus-native": "Milvus native engine (milvus-lite 2.5.1, gRPC server)"}
 
 
 def recall_at(pipe, questions, k=5) -> float:
@@ -32,7 +44,9 @@ def recall_at(pipe, questions, k=5) -> float:
     return 100 * statistics.mean(hits)
 
 
-def synthetic(sizes: list[int], budget_s: float, dim: int = 384) -> list[dict]:
+def synthetic(uri_for, engine: str, sizes: list[int], budget_s: float, dim: int = 384) -> list[dict]:
+    """The Milvus store alone at ``sizes`` passages of random unit vectors: insert (write_version) time,
+    then 50 hybrid (dense + BM25) queries. ``uri_for(folder)`` names the engine's place for one size."""
     from articleqa.stores.milvus import MilvusIndexStore
     from articleqa.types import Article, Passage
 
@@ -43,16 +57,23 @@ def synthetic(sizes: list[int], budget_s: float, dim: int = 384) -> list[dict]:
         if time.perf_counter() - started > budget_s:
             rows.append({"passages": n, "skipped": f"time budget of {budget_s:.0f} s spent"})
             continue
-        folder = OUT / "scale_out" / f"synthetic-{n}"
+        folder = OUT / "scale_out" / f"synthetic-{engine}-{n}"
         shutil.rmtree(folder, ignore_errors=True)
-        store = MilvusIndexStore(str(folder / "milvus.db"), lock_dir=folder)
+        folder.mkdir(parents=True)
+        store = MilvusIndexStore(uri_for(folder), lock_dir=folder, prefix=f"syn{n}")
         vectors = rng.standard_normal((n, dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         passages = [Passage(id=i, file=f"f{i // 100}.txt", start=0, end=20, text=f"passage {i} word{i % 997} term{i % 101}") for i in range(n)]
         articles = [Article(file=f"f{j}.txt", text="x" * 20, sha256="0" * 64) for j in range((n + 99) // 100)]
         t = time.perf_counter()
-        with store.lock():
-            store.write_version(articles, passages, vectors, "synthetic", {})
+        try:
+            with store.lock():
+                store.write_version(articles, passages, vectors, "synthetic", {})
+        except Exception as exc:  # an engine that gives up at this size: say so, keep the figures so far
+            rows.append({"passages": n, "skipped": f"insert failed: {type(exc).__name__}: {str(exc)[:160]}"})
+            print(f"synthetic {engine} {n:,}: {rows[-1]['skipped']}", flush=True)
+            store.close()
+            continue
         build = time.perf_counter() - t
         index = store.load()
         queries = rng.standard_normal((50, dim)).astype(np.float32)
@@ -62,10 +83,43 @@ def synthetic(sizes: list[int], budget_s: float, dim: int = 384) -> list[dict]:
             index.hybrid_search(qv, "word17 term3", 10, 50)
             times.append(time.perf_counter() - t)
         rows.append({"passages": n, "build_s": build, **summary_ms(times)})
-        print(f"synthetic {n:,}: build {build:.1f} s, hybrid query median {rows[-1]['median_ms']} ms", flush=True)
+        print(f"synthetic {engine} {n:,}: insert {build:.1f} s, hybrid query median {rows[-1]['median_ms']} ms", flush=True)
         store.close()
         shutil.rmtree(folder, ignore_errors=True)
     return rows
+
+
+def index_with(articles_dir: Path, out: Path, env: dict, *extra: str) -> dict:
+    """``articleqa index`` in a subprocess, as an operator runs it: its JSON report plus the wall time."""
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "index", str(articles_dir), "--index-dir", str(out), "--json", *extra],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=3600)
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"articleqa index {' '.join(extra)} failed: {r.stderr[-2000:]}")
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    nodes = next((line.split(" on ")[-1].split(" (")[0] for line in r.stderr.splitlines() if "embedded on" in line), "")
+    return {"passages": report["passages"], "embed_s": report["embed_seconds"], "wall_s": wall,
+            "passages_per_s": report["passages"] / report["embed_seconds"], "nodes": nodes}
+
+
+def embedding_figures(articles_dir: Path) -> dict:
+    """Chunk + embed the same articles four ways; the rate is passages / the index report's embed time
+    (for Ray: joining or starting Ray and starting the encoder actors included, as a user waits for it)."""
+    from articleqa.testing import RayCluster
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    base = OUT / "scale_out" / "embed"
+    runs = {"in process": index_with(articles_dir, base / "local", env)}
+    runs["local Ray"] = index_with(articles_dir, base / "ray-local", env, "--embed-with", "ray")
+    for label, cpus in (("cluster, 1 node (2 CPUs)", (2,)), ("cluster, 2 nodes (1 CPU each)", (1, 1))):
+        with RayCluster(base / f"cluster-{len(cpus)}", cpus=cpus) as cluster:
+            runs[label] = index_with(articles_dir, base / f"ray-{len(cpus)}", {**env, **cluster.driver_env},
+                                     "--embed-with", "ray", "--ray-address", cluster.address)
+    for label, r in runs.items():
+        print(f"chunk+embed {label}: {r['passages']} passages, {r['passages_per_s']:.1f}/s ({r['embed_s']:.1f} s; {r['nodes']})", flush=True)
+    return runs
 
 
 def main(argv=None) -> dict:
@@ -74,96 +128,85 @@ def main(argv=None) -> dict:
     ap.add_argument("--limit", type=int, default=200, help="questions asked end to end (seeded sample)")
     ap.add_argument("--recall-limit", type=int, default=1000, help="questions for recall@5")
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--synthetic-budget", type=float, default=1200, help="seconds for the synthetic runs")
+    ap.add_argument("--synthetic-budget", type=float, default=1200, help="seconds for the synthetic runs of each engine")
+    ap.add_argument("--stores", nargs="*", default=list(STORES), choices=STORES)
+    ap.add_argument("--no-ray", action="store_true", help="skip the chunk + embed figures")
     args = ap.parse_args(argv)
 
-    from articleqa.indexing import IndexBuilder
-    from articleqa.ingest import ArticleLoader
-    from articleqa.ray_embedding import RayChunkEmbedder, start_local_ray
+    from articleqa.testing import NativeMilvusServer
     from articleqa.text import best_em_f1
     from articleqa.training.squad import load_squad
 
     articles_dir, _, _ = squad_corpus_index(args.squad)
     base = OUT / "scale_out"
-    shutil.rmtree(base / "faiss", ignore_errors=True)
-    shutil.rmtree(base / "milvus", ignore_errors=True)
-    faiss_pipe = pipeline_for(base / "faiss", articles_dir)
-    milvus_pipe = pipeline_for(base / "milvus", articles_dir, store=f"milvus:{base / 'milvus' / 'milvus.db'}")
-    builds = {}
-    for name, pipe in (("faiss", faiss_pipe), ("milvus", milvus_pipe)):
-        pipe.embedder.warm_up()
-        t = time.perf_counter()
-        report = pipe.build_index(full=True)
-        builds[name] = {"seconds": time.perf_counter() - t, "passages": report.passages, "embed_seconds": report.embed_seconds}
-        pipe.warm_up()
-
-    all_q = [q for a in load_squad(args.squad) for q in a.questions if not q.is_impossible]
-    rng = random.Random(0)
-    recall_q = rng.sample(all_q, min(args.recall_limit, len(all_q)))
-    e2e_q = rng.sample(all_q, min(args.limit, len(all_q)))
-    stores = {}
-    for name, pipe in (("faiss", faiss_pipe), ("milvus", milvus_pipe)):
-        stores[name] = {"build": builds[name], "recall_at_5": recall_at(pipe, recall_q), "times": [], "em": [], "f1": []}
-    for n, q in enumerate(e2e_q):  # interleaved, alternating which goes first
-        order = ("faiss", "milvus") if n % 2 == 0 else ("milvus", "faiss")
-        for name in order:
-            pipe = faiss_pipe if name == "faiss" else milvus_pipe
+    native = NativeMilvusServer(base / "native-server") if "milvus-native" in args.stores else None
+    if native:
+        shutil.rmtree(native.folder, ignore_errors=True)
+        native.folder.mkdir(parents=True)
+        native.start()
+    try:
+        specs = {"faiss": {}, "milvus-lite": {"store": f"milvus:{base / 'milvus-lite' / 'milvus.db'}"},
+                 "milvus-native": {"store": f"milvus:{native.url}" if native else "", "milvus_prefix": "bench"}}
+        pipes, builds = {}, {}
+        for name in args.stores:
+            shutil.rmtree(base / name, ignore_errors=True)
+            pipes[name] = pipe = pipeline_for(base / name, articles_dir, **specs[name])
+            pipe.embedder.warm_up()
             t = time.perf_counter()
-            a = pipe.ask(q.question)
-            stores[name]["times"].append(time.perf_counter() - t)
-            em, f1 = best_em_f1(a.answer or "", [t for t, _ in q.answers])
-            stores[name]["em"].append(em)
-            stores[name]["f1"].append(f1)
-    result = {"questions_e2e": len(e2e_q), "questions_recall": len(recall_q), "stores": {}}
-    for name, s in stores.items():
-        result["stores"][name] = {"build": s["build"], "recall_at_5": s["recall_at_5"], "exact": 100 * statistics.mean(s["em"]),
-                                  "f1": 100 * statistics.mean(s["f1"]), **summary_ms(s["times"])}
-    ratios = [m / f for m, f in zip(stores["milvus"]["times"], stores["faiss"]["times"])]
-    result["milvus_vs_faiss_latency_ratio_median"] = statistics.median(ratios)
-    milvus_pipe.store.close()
+            report = pipe.build_index(full=True)
+            builds[name] = {"seconds": time.perf_counter() - t, "passages": report.passages, "embed_seconds": report.embed_seconds}
+            pipe.warm_up()
 
-    # chunk + embed: in process vs a local Ray (the same articles, the same chunker and encoder)
-    articles, _ = ArticleLoader().load(articles_dir)
-    builder = IndexBuilder(faiss_pipe.embedder, faiss_pipe.chunker)
-    t = time.perf_counter()
-    passages, _, _ = builder._chunk_and_embed(articles, len(articles), 0, lambda **_: None)
-    local_s = time.perf_counter() - t
-    import ray
+        all_q = [q for a in load_squad(args.squad) for q in a.questions if not q.is_impossible]
+        rng = random.Random(0)
+        recall_q = rng.sample(all_q, min(args.recall_limit, len(all_q)))
+        e2e_q = rng.sample(all_q, min(args.limit, len(all_q)))
+        stores = {name: {"build": builds[name], "recall_at_5": recall_at(pipe, recall_q), "times": [], "em": [], "f1": []}
+                  for name, pipe in pipes.items()}
+        names = list(pipes)
+        for n, q in enumerate(e2e_q):  # interleaved, rotating which goes first
+            for name in names[n % len(names):] + names[:n % len(names)]:
+                t = time.perf_counter()
+                a = pipes[name].ask(q.question)
+                stores[name]["times"].append(time.perf_counter() - t)
+                em, f1 = best_em_f1(a.answer or "", [t for t, _ in q.answers])
+                stores[name]["em"].append(em)
+                stores[name]["f1"].append(f1)
+        result = {"questions_e2e": len(e2e_q), "questions_recall": len(recall_q), "stores": {}, "labels": LABELS}
+        for name, st in stores.items():
+            ratios = [x / f for x, f in zip(st["times"], stores["faiss"]["times"])] if "faiss" in stores else []
+            result["stores"][name] = {"build": st["build"], "recall_at_5": st["recall_at_5"], "exact": 100 * statistics.mean(st["em"]),
+                                      "f1": 100 * statistics.mean(st["f1"]), **summary_ms(st["times"]),
+                                      "latency_ratio_to_faiss": statistics.median(ratios) if ratios else None}
+        for pipe in pipes.values():
+            pipe.store.close()
 
-    t = time.perf_counter()
-    start_local_ray()
-    job = RayChunkEmbedder(faiss_pipe.embedder, faiss_pipe.chunker)
-    job.run(articles[:1])  # starts the actors
-    startup = time.perf_counter() - t
-    t = time.perf_counter()
-    ray_passages, _ = job.run(articles)
-    ray_s = time.perf_counter() - t
-    actors = max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
-    ray.shutdown()
-    result["embedding"] = {"passages": len(passages), "in_process_s": local_s, "in_process_per_s": len(passages) / local_s,
-                           "ray_s": ray_s, "ray_per_s": len(ray_passages) / ray_s, "ray_startup_s": startup, "ray_actors": actors}
+        result["embedding"] = {} if args.no_ray else embedding_figures(articles_dir)
+        result["synthetic"] = {}
+        save("scale_out", result)  # the figures so far survive a synthetic run stopped midway
+        print(f"store and embedding figures saved; synthetic sizes next: {args.sizes}", flush=True)
+        uri_for = {"milvus-lite": lambda folder: str(folder / "milvus.db"), "milvus-native": lambda folder: native.url}
+        for engine in ("milvus-lite", "milvus-native"):
+            if engine in args.stores:
+                result["synthetic"][engine] = synthetic(uri_for[engine], engine, args.sizes, args.synthetic_budget)
+                save("scale_out", result)
+    finally:
+        if native:
+            native.stop()
 
-    result["synthetic"] = []
-    save("scale_out", result)  # the figures so far survive a synthetic run stopped midway
-    print(f"faiss/milvus/ray figures saved; synthetic sizes next: {args.sizes}", flush=True)
-    result["synthetic"] = synthetic(args.sizes, args.synthetic_budget)
-    save("scale_out", result)
-    f, m = result["stores"]["faiss"], result["stores"]["milvus"]
-    e = result["embedding"]
-    lines = [
-        f"open corpus: {builds['faiss']['passages']} passages; {len(e2e_q)} questions end to end, {len(recall_q)} for recall",
-        "store    build s  recall@5  EM     F1     median ms  p95 ms",
-    ]
-    for name, s in (("faiss", f), ("milvus", m)):
-        lines.append(f"{name:<8} {s['build']['seconds']:7.1f}  {s['recall_at_5']:8.1f}  {s['exact']:5.1f}  {s['f1']:5.1f}  {fmt(s['median_ms'], 1):>9}  {fmt(s['p95_ms'], 1):>6}")
-    lines.append(f"milvus/faiss latency, median of per-question ratios: {result['milvus_vs_faiss_latency_ratio_median']:.2f}")
-    lines.append(f"chunk+embed {e['passages']} passages: in process {e['in_process_per_s']:.1f}/s, local Ray ({e['ray_actors']} actor(s)) "
-                 f"{e['ray_per_s']:.1f}/s (+{e['ray_startup_s']:.1f} s start-up)")
-    for row in result["synthetic"]:
-        if "skipped" in row:
-            lines.append(f"synthetic {row['passages']:,}: skipped ({row['skipped']})")
-        else:
-            lines.append(f"synthetic {row['passages']:,}: insert {row['build_s']:.1f} s, hybrid query median {row['median_ms']} ms, p95 {row['p95_ms']} ms")
+    lines = [f"open corpus: {builds[names[0]]['passages']} passages; {len(e2e_q)} questions end to end, {len(recall_q)} for recall",
+             "store          build s  recall@5  EM     F1     median ms  p95 ms  latency / faiss"]
+    for name, st in result["stores"].items():
+        lines.append(f"{name:<14} {st['build']['seconds']:7.1f}  {st['recall_at_5']:8.1f}  {st['exact']:5.1f}  {st['f1']:5.1f}  "
+                     f"{fmt(st['median_ms'], 1):>9}  {fmt(st['p95_ms'], 1):>6}  {fmt(st['latency_ratio_to_faiss'], 2)}")
+    for label, r in result["embedding"].items():
+        lines.append(f"chunk+embed {label}: {r['passages_per_s']:.1f} passages/s ({r['embed_s']:.1f} s, wall {r['wall_s']:.1f} s; {r['nodes']})")
+    for engine, rows in result["synthetic"].items():
+        for row in rows:
+            if "skipped" in row:
+                lines.append(f"synthetic {engine} {row['passages']:,}: skipped ({row['skipped']})")
+            else:
+                lines.append(f"synthetic {engine} {row['passages']:,}: insert {row['build_s']:.1f} s, hybrid query median {row['median_ms']} ms, p95 {row['p95_ms']} ms")
     print_figures(lines)
     return result
 

@@ -117,64 +117,17 @@ def seed_texts() -> dict[str, str]:
 
 
 # --- Milvus's own engine (milvus-lite 2.5.1, native C++), as a gRPC server on 127.0.0.1 --------------------
-# milvus-lite 3.x (in .venv, what the scale extra pins) is a pure-Python reimplementation; 2.5.1 is Milvus's
-# engine but cannot share an environment with 3.x (same module name) and needs setuptools<80. The test run
-# makes a small second venv with it (.venv-native, once) and starts its server; the tests in .venv talk
-# to it through pymilvus at milvus:http://127.0.0.1:PORT, the code path of a remote Milvus server.
-NATIVE_VENV = Path(os.environ.get("ARTICLEQA_MILVUS_NATIVE_VENV", ROOT / ".venv-native"))
-NATIVE_SERVER = """
-import sys
-from milvus_lite.server import Server
-server = Server(sys.argv[1], address=sys.argv[2])
-if not server.start():
-    sys.exit("milvus-lite native server did not start")
-server._p.wait()
-"""
-
-
-def native_milvus_python() -> Path:
-    import subprocess
-
-    marker = NATIVE_VENV / ".installed-milvus-lite-2.5.1"
-    if not marker.exists():
-        subprocess.run(["python3", "-m", "venv", "--clear", str(NATIVE_VENV)], check=True)
-        subprocess.run([str(NATIVE_VENV / "bin" / "pip"), "install", "-q", "milvus-lite==2.5.1", "setuptools<80"], check=True)
-        marker.touch()
-    return NATIVE_VENV / "bin" / "python"
-
-
+# It cannot share .venv with milvus-lite 3.x: the test run makes a small second venv (.venv-native, once,
+# see articleqa.testing) and starts its server; the tests in .venv talk to it through pymilvus at
+# milvus:http://127.0.0.1:PORT, the code path of a remote Milvus server.
 @pytest.fixture(scope="session")
 def native_milvus(tmp_path_factory):
     """``http://127.0.0.1:PORT`` of a running milvus-lite 2.5.1 server (Milvus's native engine)."""
-    import signal
-    import socket
-    import subprocess
-    import time
+    from articleqa.testing import NativeMilvusServer
 
-    from articleqa.testing import free_port
-
-    python = native_milvus_python()
-    folder = tmp_path_factory.mktemp("milvus-native")
-    port = free_port()
-    log = open(folder / "server.log", "wb")
-    proc = subprocess.Popen([str(python), "-c", NATIVE_SERVER, str(folder / "native.db"), f"127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"milvus-lite 2.5.1 server exited: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if time.time() > deadline:
-                pytest.fail("milvus-lite 2.5.1 server did not listen within 120 s")
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}"
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
+        server = NativeMilvusServer(tmp_path_factory.mktemp("milvus-native")).start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    server.stop()

@@ -47,14 +47,20 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "top-k  5" in "\n".join(run("latency", "--squad", squad, "--questions", "5", env_out=out))
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
+    workers = "\n".join(run("throughput", "--questions", seed, "--clients", "2", "--seconds", "2", "--rounds", "2", "--workers", "1", "2",
+                            "--name", "throughput_workers", env_out=out))
+    assert "1 worker(s),  2 clients" in workers and "2 worker(s),  2 clients" in workers and "errors 0/" in workers
     assert "recall@10" in run("scaling", "--sizes", "2000", "--queries", "20", env_out=out)[-1]
     figures = "\n".join(run("scale_out", "--squad", squad, "--limit", "3", "--recall-limit", "5", "--sizes", "1000", env_out=out))
-    assert "milvus/faiss latency" in figures and "synthetic 1,000: insert" in figures and "local Ray" in figures
+    assert "latency / faiss" in figures and "milvus-native" in figures and "local Ray" in figures
+    assert "synthetic milvus-lite 1,000: insert" in figures and "synthetic milvus-native 1,000: insert" in figures
+    assert "chunk+embed cluster, 2 nodes (1 CPU each)" in figures  # (tiny: one batch, so one node embeds it)
     r = subprocess.run([sys.executable, "bench/run_all.py", "--report-only"], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "ARTICLEQA_BENCH_OUT": str(out)}, timeout=300)
     assert r.returncode == 0, r.stderr
     report = (out.parent / "report.md").read_text()
     assert "Articles the reader never saw" in report and "| margin AUC |" in report
+    assert "Milvus native engine" in report and "cluster, 2 nodes" in report and "--workers N" in report
 
 
 def test_vs_haystack_runs_on_a_tiny_input(tiny):

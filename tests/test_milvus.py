@@ -1,7 +1,9 @@
-"""The Milvus store (issues 15, 27) on real Milvus engines: milvus-lite 3.x in a file (pure Python) and
+"""The Milvus store (issues 15, 27) on real Milvus engines: milvus-lite 3.x in a file (pure Python),
 Milvus's own engine (milvus-lite 2.5.1, native) as a gRPC server on 127.0.0.1, the code path of a
-remote Milvus: same answers and citations as the FAISS store, incremental rebuilds, publication
-(a pointer row; no alias needed), versions kept, a build killed midway, the server."""
+remote Milvus, and the native engine in a file (the ``lite-file`` cases run again by a pytest in the
+native venv, test_the_same_tests_pass_on_the_native_engine_in_a_file): same answers and citations as the
+FAISS store, incremental rebuilds, publication (a pointer row; no alias needed), versions kept, a build
+killed midway, the server."""
 
 from __future__ import annotations
 
@@ -25,6 +27,34 @@ QA = seed_qa()["questions"]
 
 
 ENGINES = ["lite-file", "native-server"]
+# Set by the nested run in the native venv: the milvus-lite that a ``milvus:FILE.db`` must open there.
+EXPECT_LITE = os.environ.get("ARTICLEQA_EXPECT_MILVUS_LITE")
+
+
+def test_the_file_engine_is_the_expected_milvus_lite():
+    from importlib.metadata import version
+
+    if EXPECT_LITE:
+        assert version("milvus-lite") == EXPECT_LITE
+    else:
+        assert version("milvus-lite").startswith("3.")  # the pure-Python generation of the scale extra
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(EXPECT_LITE), reason="already the nested run")
+def test_the_same_tests_pass_on_the_native_engine_in_a_file(tmp_path):
+    """Every ``lite-file`` case of this module again, in .venv-native, where ``milvus:FILE.db`` opens
+    milvus-lite 2.5.1: Milvus's C++ engine serving the file (through a private unix socket)."""
+    from articleqa.testing import native_milvus_python
+
+    python = native_milvus_python()
+    r = subprocess.run([str(python), "-m", "pytest", __file__, "-k", "lite-file or expected_milvus_lite", "-q",
+                        "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "t"), "-m", "not browser"],
+                       capture_output=True, text=True, timeout=1800, cwd=ROOT,
+                       env={**os.environ, "ARTICLEQA_EXPECT_MILVUS_LITE": "2.5.1"})
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    summary = r.stdout.strip().splitlines()[-1]
+    assert " failed" not in summary and int(summary.split(" passed")[0].split()[-1]) >= 17, summary
 
 
 @pytest.fixture(params=ENGINES)

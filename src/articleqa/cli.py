@@ -77,7 +77,7 @@ def index_cmd(
     max_article_bytes: Annotated[Optional[int], typer.Option("--max-article-bytes", help="Skip larger files with a warning [env ARTICLEQA_MAX_ARTICLE_BYTES; default 5000000].")] = None,
     store: StoreOpt = None,
     embed_with: Annotated[Optional[str], typer.Option("--embed-with", help="process (default) or ray: chunk and embed as a Ray Data job, local or on --ray-address [env ARTICLEQA_EMBED_WITH; needs pip install 'articleqa[scale]'].")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster for --embed-with ray (ray://host:10001 or auto) [env RAY_ADDRESS; default: a local Ray].")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster for --embed-with ray: HEAD_IP:6379 (its GCS), ray://host:10001 or auto [env RAY_ADDRESS; default: a local Ray]. With token authentication (ray start's default) set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH.")] = None,
 ) -> None:
     """Build or incrementally update the index of an articles folder.
 
