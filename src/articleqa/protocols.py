@@ -105,6 +105,8 @@ class IndexStore(Protocol):
 
     def make_retriever(self, kind: str, embedder: Embedder) -> "Retriever": ...  # the retrieval this store serves best
 
+    def close(self) -> None: ...  # release connections or files (a server's client, milvus-lite's file)
+
 
 @runtime_checkable
 class Retriever(Protocol):

@@ -151,6 +151,9 @@ class FaissIndexStore(FolderLock):
     def __repr__(self) -> str:
         return f"FaissIndexStore({str(self.root)!r})"
 
+    def close(self) -> None:
+        """Nothing to release: each version is read from the folder whole (the IndexStore contract)."""
+
     # --- reading -------------------------------------------------------------------------------
 
     def current_version(self) -> str | None:

@@ -35,8 +35,10 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+
 import numpy as np
 
 from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexNotFoundError, IndexStoreError, VersionCache, article_meta,
@@ -44,6 +46,19 @@ from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexNotFoundErro
 from articleqa.types import Article, IndexStatus, Passage, ScoredPassage
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _quiet_pymilvus():
+    """pymilvus logs every refused call as an ERROR with a traceback; for calls whose refusal is an
+    answer (aliases on a server without them) that is noise."""
+    pymilvus_log = logging.getLogger("pymilvus")
+    level = pymilvus_log.level
+    pymilvus_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        pymilvus_log.setLevel(level)
 
 TEXT_PIECE_CHARS = 16_000  # Milvus VARCHAR holds at most 65,535 bytes: 16,000 characters fit any UTF-8
 MAX_PASSAGE_CHARS = 16_000
@@ -191,6 +206,7 @@ class MilvusIndexStore(FolderLock):
         self._client = None
         self._client_lock = threading.Lock()
         self._loaded: set[str] = set()
+        self._no_aliases = False  # set once the server refused an alias call
 
     def __repr__(self) -> str:
         return f"MilvusIndexStore({self.display_uri!r})"
@@ -207,11 +223,11 @@ class MilvusIndexStore(FolderLock):
                     from pymilvus import MilvusClient
 
                     # pymilvus pings every 10 s, idle connections included; a server on gRPC's default
-                    # policy (Milvus's own engine, e.g. milvus-lite 2.5's server) answers GOAWAY
-                    # too_many_pings and drops the connection: ping only while a call waits, once a minute
-                    extra = {} if self.is_lite else {"grpc_options": GRPC_OPTIONS}
+                    # policy (Milvus's own engine, e.g. milvus-lite 2.5's server, and the local gRPC server
+                    # milvus-lite 3.x runs for a file) answers GOAWAY too_many_pings and drops the
+                    # connection: ping only while a call waits, once a minute
                     try:
-                        self._client = MilvusClient(self.uri, token=self.token or "", **extra)
+                        self._client = MilvusClient(self.uri, token=self.token or "", grpc_options=GRPC_OPTIONS)
                     except Exception as exc:
                         raise IndexStoreError(f"cannot connect to Milvus at {self.display_uri}: {exc}") from None
         return self._client
@@ -430,11 +446,15 @@ class MilvusIndexStore(FolderLock):
 
     def _alias_target(self) -> str | None:
         """The collection the alias names; None without the alias or where the server has no aliases."""
+        if self._no_aliases:
+            return None
         try:
-            if self.alias not in self.client.list_aliases().get("aliases", []):
-                return None
+            with _quiet_pymilvus():
+                if self.alias not in self.client.list_aliases().get("aliases", []):
+                    return None
         except Exception as exc:  # noqa: BLE001
             if "UNIMPLEMENTED" in str(exc):
+                self._no_aliases = True
                 return None
             raise
         return self.client.describe_alias(self.alias)["collection_name"]
@@ -448,13 +468,18 @@ class MilvusIndexStore(FolderLock):
             self._create_row_collection(name, "version", 256, consistency_level="Strong")
         version = collection[len(self.passages_collection("")):]
         c.upsert(self._ready(name), [{"id": 0, "version": version, "stub": _STUB}])
+        if self._no_aliases:
+            return
         try:
-            if self.alias in c.list_aliases().get("aliases", []):
-                c.alter_alias(collection, self.alias)
-            else:
-                c.create_alias(collection, self.alias)
+            with _quiet_pymilvus():
+                if self.alias in c.list_aliases().get("aliases", []):
+                    c.alter_alias(collection, self.alias)
+                else:
+                    c.create_alias(collection, self.alias)
         except Exception as exc:  # noqa: BLE001 - aliases are optional (UNIMPLEMENTED on milvus-lite's native engine)
-            log.debug("no alias on %s (%s); the pointer collection names the version", self.display_uri, exc)
+            self._no_aliases = True
+            log.info("no aliases on %s (%s); the pointer collection names the version", self.display_uri,
+                     str(exc).splitlines()[0][:120])
 
     def versions(self) -> list[str]:
         prefix = self.passages_collection("")
