@@ -104,22 +104,84 @@ def index_with(articles_dir: Path, out: Path, env: dict, *extra: str) -> dict:
             "passages_per_s": report["passages"] / report["embed_seconds"], "nodes": nodes}
 
 
-def embedding_figures(articles_dir: Path) -> dict:
+def embedding_figures(articles_dir: Path, rounds: int = 2) -> dict:
     """Chunk + embed the same articles four ways; the rate is passages / the index report's embed time
-    (for Ray: joining or starting Ray and starting the encoder actors included, as a user waits for it)."""
+    (for Ray: joining or starting Ray and starting the encoder actors included, as a user waits for it).
+    The four run ``rounds`` times, in turn and in reversed order each other round; each keeps its fastest."""
     from articleqa.testing import RayCluster
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     base = OUT / "scale_out" / "embed"
-    runs = {"in process": index_with(articles_dir, base / "local", env)}
-    runs["local Ray"] = index_with(articles_dir, base / "ray-local", env, "--embed-with", "ray")
-    for label, cpus in (("cluster, 1 node (2 CPUs)", (2,)), ("cluster, 2 nodes (1 CPU each)", (1, 1))):
+
+    def run(label: str) -> dict:
+        if label == "in process":
+            return index_with(articles_dir, base / "local", env)
+        if label == "local Ray":
+            return index_with(articles_dir, base / "ray-local", env, "--embed-with", "ray")
+        cpus = (2,) if "1 node" in label else (1, 1)
         with RayCluster(base / f"cluster-{len(cpus)}", cpus=cpus) as cluster:
-            runs[label] = index_with(articles_dir, base / f"ray-{len(cpus)}", {**env, **cluster.driver_env},
-                                     "--embed-with", "ray", "--ray-address", cluster.address)
-    for label, r in runs.items():
-        print(f"chunk+embed {label}: {r['passages']} passages, {r['passages_per_s']:.1f}/s ({r['embed_s']:.1f} s; {r['nodes']})", flush=True)
-    return runs
+            return index_with(articles_dir, base / f"ray-{len(cpus)}", {**env, **cluster.driver_env},
+                              "--embed-with", "ray", "--ray-address", cluster.address)
+
+    labels = ["in process", "local Ray", "cluster, 1 node (2 CPUs)", "cluster, 2 nodes (1 CPU each)"]
+    runs: dict[str, dict] = {}
+    for r in range(rounds):
+        for label in labels if r % 2 == 0 else list(reversed(labels)):
+            got = run(label)
+            got["tries"] = runs.get(label, {}).get("tries", []) + [round(got["passages_per_s"], 1)]
+            if label not in runs or got["embed_s"] < runs[label]["embed_s"]:
+                runs[label] = got
+            else:
+                runs[label]["tries"] = got["tries"]
+            print(f"chunk+embed {label} (round {r + 1}): {got['passages_per_s']:.1f} passages/s", flush=True)
+    return {label: runs[label] for label in labels}
+
+
+def store_figures(args, articles_dir: Path, native) -> dict:
+    """Each store built from the same articles, then recall@5 and the questions asked in turn."""
+    from articleqa.text import best_em_f1
+    from articleqa.training.squad import load_squad
+
+    base = OUT / "scale_out"
+    specs = {"faiss": {}, "milvus-lite": {"store": f"milvus:{base / 'milvus-lite' / 'milvus.db'}"},
+             "milvus-native": {"store": f"milvus:{native.url}" if native else "", "milvus_prefix": "bench"}}
+    pipes, builds = {}, {}
+    for name in args.stores:
+        shutil.rmtree(base / name, ignore_errors=True)
+        pipes[name] = pipe = pipeline_for(base / name, articles_dir, **specs[name])
+        pipe.embedder.warm_up()
+        t = time.perf_counter()
+        report = pipe.build_index(full=True)
+        builds[name] = {"seconds": time.perf_counter() - t, "passages": report.passages, "embed_seconds": report.embed_seconds}
+        pipe.warm_up()
+
+    all_q = [q for a in load_squad(args.squad) for q in a.questions if not q.is_impossible]
+    rng = random.Random(0)
+    recall_q = rng.sample(all_q, min(args.recall_limit, len(all_q)))
+    e2e_q = rng.sample(all_q, min(args.limit, len(all_q)))
+    stores = {name: {"build": builds[name], "recall_at_5": recall_at(pipe, recall_q), "times": [], "em": [], "f1": []}
+              for name, pipe in pipes.items()}
+    names = list(pipes)
+    for n, q in enumerate(e2e_q):  # interleaved, rotating which goes first
+        for name in names[n % len(names):] + names[:n % len(names)]:
+            t = time.perf_counter()
+            a = pipes[name].ask(q.question)
+            stores[name]["times"].append(time.perf_counter() - t)
+            em, f1 = best_em_f1(a.answer or "", [t for t, _ in q.answers])
+            stores[name]["em"].append(em)
+            stores[name]["f1"].append(f1)
+    result = {"questions_e2e": len(e2e_q), "questions_recall": len(recall_q), "stores": {}}
+    for name, st in stores.items():
+        ratios = [x / f for x, f in zip(st["times"], stores["faiss"]["times"])] if "faiss" in stores else []
+        result["stores"][name] = {"build": st["build"], "recall_at_5": st["recall_at_5"], "exact": 100 * statistics.mean(st["em"]),
+                                  "f1": 100 * statistics.mean(st["f1"]), **summary_ms(st["times"]),
+                                  "latency_ratio_to_faiss": statistics.median(ratios) if ratios else None}
+    for pipe in pipes.values():
+        pipe.store.close()
+    return result
+
+
+PARTS = ("stores", "embedding", "synthetic")
 
 
 def main(argv=None) -> dict:
@@ -130,72 +192,50 @@ def main(argv=None) -> dict:
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--synthetic-budget", type=float, default=1200, help="seconds for the synthetic runs of each engine")
     ap.add_argument("--stores", nargs="*", default=list(STORES), choices=STORES)
-    ap.add_argument("--no-ray", action="store_true", help="skip the chunk + embed figures")
+    ap.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS,
+                    help="what to measure; the other parts keep their figures from the last run's bench/out/scale_out.json")
     args = ap.parse_args(argv)
 
     from articleqa.testing import NativeMilvusServer
-    from articleqa.text import best_em_f1
-    from articleqa.training.squad import load_squad
 
     articles_dir, _, _ = squad_corpus_index(args.squad)
-    base = OUT / "scale_out"
-    native = NativeMilvusServer(base / "native-server") if "milvus-native" in args.stores else None
-    if native:
+    last = OUT / "scale_out.json"
+    result = {"stores": {}, "embedding": {}, "synthetic": {}}
+    if set(args.parts) != set(PARTS) and last.is_file():
+        previous = json.loads(last.read_text(encoding="utf-8"))
+        result.update({k: v for k, v in previous.items() if k not in ("benchmark", "machine", "when")})
+        result["parts_kept_from"] = previous.get("when")
+    result["labels"] = LABELS
+    native = None
+    if "milvus-native" in args.stores and {"stores", "synthetic"} & set(args.parts):
+        native = NativeMilvusServer(OUT / "scale_out" / "native-server")
         shutil.rmtree(native.folder, ignore_errors=True)
         native.folder.mkdir(parents=True)
         native.start()
     try:
-        specs = {"faiss": {}, "milvus-lite": {"store": f"milvus:{base / 'milvus-lite' / 'milvus.db'}"},
-                 "milvus-native": {"store": f"milvus:{native.url}" if native else "", "milvus_prefix": "bench"}}
-        pipes, builds = {}, {}
-        for name in args.stores:
-            shutil.rmtree(base / name, ignore_errors=True)
-            pipes[name] = pipe = pipeline_for(base / name, articles_dir, **specs[name])
-            pipe.embedder.warm_up()
-            t = time.perf_counter()
-            report = pipe.build_index(full=True)
-            builds[name] = {"seconds": time.perf_counter() - t, "passages": report.passages, "embed_seconds": report.embed_seconds}
-            pipe.warm_up()
-
-        all_q = [q for a in load_squad(args.squad) for q in a.questions if not q.is_impossible]
-        rng = random.Random(0)
-        recall_q = rng.sample(all_q, min(args.recall_limit, len(all_q)))
-        e2e_q = rng.sample(all_q, min(args.limit, len(all_q)))
-        stores = {name: {"build": builds[name], "recall_at_5": recall_at(pipe, recall_q), "times": [], "em": [], "f1": []}
-                  for name, pipe in pipes.items()}
-        names = list(pipes)
-        for n, q in enumerate(e2e_q):  # interleaved, rotating which goes first
-            for name in names[n % len(names):] + names[:n % len(names)]:
-                t = time.perf_counter()
-                a = pipes[name].ask(q.question)
-                stores[name]["times"].append(time.perf_counter() - t)
-                em, f1 = best_em_f1(a.answer or "", [t for t, _ in q.answers])
-                stores[name]["em"].append(em)
-                stores[name]["f1"].append(f1)
-        result = {"questions_e2e": len(e2e_q), "questions_recall": len(recall_q), "stores": {}, "labels": LABELS}
-        for name, st in stores.items():
-            ratios = [x / f for x, f in zip(st["times"], stores["faiss"]["times"])] if "faiss" in stores else []
-            result["stores"][name] = {"build": st["build"], "recall_at_5": st["recall_at_5"], "exact": 100 * statistics.mean(st["em"]),
-                                      "f1": 100 * statistics.mean(st["f1"]), **summary_ms(st["times"]),
-                                      "latency_ratio_to_faiss": statistics.median(ratios) if ratios else None}
-        for pipe in pipes.values():
-            pipe.store.close()
-
-        result["embedding"] = {} if args.no_ray else embedding_figures(articles_dir)
-        result["synthetic"] = {}
-        save("scale_out", result)  # the figures so far survive a synthetic run stopped midway
-        print(f"store and embedding figures saved; synthetic sizes next: {args.sizes}", flush=True)
-        uri_for = {"milvus-lite": lambda folder: str(folder / "milvus.db"), "milvus-native": lambda folder: native.url}
-        for engine in ("milvus-lite", "milvus-native"):
-            if engine in args.stores:
-                result["synthetic"][engine] = synthetic(uri_for[engine], engine, args.sizes, args.synthetic_budget)
-                save("scale_out", result)
+        if "stores" in args.parts:
+            result.update(store_figures(args, articles_dir, native))
+            save("scale_out", result)
+        if "embedding" in args.parts:
+            result["embedding"] = embedding_figures(articles_dir)
+            save("scale_out", result)  # the figures so far survive a synthetic run stopped midway
+        if "synthetic" in args.parts:
+            print(f"synthetic sizes next: {args.sizes}", flush=True)
+            uri_for = {"milvus-lite": lambda folder: str(folder / "milvus.db"), "milvus-native": lambda folder: native.url}
+            for engine in ("milvus-lite", "milvus-native"):
+                if engine in args.stores:
+                    result["synthetic"][engine] = synthetic(uri_for[engine], engine, args.sizes, args.synthetic_budget)
+                    save("scale_out", result)
     finally:
         if native:
             native.stop()
 
-    lines = [f"open corpus: {builds[names[0]]['passages']} passages; {len(e2e_q)} questions end to end, {len(recall_q)} for recall",
-             "store          build s  recall@5  EM     F1     median ms  p95 ms  latency / faiss"]
+    lines = []
+    if result["stores"]:
+        first = next(iter(result["stores"].values()))
+        lines += [f"open corpus: {first['build']['passages']} passages; {result['questions_e2e']} questions end to end, "
+                  f"{result['questions_recall']} for recall",
+                  "store          build s  recall@5  EM     F1     median ms  p95 ms  latency / faiss"]
     for name, st in result["stores"].items():
         lines.append(f"{name:<14} {st['build']['seconds']:7.1f}  {st['recall_at_5']:8.1f}  {st['exact']:5.1f}  {st['f1']:5.1f}  "
                      f"{fmt(st['median_ms'], 1):>9}  {fmt(st['p95_ms'], 1):>6}  {fmt(st['latency_ratio_to_faiss'], 2)}")

@@ -30,9 +30,10 @@ class AnswerBuilder:
     context_passages: closest passages shown when the answer is not found.
     max_disagreements: most other answers reported as "sources differ".
     disagreement_ratio: another article's different answer is reported when its margin clears the
-        threshold and its confidence is at least this share of the main answer's; below that it is the
-        reader picking a different fact of a passage that does not answer ("colectivos" for a question
-        about the drug network), not a source that disagrees.
+        threshold, its confidence is at least this share of the main answer's and it is not tentative
+        itself (``sure_confidence``); below that it is the reader picking a different fact of a passage
+        that does not answer ("colectivos" for a question about the drug network, "Cartel de los Soles"
+        for one about the militias), not a source that disagrees.
     sure_confidence: an answer that clears the threshold with a confidence (the calibrated P(answer
         right | margin)) below this is ``tentative``: more likely wrong than right at the default 0.5,
         so the faces show it as "the articles may not say; closest match: ..." rather than as an answer.
@@ -93,7 +94,9 @@ class AnswerBuilder:
                 continue  # overlapping passages read the same span twice
             seen.add((cite.file, cite.start, cite.end))
             citations.append(cite)
-        disagreements = self._disagreements(others, {c.file for c in citations}, best.confidence * self.disagreement_ratio, index, roles)
+        # a differing answer must be one the assistant would give sure (not tentative) and close to the main one
+        floor = max(best.confidence * self.disagreement_ratio, self.sure_confidence)
+        disagreements = self._disagreements(others, {c.file for c in citations}, floor, index, roles)
         answer = Answer(
             question=question,
             answer=citations[0].quote,
