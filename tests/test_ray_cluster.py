@@ -39,6 +39,11 @@ def corpus(folder):
     return folder
 
 
+def without_ray_env() -> dict:
+    """This environment without RAY_* (no token, no address of another Ray)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+
+
 def index(folder, out, env, *extra):
     return subprocess.run([sys.executable, "-m", "articleqa.cli", "index", str(folder), "--index-dir", str(out), "--json", *extra],
                           capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
@@ -48,7 +53,7 @@ def test_index_on_a_two_node_cluster_matches_the_in_process_build(tmp_path, clus
     from articleqa.stores import FaissIndexStore
 
     articles = corpus(tmp_path / "articles")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env = without_ray_env()
     local = index(articles, tmp_path / "local", env)
     assert local.returncode == 0, local.stderr[-3000:]
     # the driver has only the token's path: articleqa turns Ray's token mode on by itself
@@ -67,11 +72,8 @@ def test_index_on_a_two_node_cluster_matches_the_in_process_build(tmp_path, clus
 
 
 def test_a_driver_without_the_token_is_refused_with_a_hint(tmp_path, cluster):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     # (a ~/.ray/auth_token a local Ray may have left holds another token: refused all the same)
-    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "index", str(SEEDS), "--index-dir", str(tmp_path / "i"),
-                        "--embed-with", "ray", "--ray-address", cluster.address],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    r = index(SEEDS, tmp_path / "i", without_ray_env(), "--embed-with", "ray", "--ray-address", cluster.address)
     assert r.returncode == 3, r.stderr[-2000:]
     assert "cannot join the Ray cluster" in r.stderr and "RAY_AUTH_TOKEN" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "i" / "CURRENT").exists()  # nothing published

@@ -6,8 +6,9 @@ machine's cores; with ``--ray-address`` (or ``RAY_ADDRESS``) the same job runs o
 whose workers need articleqa installed. Encoder actors ask for ``ACTOR_CPUS`` (less than one CPU) and
 chunking tasks for the rest, so a node with one CPU runs both and every node of a cluster embeds.
 A cluster with token authentication (Ray >= 2.52's default for ``ray start``) is joined with the
-token the environment names (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``). The passages and vectors come back to the builder, which
-writes them to whichever store is configured (FAISS or Milvus).
+token the environment names (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``).
+The passages and vectors come back to the builder, which writes them to whichever store is
+configured (FAISS or Milvus).
 
 Example::
 
@@ -94,15 +95,16 @@ class _EncoderActor:
     def __init__(self, model_path: str, backend: str = "auto"):
         from articleqa.embedding import Embedder as SentenceEmbedder
 
-        self.embedder = SentenceEmbedder(model_path, backend=backend)
-        self.embedder.warm_up()
-
-    def __call__(self, batch: dict) -> dict:
         import ray
 
+        self.embedder = SentenceEmbedder(model_path, backend=backend)
+        self.embedder.warm_up()
+        self.node = ray.get_runtime_context().get_node_id()  # an actor lives on one node
+
+    def __call__(self, batch: dict) -> dict:
         texts = [str(t) for t in batch["text"]]
         batch["vector"] = list(self.embedder.encode(texts, progress=False))
-        batch["node"] = [ray.get_runtime_context().get_node_id()] * len(texts)
+        batch["node"] = [self.node] * len(texts)
         return batch
 
 
@@ -123,7 +125,6 @@ class RayChunkEmbedder:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.actors = actors
         self.batch_size = batch_size
-        self.last_nodes: dict[str, int] = {}  # passages embedded per Ray node in the last run
 
     def _init_ray(self):
         ray = require_ray()
@@ -161,9 +162,9 @@ class RayChunkEmbedder:
         passages = [Passage(id=i, file=str(r["file"]), start=int(r["start"]), end=int(r["end"]), text=str(r["text"]), title=str(r["title"]))
                     for i, r in enumerate(rows)]
         vectors = np.stack([np.asarray(r["vector"], dtype=np.float32) for r in rows]) if rows else np.zeros((0, dim), dtype=np.float32)
-        self.last_nodes = dict(Counter(str(r["node"]) for r in rows))
+        per_node = Counter(str(r["node"]) for r in rows)
         log.info("ray: %d passages of %d articles embedded on %d actor(s) on %d node(s) (%s)", len(passages), len(articles),
-                 actors, len(self.last_nodes), ", ".join(f"{n[:8]}: {c}" for n, c in sorted(self.last_nodes.items())))
+                 actors, len(per_node), ", ".join(f"{n[:8]}: {c}" for n, c in sorted(per_node.items())))
         return passages, vectors
 
 

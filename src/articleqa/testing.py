@@ -217,13 +217,13 @@ class RayCluster:
         self._logs: list = []
         # Ray's session folder holds unix sockets, whose paths may not pass 107 bytes: a short one in /tmp
         self.ray_dir = tempfile.mkdtemp(prefix="aqray-")
+        self.ray_cli = str(Path(sys.executable).with_name("ray"))
 
     def _ray(self, *args: str, log_name: str) -> subprocess.Popen:
         env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path), "RAY_USAGE_STATS_ENABLED": "0"}
         log = open(self.folder / log_name, "wb")
         self._logs.append(log)
-        ray = Path(sys.executable).with_name("ray")
-        return subprocess.Popen([str(ray), "start", *args, "--node-ip-address", self.host, "--object-store-memory",
+        return subprocess.Popen([self.ray_cli, "start", *args, "--node-ip-address", self.host, "--object-store-memory",
                                  str(self.object_store_bytes), "--disable-usage-stats", "--block"],
                                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -239,13 +239,12 @@ class RayCluster:
     def _wait(self, nodes: int, timeout: float) -> None:
         """Until ``ray status`` counts ``nodes`` live nodes (a node's raylet registered with the head)."""
         deadline = time.time() + timeout
-        ray = Path(sys.executable).with_name("ray")
         env = {**os.environ, "RAY_AUTH_MODE": "token", **self.driver_env}
         while True:
             for p in self.nodes:
                 if p.poll() is not None:
                     raise RuntimeError(f"a Ray node exited with {p.returncode}: see {self.folder}/*.log")
-            r = subprocess.run([str(ray), "status", "--address", self.address], capture_output=True, text=True, env=env)
+            r = subprocess.run([self.ray_cli, "status", "--address", self.address], capture_output=True, text=True, env=env)
             active = r.stdout.split("Pending:")[0] if "Active:" in r.stdout else ""
             if active.count("node_") >= nodes:
                 return

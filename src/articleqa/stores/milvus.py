@@ -47,6 +47,17 @@ from articleqa.types import Article, IndexStatus, Passage, ScoredPassage
 
 log = logging.getLogger(__name__)
 
+TEXT_PIECE_CHARS = 16_000  # Milvus VARCHAR holds at most 65,535 bytes: 16,000 characters fit any UTF-8
+MAX_PASSAGE_CHARS = 16_000
+INSERT_BATCH = 2_000
+RRF_K = 60
+#: BM25 over lower-cased words without English stop words, like the bm25s path of the FAISS store
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}]}
+_STUB = [0.0, 0.0]  # Milvus wants a vector field in every collection; article and manifest rows carry this one
+#: gRPC keep-alive for Milvus servers: ping only while a call is waiting, at most once a minute (servers on
+#: gRPC's default policy close connections that ping more often: GOAWAY too_many_pings)
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_timeout_ms": 20_000, "grpc.keepalive_permit_without_calls": False}
+
 
 @contextmanager
 def _quiet_pymilvus():
@@ -59,17 +70,6 @@ def _quiet_pymilvus():
         yield
     finally:
         pymilvus_log.setLevel(level)
-
-TEXT_PIECE_CHARS = 16_000  # Milvus VARCHAR holds at most 65,535 bytes: 16,000 characters fit any UTF-8
-MAX_PASSAGE_CHARS = 16_000
-INSERT_BATCH = 2_000
-RRF_K = 60
-#: BM25 over lower-cased words without English stop words, like the bm25s path of the FAISS store
-ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}]}
-_STUB = [0.0, 0.0]  # Milvus wants a vector field in every collection; article and manifest rows carry this one
-#: gRPC keep-alive for Milvus servers: ping only while a call is waiting, at most once a minute (servers on
-#: gRPC's default policy close connections that ping more often: GOAWAY too_many_pings)
-GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_timeout_ms": 20_000, "grpc.keepalive_permit_without_calls": False}
 
 
 def milvus_uri(spec: str, index_dir: Path) -> str:
