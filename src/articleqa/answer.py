@@ -1,6 +1,9 @@
 """Answer: turn the reader's spans into an ``Answer`` with citations, or an honest "not found".
 
-The best span wins when its no-answer margin clears the reader's calibrated threshold; every other
+An answer is given when the best no-answer margin clears the reader's calibrated threshold. Among the
+spans that clear it, the answer is the one with the highest margin minus ``rank_prior`` x ln(retrieval
+rank): a span read from the first retrieved passage needs a smaller lead than one from the fifth, as
+reader and retriever scores are combined in BERTserini (Yang et al. 2019). Every other
 passage whose best span says the same thing (same normalized text) is cited too, so an answer
 supported by several articles cites each. Quotes are always cut from the indexed article text, so
 ``quote == text_of(file)[start:end]`` holds by construction.
@@ -12,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from articleqa.text import normalize_answer
@@ -37,11 +41,15 @@ class AnswerBuilder:
     sure_confidence: an answer that clears the threshold with a confidence (the calibrated P(answer
         right | margin)) below this is ``tentative``: more likely wrong than right at the default 0.5,
         so the faces show it as "the articles may not say; closest match: ..." rather than as an answer.
+    rank_prior: weight of the retrieval rank when choosing between spans that clear the threshold
+        (score = margin - rank_prior * ln(rank)); 0 ranks by margin alone. It never decides a refusal.
     """
 
     def __init__(self, threshold: float = 0.0, max_citations: int = 5, context_passages: int = 3,
-                 max_disagreements: int = 3, disagreement_ratio: float = 0.5, sure_confidence: float = 0.5):
+                 max_disagreements: int = 3, disagreement_ratio: float = 0.5, sure_confidence: float = 0.5,
+                 rank_prior: float = 0.0):
         self.threshold = threshold
+        self.rank_prior = rank_prior
         self.sure_confidence = sure_confidence
         self.disagreement_ratio = disagreement_ratio
         self.max_citations = max_citations
@@ -54,8 +62,12 @@ class AnswerBuilder:
 
     def decide(self, question: str, spans: list[ReadSpan], hits: list[ScoredPassage], index: IndexVersion) -> "Decision":
         """The answer together with the rule that decided it and each span's role (for ``explain``)."""
-        ranked = sorted(spans, key=lambda s: -s.margin)
-        best = ranked[0] if ranked else None
+        rank = {h.passage.id: i for i, h in enumerate(hits, 1)}
+        # refusal is decided by the best margin alone; the rank prior only chooses between answers
+        top = max(spans, key=lambda s: s.margin, default=None)
+        sure = [s for s in spans if s.margin > self.threshold]
+        ranked = sorted(sure, key=lambda s: -(s.margin - self.rank_prior * math.log(rank.get(s.passage.id, 1))))
+        best = ranked[0] if ranked else top
         roles: dict[int, str] = {}
         if best is None:
             rule = "no_passages"
@@ -81,10 +93,10 @@ class AnswerBuilder:
         citations: list[Citation] = []
         seen: set[tuple[str, int, int]] = set()
         others: list[ReadSpan] = []
-        for span in ranked:
+        for span in spans:
             if span.margin <= self.threshold:
                 roles[id(span)] = "below_threshold"
-                continue
+        for span in ranked:
             if not same_answer(span.text, best.text):
                 others.append(span)
                 continue
@@ -115,7 +127,7 @@ class AnswerBuilder:
         """Other confident answers from articles that do not support the main answer. An article
         giving two different spans is the reader hesitating, not sources differing."""
         groups: list[list[ReadSpan]] = []
-        for span in others:  # best margin first
+        for span in others:  # best first
             if span.passage.file in answer_files or span.confidence < min_confidence or not normalize_answer(span.text):
                 roles[id(span)] = "other_answer"
                 continue
@@ -162,6 +174,11 @@ class Decision:
                 f"above the threshold {threshold:.2f}" if best else ""
             ),
         }[self.rule]
+        top = max(spans, key=lambda s: s.margin, default=None)
+        if self.rule == "answered" and top is not None and top is not best and not same_answer(top.text, best.text):
+            rank = {h.passage.id: i for i, h in enumerate(hits, 1)}
+            explanation += (f"; chosen over {top.text!r} (margin {top.margin:.2f}, passage {rank.get(top.passage.id)}) "
+                            f"as its passage ranks higher in retrieval ({rank.get(best.passage.id)})")
         if len(spans) < len(hits) and best is not None:
             explanation += (f"; {len(hits) - len(spans)} retrieved passage(s) were not read (early exit): the first "
                             "passages already held a sure span, and their articles had been read")

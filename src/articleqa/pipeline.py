@@ -187,7 +187,8 @@ class QAPipeline:
             threshold = self.settings.no_answer_threshold
             if threshold is None:
                 threshold = self.reader.calibration.threshold
-            self._answer_builder = AnswerBuilder(threshold=threshold, sure_confidence=self.settings.sure_confidence)
+            self._answer_builder = AnswerBuilder(threshold=threshold, sure_confidence=self.settings.sure_confidence,
+                                                 rank_prior=self.settings.answer_rank_prior)
         return self._answer_builder
 
     def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None, explain: bool = False) -> Answer:
@@ -221,8 +222,8 @@ class QAPipeline:
         """The reader's spans for the retrieved passages, in retrieval order.
 
         Early exit (``early_exit_passages`` N, on by default): the first N passages are read. While the best
-        span so far is unsure (margin below ``early_exit_margin``) everything else is read too, so a refusal
-        is always decided on every passage. Once it is sure, a later passage is read only where it can change
+        span so far is unsure (margin below ``early_exit_margin``, or not above the "not found" threshold)
+        everything else is read too, so a refusal is always decided on every passage. Once it is sure, a later passage is read only where it can change
         what the answer says about its article: its article has not been read yet (every retrieved article
         gets read, to support or differ), or that article's spans so far give a different answer above the
         threshold (its other passages may agree, and "sources differ" is never said on half an article).
@@ -234,9 +235,10 @@ class QAPipeline:
         spans = self.reader.read(question, passages[:first])
         pending = passages[first:]
         threshold = self.answer_builder.threshold
+        sure = max(self.settings.early_exit_margin, threshold)
         while pending:
             best = max(spans, key=lambda s: s.margin)
-            if best.margin < self.settings.early_exit_margin:
+            if best.margin <= sure:
                 take = pending
             else:
                 differs = {s.passage.file for s in spans if s.margin > threshold and not same_answer(s.text, best.text)}
