@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
                 file, start, end = where.get(q.context, ("", 0, 0))
                 own = best is not None and best.file == file and start <= best.span_start < end
                 rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
-                                best.margin if best else float("-inf"), best_f1, own))
+                                best.margin if best else float("-inf"), best_f1, own, len(read)))
         for m, pipe in pipes.items():
             # the paragraph given: the reader alone, the pipeline's own (loaded) reader
             alone = evaluate(pipe.reader, [q for q in questions if not q.is_impossible], calibrate=False)
@@ -145,13 +145,16 @@ def main(argv=None) -> dict:
                            "unanswerable_refused": 100 * statistics.mean(x[4] <= t for x in un) if un else None}
                   for t in args.compare_threshold}
             result["models"].setdefault(m, {"inference_path": pipe.reader.inference_path,
-                                            "threshold": pipe.answer_builder.threshold})[name] = {
+                                            "threshold": pipe.answer_builder.threshold,
+                                            "settings": {k: getattr(pipe.settings, k) for k in
+                                                         ("early_exit_passages", "early_exit_margin", "answer_rank_prior")}})[name] = {
                 "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
                 "reader_exact": alone.exact, "reader_f1": alone.f1,
                 "pipeline_f1": 100 * statistics.mean(x[2] for x in ans) if ans else None,
                 "wrongly_refused": 100 * statistics.mean(not x[1] for x in ans) if ans else None,
                 "unanswerable_refused": 100 * statistics.mean(not x[1] for x in un) if un else None,
                 "reading": summary_ms([x[3] for x in r]),
+                "passages_read": statistics.mean(x[7] for x in r),
                 "at_threshold": at,
                 "separation": separation([x[4] for x in ans], [x[4] for x in un]),
                 "unanswerable_answered_from_own_paragraph": (100 * statistics.mean(x[6] for x in un if x[1])
@@ -166,7 +169,8 @@ def main(argv=None) -> dict:
             lines.append(
                 f"    {name:10s} ({f['answerable']} answerable, {f['unanswerable']} unanswerable): reader alone EM {fmt(f['reader_exact'])} "
                 f"F1 {fmt(f['reader_f1'])} | pipeline F1 {fmt(f['pipeline_f1'])}, wrongly refused {fmt(f['wrongly_refused'])}%, "
-                f"unanswerable refused {fmt(f['unanswerable_refused'])}%, reading median {f['reading']['median_ms']} ms"
+                f"unanswerable refused {fmt(f['unanswerable_refused'])}%, reading median {f['reading']['median_ms']} ms "
+                f"({f['passages_read']:.2f} passages read)"
             )
             sep = f["separation"]
             if sep["auc"] is not None:

@@ -161,6 +161,12 @@ def write_report(timings: dict, quick: bool) -> None:
                 for t, g in f.get("at_threshold", {}).items():
                     md.append(f"| same, at threshold {_fmt(float(t), 2)} instead | {name} | | | {_fmt(g['pipeline_f1'])} | {_fmt(g['wrongly_refused'])}% | "
                               f"{_fmt(g['unanswerable_refused'])}% | |")
+        st = next(iter(h["models"].values())).get("settings")
+        if st:
+            md += ["", f"Pipeline settings: early exit after {st['early_exit_passages']} passages (margin {st['early_exit_margin']}, never below the "
+                   f"threshold), answer rank prior {st['answer_rank_prior']}; passages read per question: "
+                   + ", ".join(f"{Path(m).name} {name} {by_set[name]['passages_read']:.2f}" for m, by_set in h["models"].items()
+                               for name in h["sets"] if "passages_read" in by_set[name]) + "."]
         md += ["", "Validation articles chose the reader's epoch and threshold (their figures flatter); test articles chose nothing.", "",
                "Separation: how well the best span's margin tells answerable from unanswerable questions, the ceiling of any threshold:",
                "its AUC, and the unanswerable questions refused at the threshold that (set on these same questions) refuses 6% / 10% of",

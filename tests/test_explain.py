@@ -149,6 +149,28 @@ def test_the_rank_prior_chooses_between_answers_and_never_decides_a_refusal(pipe
     assert changed <= 2
 
 
+def test_an_unsure_answer_to_a_question_naming_what_its_article_never_mentions_is_refused(pipeline):
+    """``check_mentions``: the CNN correspondent is in the article, a BBC one is not. With every answer
+    unsure (sure cut-off 0.99) the BBC question is refused, saying what the article never mentions;
+    the CNN one is answered (tentative); a sure answer is given whatever the question names."""
+    texts = seed_texts()
+    cnn = "Which CNN correspondent said her window was shaking after an explosion?"
+    bbc = cnn.replace("CNN", "BBC")
+    unsure = _with(pipeline, sure_confidence=0.99)
+    a = unsure.ask(bbc, explain=True)
+    assert not a.found and a.trace.rule == "unmatched_mention" and not a.citations
+    [best] = [p for p in a.trace.passages if p.margin == max(q.margin for q in a.trace.passages if q.margin is not None)]
+    assert best.margin > a.trace.threshold and best.span == "Osmary Hernández"  # the reader's span, not given
+    assert a.message.startswith("Not found in the articles.") and "never mentions “BBC”" in a.message
+    assert "BBC" in a.trace.explanation and "never mentions" in a.trace.explanation
+    answered = unsure.ask(cnn)
+    assert answered.found and answered.tentative and answered.answer == "Osmary Hernández"
+    assert all(citation_is_valid(c, texts) for c in answered.citations)
+    assert _with(pipeline, sure_confidence=0.99, check_mentions=False).ask(bbc).found
+    sure = pipeline.ask(bbc)  # default cut-off: the reader is sure (the names may be spelled otherwise), so it answers
+    assert sure.found and sure.confidence >= 0.5
+
+
 def test_explain_says_why_not_found(pipeline):
     answer = pipeline.ask(NOT_FOUND, top_k=4, explain=True)
     assert not answer.found

@@ -172,3 +172,18 @@ def test_the_whole_training_set_loads_from_gzip_and_named_articles_are_held_out(
 
     with pytest.raises(ValueError, match="Not_an_article"):
         split_by_titles(articles, ["Not_an_article"], [])
+
+
+def test_unmatched_mentions_are_names_and_numbers_the_article_never_mentions():
+    from articleqa.mentions import unmatched_mentions
+
+    article = ("On January 3, 2026, explosions were heard in Caracas. The U.S. strikes, ordered by Donald Trump, "
+               "followed Nicolás Maduro's 2013 rise; Saharan dust and the 1950s were not mentioned by Reuters.")
+    assert unmatched_mentions("Who is the president of Brazil?", article) == ["Brazil"]
+    assert unmatched_mentions("What did the US say about Caracas in 2026?", article) == []  # U.S. = US
+    assert unmatched_mentions("When did Nicolas Maduro rise?", article) == []  # accents folded
+    assert unmatched_mentions("What was Maduro's role?", article) == []  # possessive
+    assert unmatched_mentions("How much Sahara dust fell in the 1950s?", article) == []  # first five letters; 1950s
+    assert unmatched_mentions("What happened in 1950 according to Reuters?", article) == []
+    assert unmatched_mentions("What happened in 1951 according to the AP?", article) == ["1951", "AP"]
+    assert unmatched_mentions("Who ordered the strikes, Joe Trump?", article) == ["Joe Trump"]  # every word of a name

@@ -139,6 +139,11 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert meta2["training"]["n_entity_swaps"] > 0 and "--entity-swaps 1" in meta2["command"] and meta2["training"]["n_antonym_swaps"] > 0
     card = (tmp_path / "stage2" / "README.md").read_text()
     assert card.index(meta["command"]) < card.index(meta2["command"]) and "Hard negatives" in card and "Entity swaps" in card and "Antonym swaps" in card
+    # every stage with its own held-out figure: the first (from its record) and this one
+    [first_stage] = meta2["training"]["base_run"]["stages"]
+    assert first_stage["command"] == meta["command"] and first_stage["validation_f1"] == max(e["f1"] for e in meta["epochs"])
+    assert f"| {out} | `--val-articles 1 --epochs 1 --batch-size 4 --seed 3 --cloze-warmup 8` |" in card
+    assert f"| {tmp_path / 'stage2'} | `--val-articles 1 --base-model {out / 'final'} --negatives 1" in card
     test = meta2["training"]["test"]
     assert test["n"] > 0 and 0 <= test["f1"] <= 100 and "Test articles" in card and "Self-distillation" in card
     held = {*meta2["validation_articles"], *meta2["training"]["test_articles"]}

@@ -16,8 +16,9 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from articleqa.mentions import unmatched_mentions
 from articleqa.text import normalize_answer
 from articleqa.protocols import IndexVersion
 from articleqa.types import Answer, Citation, Disagreement, Passage, ReadSpan, ScoredPassage, Trace, TracePassage
@@ -43,12 +44,16 @@ class AnswerBuilder:
         so the faces show it as "the articles may not say; closest match: ..." rather than as an answer.
     rank_prior: weight of the retrieval rank when choosing between spans that clear the threshold
         (score = margin - rank_prior * ln(rank)); 0 ranks by margin alone. It never decides a refusal.
+    check_mentions: refuse an answer below ``sure_confidence`` when the question names something (a
+        name, year or number) that the answer's article never mentions ("not found", rule
+        ``unmatched_mention``); a sure answer is given regardless (the names may be spelled otherwise).
     """
 
     def __init__(self, threshold: float = 0.0, max_citations: int = 5, context_passages: int = 3,
                  max_disagreements: int = 3, disagreement_ratio: float = 0.5, sure_confidence: float = 0.5,
-                 rank_prior: float = 0.0):
+                 rank_prior: float = 0.0, check_mentions: bool = True):
         self.threshold = threshold
+        self.check_mentions = check_mentions
         self.rank_prior = rank_prior
         self.sure_confidence = sure_confidence
         self.disagreement_ratio = disagreement_ratio
@@ -77,6 +82,11 @@ class AnswerBuilder:
             rule = "empty_span"
         else:
             rule = "answered"
+        unmatched: list[str] = []
+        if rule == "answered" and self.check_mentions and best.confidence < self.sure_confidence:
+            unmatched = unmatched_mentions(question, index.articles[best.passage.file].text)
+            if unmatched:
+                rule = "unmatched_mention"
         if rule != "answered":
             for s in spans:
                 roles[id(s)] = "below_threshold" if s.margin <= self.threshold else "other_answer"
@@ -86,10 +96,10 @@ class AnswerBuilder:
                 found=False,
                 confidence=round(best.confidence, 4) if best else 0.0,
                 context=[passage_citation(h.passage, index) for h in hits[: self.context_passages]],
-                message=NOT_FOUND,
+                message=NOT_FOUND + (f" ({best.passage.file} never mentions {_quoted(unmatched)}.)" if unmatched else ""),
                 index_version=index.version,
             )
-            return Decision(answer, rule, best, roles)
+            return Decision(answer, rule, best, roles, unmatched)
         citations: list[Citation] = []
         seen: set[tuple[str, int, int]] = set()
         others: list[ReadSpan] = []
@@ -158,6 +168,7 @@ class Decision:
     rule: str
     best: ReadSpan | None
     roles: dict[int, str]
+    unmatched: list[str] = field(default_factory=list)  # rule unmatched_mention: what the article never mentions
 
     def trace(self, question: str, retrieval_query: str, retriever: str, threshold: float,
               spans: list[ReadSpan], hits: list[ScoredPassage]) -> Trace:
@@ -169,6 +180,11 @@ class Decision:
                 f"not above the threshold {threshold:.2f}: not found" if best else ""
             ),
             "empty_span": "the best span is only punctuation or spaces: not found",
+            "unmatched_mention": (
+                f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}, above the "
+                f"threshold {threshold:.2f} but unsure (confidence {best.confidence:.2f}), and the question names "
+                f"{_quoted(self.unmatched)}, which that article never mentions: not found" if best else ""
+            ),
             "answered": (
                 f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}, "
                 f"above the threshold {threshold:.2f}" if best else ""
@@ -249,3 +265,7 @@ def _opens_inside(text: str, start: int, end: int) -> bool:
     closing = text[end - 1]
     inner = text[start : end - 1]
     return pairs[closing] in inner
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"“{n}”" for n in names)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     #: choosing between answers that clear the threshold: margin - answer_rank_prior * ln(retrieval rank)
     #: (articleqa.answer); 0: the highest margin wins. 1.0 chosen on the validation articles (bench/heldout.py)
     answer_rank_prior: float = Field(default=1.0, ge=0.0, le=100.0)
+    #: refuse an unsure answer (confidence below sure_confidence) to a question naming a name, year or number
+    #: that the answer's article never mentions (articleqa.mentions)
+    check_mentions: bool = True
     offline: bool = True
     top_k: int = 5
     no_answer_threshold: float | None = None  # None: the reader's calibrated threshold

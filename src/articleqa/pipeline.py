@@ -188,7 +188,8 @@ class QAPipeline:
             if threshold is None:
                 threshold = self.reader.calibration.threshold
             self._answer_builder = AnswerBuilder(threshold=threshold, sure_confidence=self.settings.sure_confidence,
-                                                 rank_prior=self.settings.answer_rank_prior)
+                                                 rank_prior=self.settings.answer_rank_prior,
+                                                 check_mentions=self.settings.check_mentions)
         return self._answer_builder
 
     def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None, explain: bool = False) -> Answer:

@@ -122,7 +122,7 @@ class Trace(BaseModel):
     retrieval_query: str = Field(description="the query sent to retrieval (after follow-up rewriting)")
     retriever: str
     threshold: float = Field(description="the margin an answer must exceed; below it the answer is 'not found'")
-    rule: str = Field(description="answered | below_threshold | empty_span | no_passages")
+    rule: str = Field(description="answered | below_threshold | unmatched_mention | empty_span | no_passages")
     explanation: str = Field(description="the deciding rule in words")
     passages: list[TracePassage] = Field(default_factory=list)
 

@@ -5,6 +5,25 @@ from __future__ import annotations
 LABELS = {"none": "fp32", "int8": "int8 dynamic quantization", "bf16": "bf16"}
 
 
+def _stage_flags(command: str) -> tuple[str, str]:
+    """A stage's output folder and the flags that tell it from the others (data files and splits are
+    the same in every stage, and the Reproduce section has the whole commands)."""
+    import shlex
+
+    words, flags, out = shlex.split(command)[2:], [], ""
+    skip = False
+    for i, w in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        if w in ("--train", "--val-title", "--test-title", "--corpus", "--out", "--checkpoint-every", "--max-length", "--stride"):
+            skip = True
+            out = words[i + 1] if w == "--out" and i + 1 < len(words) else out
+            continue
+        flags.append(w)
+    return out, " ".join(flags)
+
+
 def model_card(meta: dict) -> str:
     v = meta["validation"]
     q = meta["inference"]["quantize"]
@@ -102,7 +121,18 @@ def model_card(meta: dict) -> str:
                   f"from the start/end distributions of the teacher `{cfg['teacher']}` (temperature {cfg['distill_temperature']:g}, `--teacher`)."]
     secs = meta["training"].get("train_seconds")
     warm = meta["training"].get("cloze_warmup") or (base or {}).get("cloze_warmup")
-    if base:
+    if base and base.get("stages"):
+        this = {"command": meta["command"], "minutes": round((secs or 0) / 60),
+                "validation_f1": max((e["f1"] for e in meta.get("epochs", [])), default=None), "test_f1": (test or {}).get("f1")}
+        lines += ["", "Every stage, each from the weights of the one before (F1 on the answerable questions of the held-out",
+                  "articles, as each run measured its own weights; validation articles chose each stage's epoch):", "",
+                  "| stage (--out) | its flags | minutes | validation F1 | test F1 |", "|---|---|---|---|---|"]
+        for st in [*base["stages"], this]:
+            f = (lambda x: "–" if x is None else f"{x:.1f}")  # noqa: E731
+            out, flags = _stage_flags(st.get("command") or "")
+            lines.append(f"| {out} | `{flags}` | {st.get('minutes') or '–'} | "
+                         f"{f(st.get('validation_f1'))} | {f(st.get('test_f1'))} |")
+    elif base:
         stage1 = ", ".join(f"epoch {e['epoch']} F1 {e['f1']:.1f}" for e in base.get("epochs", []))
         lines += ["", f"The stage before (the reader this one started from; {(base.get('train_seconds') or 0) / 60:.0f} minutes): {stage1}. "
                   "The table above is the last stage."]

@@ -24,6 +24,8 @@ import random
 import re
 from collections import defaultdict
 
+from articleqa.mentions import kind as _kind
+from articleqa.mentions import mentions as _mentions
 from articleqa.retrieval import BM25Ranker
 from articleqa.training.squad import SquadQuestion
 
@@ -67,40 +69,6 @@ def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: 
                 picked += 1
                 if picked >= per_question:
                     break
-    return out
-
-
-# A name (capitalised words, allowing "of"/"the"/"de" inside) or a number (a year is its own kind).
-_MENTION = re.compile(r"(?<![\w-])(?:[A-Z][\w'’.-]*[a-zA-Z](?:\s+(?:(?:of|the|de|von|van|del)\s+)*[A-Z][\w'’.-]*[a-zA-Z])*|\d[\d,.]*\d|\d)\b")
-_NOT_NAMES = frozenset(
-    "What Which Who Whom Whose When Where Why How The A An In On At Of For By With From To And Or But If "
-    "During After Before Since Under Over Between Besides Along According Is Was Were Are Did Do Does Has Have Had "
-    "Can Could Would Should Will It Its This That These Those There Their They He She His Her Name".split())
-
-
-def _kind(mention: str) -> str:
-    if mention[0].isdigit():
-        return "year" if re.fullmatch(r"1\d{3}|20\d{2}", mention) else "number"
-    return "name"
-
-
-def _mentions(text: str, mid_sentence: bool = False) -> list[tuple[int, int, str]]:
-    """(start, end, text) of the names and numbers in ``text``; a leading question word or sentence
-    opener ("In June" -> "June") is dropped. With ``mid_sentence`` only those not opening a sentence
-    (a capital there says nothing: "Specifically, ...")."""
-    out = []
-    for m in _MENTION.finditer(text):
-        start, words = m.start(), m.group().split()
-        while words and words[0] in _NOT_NAMES:
-            start = text.index(words[1], start + len(words[0])) if len(words) > 1 else m.end()
-            words = words[1:]
-        if not words:
-            continue
-        before = text[:start].rstrip()
-        opens_sentence = not before or before[-1] in ".!?:;\"“("
-        if start == 0 or (mid_sentence and opens_sentence):
-            continue
-        out.append((start, m.end(), text[start:m.end()]))
     return out
 
 

@@ -434,22 +434,45 @@ def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, 
     return str(out / "final"), _warmup_summary(record)
 
 
-def base_run_info(base_model: str) -> dict | None:
-    """When training starts from a reader exported by an earlier ``train-reader`` run, that run's
-    command and figures, so the model card can show the whole recipe (stage 1, then this stage)."""
+def _reader_meta(base_model: str) -> dict | None:
     meta_file = Path(base_model).parent / "articleqa_reader.json"
     if not meta_file.is_file():  # a shipped reader folder (models/reader or a copy) rather than a run's final/
         meta_file = Path(base_model) / "articleqa_reader.json"
-    if not meta_file.is_file():
+    return json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else None
+
+
+def stage_summary(meta: dict) -> dict:
+    """One training stage for the model card's table: its command, minutes and held-out F1."""
+    training = meta.get("training", {})
+    f1s = [e["f1"] for e in meta.get("epochs", [])]
+    return {"command": meta.get("command"), "minutes": round((training.get("train_seconds") or 0) / 60),
+            "validation_f1": max(f1s) if f1s else None, "test_f1": (training.get("test") or {}).get("f1")}
+
+
+def earlier_stages(meta: dict, depth: int = 10) -> list[dict]:
+    """The stages before ``meta``'s reader, oldest first: as recorded, or (readers trained before the
+    record kept them) by following base models that are still on this machine."""
+    training = meta.get("training", {})
+    recorded = (training.get("base_run") or {}).get("stages")
+    if recorded is not None:
+        return recorded
+    base = _reader_meta(training.get("config", {}).get("base_model") or "") if depth else None
+    return [*earlier_stages(base, depth - 1), stage_summary(base)] if base else []
+
+
+def base_run_info(base_model: str) -> dict | None:
+    """When training starts from a reader exported by an earlier ``train-reader`` run, that run's
+    command and figures, so the model card can show the whole recipe (stage 1, then this stage)."""
+    meta = _reader_meta(base_model)
+    if meta is None:
         return None
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
     training = meta.get("training", {})
     earlier = training.get("base_run") or {}
     commands = [*(earlier.get("commands") or ([earlier["command"]] if earlier.get("command") else [])),
                 meta.get("command"), *([meta["calibrated_by"]] if meta.get("calibrated_by") else [])]
     return {"command": meta.get("command"), "commands": [c for c in commands if c], "base_model": meta.get("base_model"),
             "cloze_warmup": training.get("cloze_warmup"), "train_seconds": training.get("train_seconds"),
-            "epochs": meta.get("epochs", [])}
+            "epochs": meta.get("epochs", []), "stages": [*earlier_stages(meta), stage_summary(meta)]}
 
 
 def _warmup_summary(record: dict) -> dict:
