@@ -101,6 +101,11 @@ def model_card(meta: dict) -> str:
                 f"{cmp_['recall']:.1f}, F1 on answerable questions {cmp_['has_ans_f1_with_abstention']:.1f} with abstention (tuned to",
                 "SQuAD 2.0's half-unanswerable mix, it turns away too many answerable questions for an assistant).",
             ]
+        um = pc.get("refused_for_unmatched_mentions")
+        if um and um.get("answerable") is not None:
+            lines += [f"Of these refusals, {um['answerable']:.1f}% of the answerable and {um['unanswerable'] or 0:.1f}% of the unanswerable questions are",
+                      "unsure answers to questions naming what their article never mentions (refused whatever the threshold,",
+                      "`check_mentions`); the budget counts them."]
         lines += [
             "The confidence shown with an answer is P(answer right | margin), fitted on these questions.",
             "",

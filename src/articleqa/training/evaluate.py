@@ -93,7 +93,11 @@ def budget_threshold(margins: np.ndarray, impossible: np.ndarray, max_wrong_refu
     # refusing the `allowed` lowest margins: the threshold is the highest of them, unless it ties the next
     cands = np.unique(np.concatenate([answerable[:allowed], [np.nextafter(answerable[0], -np.inf)]]))
     refused = np.searchsorted(answerable, cands, side="right")
-    return float(cands[refused <= allowed].max())
+    ok = cands[(refused <= allowed) & np.isfinite(cands)]
+    if not len(ok):  # questions refused whatever the threshold (margin -inf) already use the budget: refuse no more
+        finite = answerable[np.isfinite(answerable)]
+        return float(np.nextafter(finite[0], -np.inf)) if len(finite) else 0.0
+    return float(ok.max())
 
 
 def no_answer_stats(margins, correct, impossible, threshold) -> dict:
@@ -166,15 +170,24 @@ def calibrate_pipeline(
         index = open_store(index_dir).load(embedder.name, chunker.chunking_settings())
     retriever = make_retriever(settings.retrieval, embedder)
     reader = ExtractiveReader.from_loaded(tokenizer, model, max_answer_tokens=max_answer_tokens)
-    margins, correct, impossible = [], [], []
+    from articleqa.mentions import unmatched_mentions
+
+    margins, correct, impossible, unmatched = [], [], [], []
     for q in tqdm(questions, desc="calibrating the pipeline", unit="question"):
         spans = reader.read(q.question, [h.passage for h in retriever.retrieve(index, q.question, top_k)])
         best = max(spans, key=lambda s: s.margin)
         margins.append(best.margin)
         impossible.append(q.is_impossible)
         correct.append(0.0 if q.is_impossible else best_em_f1(best.text, [t for t, _ in q.answers])[1])
+        unmatched.append(bool(settings.check_mentions and unmatched_mentions(q.question, index.articles[best.passage.file].text)))
     margins, correct, impossible = np.array(margins), np.array(correct), np.array(impossible)
     cal = fit_confidence(margins, correct, impossible)
+    # an unsure answer to a question naming what its article never mentions is refused whatever the threshold
+    # (articleqa.answer, check_mentions): those count as refused below, so the budget covers every refusal
+    sure = float(np.clip(settings.sure_confidence, 1e-6, 1 - 1e-6))
+    sure_margin = (np.log(sure / (1 - sure)) - cal["bias"]) / cal["scale"] if cal["scale"] > 0 else np.inf
+    margins_all = margins
+    margins = np.where(np.array(unmatched) & (margins < sure_margin), -np.inf, margins)
     if threshold is None and refusal_budget is not None:
         threshold = budget_threshold(margins, impossible, refusal_budget)
     elif threshold is None:
@@ -193,6 +206,8 @@ def calibrate_pipeline(
         "passages": len(index.passages),
         "no_answer": no_answer_stats(margins, correct, impossible, threshold) if impossible.any() else {},
         "f1_forced": 100 * float(correct[answerable].mean()) if answerable.any() else None,
+        "refused_for_unmatched_mentions": {"answerable": 100 * float((margins[answerable] < margins_all[answerable]).mean()) if answerable.any() else None,
+                                           "unanswerable": 100 * float((margins[impossible] < margins_all[impossible]).mean()) if impossible.any() else None},
         **({"no_answer_at_paragraph_threshold": no_answer_stats(margins, correct, impossible, compare_threshold)}
            if compare_threshold is not None and impossible.any() else {}),
     }
