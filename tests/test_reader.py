@@ -149,6 +149,22 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     held = {*meta2["validation_articles"], *meta2["training"]["test_articles"]}
     assert len(held) == 2  # validation and test articles are different ones; the third is trained on
 
+    # the two stages' weights averaged (WiSE-FT), then calibrated: the card gives the average command and the
+    # averaged weights' own test figure (read again: no training run measured them)
+    avg = tmp_path / "avg"
+    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "average-readers", str(out), str(tmp_path / "stage2"), "--out", str(avg)],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "calibrate-reader", str(avg), "--train", str(tiny)],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "test articles (the averaged weights)" in r.stdout
+    meta_a = json.loads((avg / CALIBRATION_FILE).read_text())
+    assert meta_a["weight_average"]["weight_first"] == 0.5 and meta_a["training"]["test"]["n"] == test["n"]
+    card_a = (avg / "README.md").read_text()
+    assert card_a.index(meta2["command"]) < card_a.index("articleqa average-readers") < card_a.rindex("articleqa calibrate-reader")
+    assert "Shipped weights: 0.5 x" in card_a and f"F1 {meta_a['training']['test']['f1']:.1f}" in card_a
+
 
 @pytest.mark.slow
 def test_training_keeps_the_best_epoch(tmp_path):

@@ -690,9 +690,18 @@ def calibrate_reader_cmd(
     tries_list += json.loads(tries.read_text()) if tries else []
     command = "articleqa calibrate-reader " + " ".join(shlex.quote(a) for a in _without_option(sys.argv[2:], "--tries"))
     record = {**meta["training"], "epochs": meta.get("epochs", [])}
+    test_titles = record.get("test_articles") or []
+    if meta.get("weight_average") and test_titles and all(t in by_title for t in test_titles):
+        from articleqa.training.train import measure_test
+
+        # averaged weights were never read on the test articles: read them once, as training does
+        record["test"] = measure_test(model, [q for t in test_titles for q in by_title[t].questions],
+                                      record.get("config", {}).get("max_answer_tokens", 30))
+        typer.echo(f"test articles (the averaged weights): F1 {record['test']['f1']:.1f}")
     new = export_reader(model, model, record, val_q, val_titles, meta["command"], tries_list, corpus_articles=corpus_articles,
                         no_answer_rule=no_answer_rule, unanswerable_share=unanswerable_share, settings=get_settings(),
-                        refusal_budget=refusal_budget, calibrated_by=command, base_model=meta["base_model"])
+                        refusal_budget=refusal_budget, calibrated_by=command, base_model=meta["base_model"],
+                        weight_average=meta.get("weight_average"))
     pc = new.get("pipeline_calibration") or {}
     na = pc.get("no_answer", {})
     typer.echo(f"threshold {new['calibration']['threshold']:.3f} ({no_answer_rule}): answerable validation questions refused "

@@ -54,6 +54,7 @@ def model_card(meta: dict) -> str:
         "```",
         *((base.get("commands") or [base["command"]]) if base else []),
         meta["command"],
+        *([meta["weight_average"]["command"]] if meta.get("weight_average", {}).get("command") else []),
         *([meta["calibrated_by"]] if meta.get("calibrated_by") else []),
         "```",
         *(["The last command re-chose the \"not found\" threshold, answer length and precision of the trained",
@@ -118,6 +119,10 @@ def model_card(meta: dict) -> str:
         lines += ["", f"Shipped weights: epoch {best}, the best validation F1 (`--keep-best`). The epoch is chosen on the",
                   "validation articles, so their figure is slightly optimistic; other held-out articles are the check."]
     test = meta["training"].get("test")
+    wa = meta.get("weight_average")
+    if wa:
+        lines += ["", f"Shipped weights: {wa['weight_first']:g} x `{wa['first']}` + {1 - wa['weight_first']:g} x `{wa['second']}` (`average-readers`,",
+                  "WiSE-FT); the table above is the second reader's training; validation and test figures are the averaged weights'."]
     if test:
         lines += ["", f"**Test articles** ({', '.join(meta['training'].get('test_articles', []))}: held out from training and from",
                   f"every choice, read once by the shipped weights): EM {test['exact']:.1f}, F1 {test['f1']:.1f} on {test['n']} answerable questions."]

@@ -27,6 +27,7 @@ def export_reader(
     refusal_budget: float = 0.10,
     calibrated_by: str | None = None,
     base_model: str | None = None,
+    weight_average: dict | None = None,
 ) -> dict:
     """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
 
@@ -122,6 +123,7 @@ def export_reader(
         "tries": tries,
         "command": command,
         **({"calibrated_by": calibrated_by} if calibrated_by else {}),
+        **({"weight_average": weight_average} if weight_average else {}),
     }
     (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     (out / "README.md").write_text(model_card(meta), encoding="utf-8")

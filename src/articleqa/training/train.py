@@ -407,6 +407,16 @@ def train_reader(
     return record
 
 
+def measure_test(model_dir: str | Path, test_questions: list[SquadQuestion], max_answer_tokens: int = 30) -> dict:
+    """EM/F1 of the weights in ``model_dir`` on the test articles' answerable questions (as at the end
+    of training): for weights that changed after training (``average-readers``)."""
+    from articleqa.reader import ExtractiveReader, load_qa_tokenizer, load_qa_weights
+
+    reader = ExtractiveReader.from_loaded(load_qa_tokenizer(model_dir), load_qa_weights(model_dir), max_length=384, stride=128,
+                                          max_answer_tokens=max_answer_tokens)
+    return asdict(evaluate(reader, [q for q in test_questions if not q.is_impossible]))
+
+
 def _eval_reader(tokenizer, model, cfg: TrainConfig):
     """The reader that validation and test figures are measured with (the shipped windows: 384 / 128)."""
     from articleqa.reader import ExtractiveReader
