@@ -224,11 +224,12 @@ class QAPipeline:
 
         Early exit (``early_exit_passages`` N, on by default): the first N passages are read. While the best
         span so far is unsure (margin below ``early_exit_margin``, or not above the "not found" threshold)
-        everything else is read too, so a refusal is always decided on every passage. Once it is sure, a later passage is read only where it can change
-        what the answer says about its article: its article has not been read yet (every retrieved article
-        gets read, to support or differ), or that article's spans so far give a different answer above the
-        threshold (its other passages may agree, and "sources differ" is never said on half an article).
-        Skipped are further passages of articles that already agree with the answer or hold nothing sure."""
+        everything else is read too, so a refusal is always decided on every passage. Once it is sure, a
+        later passage is read only where it can change what the answer says about its article: its article
+        has not been read yet (every retrieved article gets read, to support or differ), or that article's
+        spans so far give a different answer above the threshold (its other passages may agree, and
+        "sources differ" is never said on half an article). Skipped are further passages of articles that
+        already agree with the answer or hold nothing sure."""
         passages = [h.passage for h in hits]
         first = self.settings.early_exit_passages
         if not first or len(passages) <= first:

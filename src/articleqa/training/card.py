@@ -5,6 +5,15 @@ from __future__ import annotations
 LABELS = {"none": "fp32", "int8": "int8 dynamic quantization", "bf16": "bf16"}
 
 
+def stage_summary(meta: dict) -> dict:
+    """One training stage for the model card's table: its command, minutes and held-out F1.
+    ``train-reader`` records the stages before a run (``base_run["stages"]``); the card adds the run itself."""
+    training = meta.get("training", {})
+    f1s = [e["f1"] for e in meta.get("epochs", [])]
+    return {"command": meta.get("command"), "minutes": round((training.get("train_seconds") or 0) / 60),
+            "validation_f1": max(f1s) if f1s else None, "test_f1": (training.get("test") or {}).get("f1")}
+
+
 def _stage_flags(command: str) -> tuple[str, str]:
     """A stage's output folder and the flags that tell it from the others (data files and splits are
     the same in every stage, and the Reproduce section has the whole commands)."""
@@ -132,12 +141,10 @@ def model_card(meta: dict) -> str:
     secs = meta["training"].get("train_seconds")
     warm = meta["training"].get("cloze_warmup") or (base or {}).get("cloze_warmup")
     if base and base.get("stages"):
-        this = {"command": meta["command"], "minutes": round((secs or 0) / 60),
-                "validation_f1": max((e["f1"] for e in meta.get("epochs", [])), default=None), "test_f1": (test or {}).get("f1")}
         lines += ["", "Every stage, each from the weights of the one before (F1 on the answerable questions of the held-out",
                   "articles, as each run measured its own weights; validation articles chose each stage's epoch):", "",
                   "| stage (--out) | its flags | minutes | validation F1 | test F1 |", "|---|---|---|---|---|"]
-        for st in [*base["stages"], this]:
+        for st in [*base["stages"], stage_summary(meta)]:
             f = (lambda x: "–" if x is None else f"{x:.1f}")  # noqa: E731
             out, flags = _stage_flags(st.get("command") or "")
             lines.append(f"| {out} | `{flags}` | {st.get('minutes') or '–'} | "

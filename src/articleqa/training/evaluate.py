@@ -156,6 +156,7 @@ def calibrate_pipeline(
     from articleqa.chunking import SentenceChunker
     from articleqa.config import get_settings
     from articleqa.embedding import Embedder
+    from articleqa.mentions import unmatched_mentions
     from articleqa.reader import ExtractiveReader
     from articleqa.retrieval import make_retriever
     from articleqa.stores import open_store
@@ -170,8 +171,6 @@ def calibrate_pipeline(
         index = open_store(index_dir).load(embedder.name, chunker.chunking_settings())
     retriever = make_retriever(settings.retrieval, embedder)
     reader = ExtractiveReader.from_loaded(tokenizer, model, max_answer_tokens=max_answer_tokens)
-    from articleqa.mentions import unmatched_mentions
-
     margins, correct, impossible, unmatched = [], [], [], []
     for q in tqdm(questions, desc="calibrating the pipeline", unit="question"):
         spans = reader.read(q.question, [h.passage for h in retriever.retrieve(index, q.question, top_k)])

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from articleqa.runtime import bf16_is_fast
+from articleqa.training.card import stage_summary
 from articleqa.training.evaluate import evaluate
 from articleqa.training.negatives import hard_negatives, swapped_entity_questions, swapped_word_questions
 from articleqa.training.squad import SquadQuestion
@@ -374,7 +375,7 @@ def train_reader(
         epoch_done = global_step >= (epoch + 1) * steps_per_epoch or global_step >= total_steps
         if epoch_done and val_questions:
             model.eval()
-            ev = evaluate(_eval_reader(tokenizer, model, cfg), val_questions)
+            ev = evaluate(_eval_reader(tokenizer, model, cfg.max_answer_tokens), val_questions)
             record["epochs"].append({"epoch": epoch + 1, "step": global_step, **asdict(ev)})
             if cfg.keep_best and ev.f1 > record.get("best_f1", -1.0):
                 _save_model(model, tokenizer, out / BEST_DIR)
@@ -400,7 +401,7 @@ def train_reader(
     else:
         _save_model(model, tokenizer, final)
     if test_questions and record["finished"]:
-        ev = evaluate(_eval_reader(load_qa_tokenizer(final), load_qa_weights(final), cfg), test_questions)
+        ev = evaluate(_eval_reader(load_qa_tokenizer(final), load_qa_weights(final), cfg.max_answer_tokens), test_questions)
         record["test"] = asdict(ev)
         log.info("test articles: EM %.1f F1 %.1f (%d answerable)", ev.exact, ev.f1, ev.n)
     (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
@@ -410,18 +411,17 @@ def train_reader(
 def measure_test(model_dir: str | Path, test_questions: list[SquadQuestion], max_answer_tokens: int = 30) -> dict:
     """EM/F1 of the weights in ``model_dir`` on the test articles' answerable questions (as at the end
     of training): for weights that changed after training (``average-readers``)."""
-    from articleqa.reader import ExtractiveReader, load_qa_tokenizer, load_qa_weights
+    from articleqa.reader import load_qa_tokenizer, load_qa_weights
 
-    reader = ExtractiveReader.from_loaded(load_qa_tokenizer(model_dir), load_qa_weights(model_dir), max_length=384, stride=128,
-                                          max_answer_tokens=max_answer_tokens)
+    reader = _eval_reader(load_qa_tokenizer(model_dir), load_qa_weights(model_dir), max_answer_tokens)
     return asdict(evaluate(reader, [q for q in test_questions if not q.is_impossible]))
 
 
-def _eval_reader(tokenizer, model, cfg: TrainConfig):
+def _eval_reader(tokenizer, model, max_answer_tokens: int):
     """The reader that validation and test figures are measured with (the shipped windows: 384 / 128)."""
     from articleqa.reader import ExtractiveReader
 
-    return ExtractiveReader.from_loaded(tokenizer, model, max_length=384, stride=128, max_answer_tokens=cfg.max_answer_tokens)
+    return ExtractiveReader.from_loaded(tokenizer, model, max_length=384, stride=128, max_answer_tokens=max_answer_tokens)
 
 
 def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, resume: bool = True) -> tuple[str, dict]:
@@ -449,14 +449,6 @@ def _reader_meta(base_model: str) -> dict | None:
     if not meta_file.is_file():  # a shipped reader folder (models/reader or a copy) rather than a run's final/
         meta_file = Path(base_model) / "articleqa_reader.json"
     return json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else None
-
-
-def stage_summary(meta: dict) -> dict:
-    """One training stage for the model card's table: its command, minutes and held-out F1."""
-    training = meta.get("training", {})
-    f1s = [e["f1"] for e in meta.get("epochs", [])]
-    return {"command": meta.get("command"), "minutes": round((training.get("train_seconds") or 0) / 60),
-            "validation_f1": max(f1s) if f1s else None, "test_f1": (training.get("test") or {}).get("f1")}
 
 
 def earlier_stages(meta: dict, depth: int = 10) -> list[dict]:
