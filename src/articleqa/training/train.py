@@ -272,8 +272,6 @@ def train_reader(
     from tqdm.auto import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
-    from articleqa.reader import load_qa_tokenizer, load_qa_weights
-
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))  # all cores unless limited
@@ -401,20 +399,19 @@ def train_reader(
     else:
         _save_model(model, tokenizer, final)
     if test_questions and record["finished"]:
-        ev = evaluate(_eval_reader(load_qa_tokenizer(final), load_qa_weights(final), cfg.max_answer_tokens), test_questions)
-        record["test"] = asdict(ev)
-        log.info("test articles: EM %.1f F1 %.1f (%d answerable)", ev.exact, ev.f1, ev.n)
+        record["test"] = test = measure_test(final, test_questions, cfg.max_answer_tokens)
+        log.info("test articles: EM %.1f F1 %.1f (%d answerable)", test["exact"], test["f1"], test["n"])
     (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
 
 
 def measure_test(model_dir: str | Path, test_questions: list[SquadQuestion], max_answer_tokens: int = 30) -> dict:
-    """EM/F1 of the weights in ``model_dir`` on the test articles' answerable questions (as at the end
-    of training): for weights that changed after training (``average-readers``)."""
+    """EM/F1 of the weights in ``model_dir`` on the test articles' questions (F1 over the answerable ones):
+    read once at the end of training, and again by ``calibrate-reader`` for weights that changed after it
+    (``average-readers``)."""
     from articleqa.reader import load_qa_tokenizer, load_qa_weights
 
-    reader = _eval_reader(load_qa_tokenizer(model_dir), load_qa_weights(model_dir), max_answer_tokens)
-    return asdict(evaluate(reader, [q for q in test_questions if not q.is_impossible]))
+    return asdict(evaluate(_eval_reader(load_qa_tokenizer(model_dir), load_qa_weights(model_dir), max_answer_tokens), test_questions))
 
 
 def _eval_reader(tokenizer, model, max_answer_tokens: int):
