@@ -164,6 +164,17 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     card_a = (avg / "README.md").read_text()
     assert card_a.index(meta2["command"]) < card_a.index("articleqa average-readers") < card_a.rindex("articleqa calibrate-reader")
     assert "Shipped weights: 0.5 x" in card_a and f"F1 {meta_a['training']['test']['f1']:.1f}" in card_a
+    # the stage table: the second reader with its own test F1, then the average with the averaged weights'
+    rows = [line for line in card_a.splitlines() if line.startswith("| ")]
+    assert meta_a["weight_average"]["second_test_f1"] == test["f1"]
+    assert any(r.startswith(f"| {tmp_path / 'stage2'} | `--val-articles 1") and r.endswith(f"| {test['f1']:.1f} |") for r in rows)
+    assert any(r.startswith(f"| {avg} | `average-readers {out} {tmp_path / 'stage2'}") and r.endswith(f"| {meta_a['training']['test']['f1']:.1f} |") for r in rows)
+    # a stage trained from the averaged weights records the average among its stages and commands
+    from articleqa.training.train import base_run_info
+
+    info = base_run_info(str(avg))
+    assert [st["command"].split()[1] for st in info["stages"]][-2:] == ["train-reader", "average-readers"]
+    assert info["commands"].index(meta2["command"]) < info["commands"].index(meta_a["weight_average"]["command"])
 
 
 @pytest.mark.slow

@@ -695,6 +695,8 @@ def calibrate_reader_cmd(
         from articleqa.training.train import measure_test
 
         # averaged weights were never read on the test articles: read them once, as training does
+        # (the second reader's own figure, copied with its record, stays in the card's stage table)
+        meta["weight_average"].setdefault("second_test_f1", (record.get("test") or {}).get("f1"))
         record["test"] = measure_test(model, [q for t in test_titles for q in by_title[t].questions],
                                       record.get("config", {}).get("max_answer_tokens", 30))
         typer.echo(f"test articles (the averaged weights): F1 {record['test']['f1']:.1f}")

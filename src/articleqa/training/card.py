@@ -14,12 +14,25 @@ def stage_summary(meta: dict) -> dict:
             "validation_f1": max(f1s) if f1s else None, "test_f1": (training.get("test") or {}).get("f1")}
 
 
+def stage_rows(meta: dict) -> list[dict]:
+    """This reader's rows of the stage table: its training run; for averaged weights (``average-readers``)
+    the second reader's run with that reader's own test F1, then the average with the averaged weights' figures."""
+    wa = meta.get("weight_average")
+    if not wa:
+        return [stage_summary(meta)]
+    validation = (meta.get("validation") or {}).get((meta.get("inference") or {}).get("quantize")) or {}
+    return [{**stage_summary(meta), "test_f1": wa.get("second_test_f1")},
+            {"command": wa.get("command"), "minutes": None, "validation_f1": validation.get("f1"),
+             "test_f1": (meta.get("training", {}).get("test") or {}).get("f1")}]
+
+
 def _stage_flags(command: str) -> tuple[str, str]:
     """A stage's output folder and the flags that tell it from the others (data files and splits are
     the same in every stage, and the Reproduce section has the whole commands)."""
     import shlex
 
-    words, flags, out = shlex.split(command)[2:], [], ""
+    words, flags, out = shlex.split(command)[2:], shlex.split(command)[1:2], ""
+    flags = [] if flags == ["train-reader"] else flags  # an average-readers row says so
     skip = False
     for i, w in enumerate(words):
         if skip:
@@ -132,6 +145,8 @@ def model_card(meta: dict) -> str:
     if wa:
         lines += ["", f"Shipped weights: {wa['weight_first']:g} x `{wa['first']}` + {1 - wa['weight_first']:g} x `{wa['second']}` (`average-readers`,",
                   "WiSE-FT); the table above is the second reader's training; validation and test figures are the averaged weights'."]
+        if wa.get("second_test_f1") is not None:
+            lines += ["", f"The second reader alone scored F1 {wa['second_test_f1']:.1f} on the test articles."]
     if test:
         lines += ["", f"**Test articles** ({', '.join(meta['training'].get('test_articles', []))}: held out from training and from",
                   f"every choice, read once by the shipped weights): EM {test['exact']:.1f}, F1 {test['f1']:.1f} on {test['n']} answerable questions."]
@@ -144,7 +159,7 @@ def model_card(meta: dict) -> str:
         lines += ["", "Every stage, each from the weights of the one before (F1 on the answerable questions of the held-out",
                   "articles, as each run measured its own weights; validation articles chose each stage's epoch):", "",
                   "| stage (--out) | its flags | minutes | validation F1 | test F1 |", "|---|---|---|---|---|"]
-        for st in [*base["stages"], stage_summary(meta)]:
+        for st in [*base["stages"], *stage_rows(meta)]:
             f = (lambda x: "–" if x is None else f"{x:.1f}")  # noqa: E731
             out, flags = _stage_flags(st.get("command") or "")
             lines.append(f"| {out} | `{flags}` | {st.get('minutes') or '–'} | "
