@@ -31,8 +31,9 @@ def _stage_flags(command: str) -> tuple[str, str]:
     the same in every stage, and the Reproduce section has the whole commands)."""
     import shlex
 
-    words, flags, out = shlex.split(command)[2:], shlex.split(command)[1:2], ""
-    flags = [] if flags == ["train-reader"] else flags  # an average-readers row says so
+    parts = shlex.split(command)
+    words, out = parts[2:], ""
+    flags = [] if parts[1:2] == ["train-reader"] else parts[1:2]  # an average-readers row says so
     skip = False
     for i, w in enumerate(words):
         if skip:
