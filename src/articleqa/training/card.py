@@ -26,6 +26,15 @@ def stage_rows(meta: dict) -> list[dict]:
              "test_f1": (meta.get("training", {}).get("test") or {}).get("f1")}]
 
 
+def recipe_commands(meta: dict) -> list[str]:
+    """Every command that made this reader, in order: the stages before it (recorded by ``train-reader``),
+    its own training, the weight average that made it (``average-readers``) and its recalibration."""
+    base = meta.get("training", {}).get("base_run") or {}
+    commands = [*(base.get("commands") or [base.get("command")]), meta.get("command"),
+                (meta.get("weight_average") or {}).get("command"), meta.get("calibrated_by")]
+    return [c for c in commands if c]
+
+
 def _stage_flags(command: str) -> tuple[str, str]:
     """A stage's output folder and the flags that tell it from the others (data files and splits are
     the same in every stage, and the Reproduce section has the whole commands)."""
@@ -75,10 +84,7 @@ def model_card(meta: dict) -> str:
         "## Reproduce",
         *(["In this order (each stage starts from the weights of the one before):"] if base else []),
         "```",
-        *((base.get("commands") or [base["command"]]) if base else []),
-        meta["command"],
-        *([meta["weight_average"]["command"]] if meta.get("weight_average", {}).get("command") else []),
-        *([meta["calibrated_by"]] if meta.get("calibrated_by") else []),
+        *recipe_commands(meta),
         "```",
         *(["The last command re-chose the \"not found\" threshold, answer length and precision of the trained",
            "weights (`articleqa calibrate-reader`), without retraining."] if meta.get("calibrated_by") else []),

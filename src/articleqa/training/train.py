@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from articleqa.runtime import bf16_is_fast
-from articleqa.training.card import stage_rows
+from articleqa.training.card import recipe_commands, stage_rows
 from articleqa.training.evaluate import evaluate
 from articleqa.training.negatives import hard_negatives, swapped_entity_questions, swapped_word_questions
 from articleqa.training.squad import SquadQuestion
@@ -466,11 +466,7 @@ def base_run_info(base_model: str) -> dict | None:
     if meta is None:
         return None
     training = meta.get("training", {})
-    earlier = training.get("base_run") or {}
-    commands = [*(earlier.get("commands") or ([earlier["command"]] if earlier.get("command") else [])),
-                meta.get("command"), (meta.get("weight_average") or {}).get("command"),
-                *([meta["calibrated_by"]] if meta.get("calibrated_by") else [])]
-    return {"command": meta.get("command"), "commands": [c for c in commands if c], "base_model": meta.get("base_model"),
+    return {"command": meta.get("command"), "commands": recipe_commands(meta), "base_model": meta.get("base_model"),
             "cloze_warmup": training.get("cloze_warmup"), "train_seconds": training.get("train_seconds"),
             "epochs": meta.get("epochs", []), "stages": [*earlier_stages(meta), *stage_rows(meta)]}
 
