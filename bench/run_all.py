@@ -19,7 +19,7 @@ OUT = Path(os.environ.get("ARTICLEQA_BENCH_OUT", HERE / "out"))
 REPORT = OUT.parent  # bench/report.md and its charts (beside bench/out)
 
 
-def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
+def plan(shared: Path, quick: bool, compare: list[Path] = ()) -> list[tuple[str, list[str]]]:
     squad1 = str(shared / "data" / "squad" / "squad-dev-v1.1-36.json")
     squad2 = str(shared / "data" / "squad" / "squad-dev-v2.0-36.json")
     train = str(shared / "data" / "squad" / "squad-train-442.json.gz")
@@ -31,7 +31,8 @@ def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("reader", ["--squad", squad2, "--name", "no_answer"] + (["--limit", "500"] if q else [])),
         ("open_squad", ["--squad", squad1] + (["--limit", "200"] if q else [])),
         # the reader's validation articles (dev) and test articles (kept out of the training set, hence its file too)
-        ("heldout", ["--squad", squad2, "--squad", train] + (["--limit", "150"] if q else [])),
+        ("heldout", ["--squad", squad2, "--squad", train] + (["--limit", "150"] if q else [])
+         + [a for m in (["models/reader", *map(str, compare)] if compare else []) for a in ("--model", m)]),
         ("latency", ["--squad", squad1, "--questions", "30" if q else "100"]),
         ("build", ["--squad", squad1] + (["--articles", "8"] if q else [])),
         ("throughput", ["--questions", seed, "--seconds", "5" if q else "20"]),
@@ -46,6 +47,11 @@ def plan(shared: Path, quick: bool) -> list[tuple[str, list[str]]]:
     ]
 
 
+def result_name(script: str, extra: list[str]) -> str:
+    """The name a script's result JSON (and its run time) goes by: its ``--name``, else the script's."""
+    return extra[extra.index("--name") + 1] if "--name" in extra else script
+
+
 def _early(r: dict) -> str:
     n = r.get("early_exit_passages")
     return "" if n is None else (", every passage read" if n == 0 else f", early exit after {n}")
@@ -57,17 +63,20 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="small samples (minutes instead of ~half an hour)")
     ap.add_argument("--only", nargs="*", help="run only these scripts (others keep their last results)")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from bench/out/*.json")
+    ap.add_argument("--compare-reader", type=Path, action="append", default=[],
+                    help="another reader folder heldout.py measures beside the shipped one, questions interleaved (repeatable)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    timings = {}
+    timings = load("timings") or {}  # every script's last run time, kept across --only runs
     if not args.report_only:
-        for script, extra in plan(args.shared.resolve(), args.quick):
+        for script, extra in plan(args.shared.resolve(), args.quick, args.compare_reader):
             if args.only and script not in args.only:
                 continue
             print(f"== {script} {' '.join(extra)}", flush=True)
             t = time.perf_counter()
             r = subprocess.run([sys.executable, str(HERE / f"{script}.py"), *extra], cwd=HERE.parent)
-            timings[f"{script} {' '.join(extra[-2:])}"] = time.perf_counter() - t
+            timings[result_name(script, extra)] = round(time.perf_counter() - t, 1)
+            (OUT / "timings.json").write_text(json.dumps(timings, indent=1))
             if r.returncode != 0:
                 print(f"!! {script} failed with exit code {r.returncode}", flush=True)
     write_report(timings, args.quick)
@@ -320,7 +329,8 @@ def write_report(timings: dict, quick: bool) -> None:
         md.append("")
 
     if timings:
-        md += ["## Run time of each script", "", "| script | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
+        md += ["## Run time of each script", "", "Each script's last run (`--only` runs keep the others' times).", "",
+               "| script | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
     (REPORT / "report.md").write_text("\n".join(md), encoding="utf-8")
 
 

@@ -68,3 +68,22 @@ def test_vs_haystack_runs_on_a_tiny_input(tiny):
     tmp, squad = tiny
     figures = "\n".join(run("vs_haystack", "--squad", squad, "--limit", "4", env_out=tmp / "out-haystack"))
     assert "ratio (median of per-question)" in figures and "unanswerable refused" in figures
+
+
+def test_run_times_are_kept_across_runs_and_a_reader_can_be_compared(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "timings.json").write_text(json.dumps({"seed_qa": 8.2, "vs_haystack_fp32": 107.4}))  # as an earlier run left them
+    r = subprocess.run([sys.executable, "bench/run_all.py", "--report-only"], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "ARTICLEQA_BENCH_OUT": str(out)}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = (tmp_path / "report.md").read_text()
+    assert "| seed_qa | 8 |" in report and "| vs_haystack_fp32 | 107 |" in report
+    sys.path.insert(0, str(ROOT / "bench"))
+    import run_all
+
+    plan = dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False, [tmp_path / "old-reader"]))
+    held = plan["heldout"]
+    assert held[-4:] == ["--model", "models/reader", "--model", str(tmp_path / "old-reader")]
+    assert "--model" not in dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False))["heldout"]
+    assert {"no_answer", "throughput_workers", "vs_haystack_fp32_every"} <= set(plan)
