@@ -175,6 +175,20 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     info = base_run_info(str(avg))
     assert [st["command"].split()[1] for st in info["stages"]][-2:] == ["train-reader", "average-readers"]
     assert info["commands"].index(meta2["command"]) < info["commands"].index(meta_a["weight_average"]["command"])
+    # an average of that average and the second stage again (a soup of three, as the shipped reader's): the record
+    # keeps both readers' stages and commands, each once, oldest first, so the card still has the whole recipe
+    avg2 = tmp_path / "avg2"
+    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "average-readers", str(avg), str(tmp_path / "stage2"), "--out", str(avg2),
+                        "--weight", "0.75"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    from articleqa.training.card import model_card, recipe_commands
+
+    meta_b = json.loads((avg2 / CALIBRATION_FILE).read_text())
+    rows = [line.split(" | ")[0][2:] for line in model_card(meta_b).splitlines() if line.startswith(f"| {tmp_path}") or line.startswith(f"| {out} |")]
+    assert rows == [str(out), str(tmp_path / "stage2"), str(avg), str(avg2)]
+    commands = recipe_commands(meta_b)
+    assert len(commands) == len(set(commands)) and commands[0] == meta["command"]
+    assert commands.index(meta2["command"]) < commands.index(meta_a["weight_average"]["command"]) < commands.index(meta_b["weight_average"]["command"])
 
 
 @pytest.mark.slow

@@ -20,19 +20,51 @@ def stage_rows(meta: dict) -> list[dict]:
     wa = meta.get("weight_average")
     if not wa:
         return [stage_summary(meta)]
+    return [{**stage_summary(meta), "test_f1": wa.get("second_test_f1")}, _average_row(meta)]
+
+
+def _average_row(meta: dict) -> dict:
     validation = (meta.get("validation") or {}).get((meta.get("inference") or {}).get("quantize")) or {}
-    return [{**stage_summary(meta), "test_f1": wa.get("second_test_f1")},
-            {"command": wa.get("command"), "minutes": None, "validation_f1": validation.get("f1"),
-             "test_f1": (meta.get("training", {}).get("test") or {}).get("f1")}]
+    return {"command": meta["weight_average"].get("command"), "minutes": None, "validation_f1": validation.get("f1"),
+            "test_f1": (meta.get("training", {}).get("test") or {}).get("f1")}
+
+
+def all_stages(meta: dict, earlier: list[dict] | None = None) -> list[dict]:
+    """Every stage that made this reader, oldest first, one row each. Weights averaged by ``average-readers``
+    carry the stages of both readers they were averaged from (``stages_before``: either may itself be an
+    average or trained from one); otherwise the stages recorded before its training run (or ``earlier``)."""
+    wa = meta.get("weight_average") or {}
+    if "stages_before" in wa:
+        return [*wa["stages_before"], _average_row(meta)]
+    if earlier is None:
+        earlier = (meta.get("training", {}).get("base_run") or {}).get("stages") or []
+    return [*earlier, *stage_rows(meta)]
 
 
 def recipe_commands(meta: dict) -> list[str]:
     """Every command that made this reader, in order: the stages before it (recorded by ``train-reader``),
-    its own training, the weight average that made it (``average-readers``) and its recalibration."""
-    base = meta.get("training", {}).get("base_run") or {}
-    commands = [*(base.get("commands") or [base.get("command")]), meta.get("command"),
-                (meta.get("weight_average") or {}).get("command"), meta.get("calibrated_by")]
-    return [c for c in commands if c]
+    its own training, the weight average that made it (``average-readers``, with the commands that made
+    both of the readers it averaged) and its recalibration."""
+    wa = meta.get("weight_average") or {}
+    if "commands_before" in wa:
+        commands = [*wa["commands_before"], wa.get("command")]
+    else:
+        base = meta.get("training", {}).get("base_run") or {}
+        commands = [*(base.get("commands") or [base.get("command")]), meta.get("command"), wa.get("command")]
+    return [c for c in [*commands, meta.get("calibrated_by")] if c]
+
+
+def lineage(first: dict, second: dict) -> dict:
+    """What ``average-readers`` records of the two readers it averages: the stages and commands of both,
+    each once (they share the stages before their common starting weights), oldest first."""
+    stages, commands = [], []
+    for st in [*all_stages(first), *all_stages(second)]:
+        if st.get("command") not in {s.get("command") for s in stages}:
+            stages.append(st)
+    for c in [*recipe_commands(first), *recipe_commands(second)]:
+        if c not in commands:
+            commands.append(c)
+    return {"stages_before": stages, "commands_before": commands}
 
 
 def _stage_flags(command: str) -> tuple[str, str]:
@@ -62,6 +94,7 @@ def model_card(meta: dict) -> str:
     na = v[q].get("no_answer") or {}
     cfg = meta["training"].get("config", {})
     base = meta["training"].get("base_run")
+    wa = meta.get("weight_average")
     lines = [
         "# articleqa reader: MiniLM-L6 extractive QA (offline)",
         "",
@@ -82,7 +115,7 @@ def model_card(meta: dict) -> str:
         "  Questions for SQuAD\", Stanford NLP. The weights are derived from that data.",
         "",
         "## Reproduce",
-        *(["In this order (each stage starts from the weights of the one before):"] if base else []),
+        *(["In this order (each stage starts from the weights its `--base-model` names):"] if base or wa else []),
         "```",
         *recipe_commands(meta),
         "```",
@@ -148,7 +181,6 @@ def model_card(meta: dict) -> str:
         lines += ["", f"Shipped weights: epoch {best}, the best validation F1 (`--keep-best`). The epoch is chosen on the",
                   "validation articles, so their figure is slightly optimistic; other held-out articles are the check."]
     test = meta["training"].get("test")
-    wa = meta.get("weight_average")
     if wa:
         lines += ["", f"Shipped weights: {wa['weight_first']:g} x `{wa['first']}` + {1 - wa['weight_first']:g} x `{wa['second']}` (`average-readers`,",
                   "WiSE-FT); the table above is the second reader's training; validation and test figures are the averaged weights'."]
@@ -162,11 +194,12 @@ def model_card(meta: dict) -> str:
                   f"from the start/end distributions of the teacher `{cfg['teacher']}` (temperature {cfg['distill_temperature']:g}, `--teacher`)."]
     secs = meta["training"].get("train_seconds")
     warm = meta["training"].get("cloze_warmup") or (base or {}).get("cloze_warmup")
-    if base and base.get("stages"):
-        lines += ["", "Every stage, each from the weights of the one before (F1 on the answerable questions of the held-out",
-                  "articles, as each run measured its own weights; validation articles chose each stage's epoch):", "",
+    if (base and base.get("stages")) or "stages_before" in (wa or {}):
+        lines += ["", "Every stage, each from the weights its `--base-model` names, an average from the two it names (F1 on the",
+                  "answerable questions of the held-out articles, as each run measured its own weights; validation articles",
+                  "chose each stage's epoch):", "",
                   "| stage (--out) | its flags | minutes | validation F1 | test F1 |", "|---|---|---|---|---|"]
-        for st in [*base["stages"], *stage_rows(meta)]:
+        for st in all_stages(meta):
             f = (lambda x: "–" if x is None else f"{x:.1f}")  # noqa: E731
             out, flags = _stage_flags(st.get("command") or "")
             lines.append(f"| {out} | `{flags}` | {st.get('minutes') or '–'} | "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from articleqa.training.card import model_card
+from articleqa.training.card import lineage, model_card
 from articleqa.training.evaluate import calibrate_pipeline, evaluate, reader_latency_ms
 from articleqa.training.squad import SquadQuestion
 
@@ -178,7 +178,8 @@ def average_readers(first: str | Path, second: str | Path, out: str | Path, weig
     b.config.save_pretrained(out)
     tok_b.save_pretrained(out)
     meta = read_reader_meta(second)
-    meta["weight_average"] = {"first": str(first), "second": str(second), "weight_first": weight, "command": command}
+    before = lineage(read_reader_meta(first), meta)  # both readers' stages, either of them perhaps an average itself
+    meta["weight_average"] = {"first": str(first), "second": str(second), "weight_first": weight, "command": command, **before}
     (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     readme = Path(second) / "README.md"
     if readme.is_file() and Path(second).resolve() != out.resolve():

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from articleqa.runtime import bf16_is_fast
-from articleqa.training.card import recipe_commands, stage_rows
+from articleqa.training.card import all_stages, recipe_commands
 from articleqa.training.evaluate import evaluate
 from articleqa.training.negatives import hard_negatives, swapped_entity_questions, swapped_word_questions
 from articleqa.training.squad import SquadQuestion
@@ -456,7 +456,7 @@ def earlier_stages(meta: dict, depth: int = 10) -> list[dict]:
     if recorded is not None:
         return recorded
     base = _reader_meta(training.get("config", {}).get("base_model") or "") if depth else None
-    return [*earlier_stages(base, depth - 1), *stage_rows(base)] if base else []
+    return all_stages(base, earlier_stages(base, depth - 1)) if base else []
 
 
 def base_run_info(base_model: str) -> dict | None:
@@ -468,7 +468,7 @@ def base_run_info(base_model: str) -> dict | None:
     training = meta.get("training", {})
     return {"command": meta.get("command"), "commands": recipe_commands(meta), "base_model": meta.get("base_model"),
             "cloze_warmup": training.get("cloze_warmup"), "train_seconds": training.get("train_seconds"),
-            "epochs": meta.get("epochs", []), "stages": [*earlier_stages(meta), *stage_rows(meta)]}
+            "epochs": meta.get("epochs", []), "stages": all_stages(meta, earlier_stages(meta))}
 
 
 def _warmup_summary(record: dict) -> dict:
