@@ -21,6 +21,9 @@ def test_shipped_reader_is_complete_and_small():
     assert meta["validation_articles"] and "threshold" in meta["calibration"]
     card = (READER / "README.md").read_text()
     assert "Apache-2.0" in card and "CC BY-SA 4.0" in card and "articleqa train-reader" in card
+    from articleqa.training.card import model_card
+
+    assert card == model_card(meta)  # the card is what its record says: every figure in it comes from the record
 
 
 def test_reader_answers_seed_questions_from_their_passages(reader):
