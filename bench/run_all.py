@@ -142,7 +142,7 @@ def write_report(timings: dict, quick: bool) -> None:
     if na and na.get("no_answer"):
         n = na["no_answer"]
         md += ["## No-answer (SQuAD 2.0, given paragraphs)", "",
-               f"On {na['questions']} questions of {na['squad']} ({na['articles']} articles): at the shipped threshold {_fmt(n['threshold'], 3)}, "
+               f"On {na['questions']} questions of {na['squad']} ({na['articles']} articles): at the reader's given-paragraph threshold {_fmt(n['threshold'], 3)} (the pipeline refuses by its own, set through retrieval), "
                f"\"not found\" precision {_fmt(n['precision'])}, recall {_fmt(n['recall'])} ({n['n_unanswerable']} unanswerable, "
                f"{n['n_answerable']} answerable); SQuAD 2.0 F1 {_fmt(n['squad2_f1'])}.", "", "![no-answer curve](no_answer_curve.png)", ""]
         curve = na.get("curve") or []
