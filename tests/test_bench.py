@@ -70,7 +70,7 @@ def test_vs_haystack_runs_on_a_tiny_input(tiny):
     assert "ratio (median of per-question)" in figures and "unanswerable refused" in figures
 
 
-def test_run_times_are_kept_across_runs_and_a_reader_can_be_compared(tmp_path):
+def test_run_times_are_kept_across_runs_and_a_reader_can_be_compared(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "timings.json").write_text(json.dumps({"seed_qa": 8.2, "vs_haystack_fp32": 107.4}))  # as an earlier run left them
@@ -79,7 +79,7 @@ def test_run_times_are_kept_across_runs_and_a_reader_can_be_compared(tmp_path):
     assert r.returncode == 0, r.stderr
     report = (tmp_path / "report.md").read_text()
     assert "| seed_qa | 8 |" in report and "| vs_haystack_fp32 | 107 |" in report
-    sys.path.insert(0, str(ROOT / "bench"))
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import run_all
 
     plan = dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False, [tmp_path / "old-reader"]))
