@@ -56,15 +56,14 @@ def recipe_commands(meta: dict) -> list[str]:
 
 def lineage(first: dict, second: dict) -> dict:
     """What ``average-readers`` records of the two readers it averages: the stages and commands of both,
-    each once (they share the stages before their common starting weights), oldest first."""
-    stages, commands = [], []
+    each once (they share the stages before their common starting weights), oldest first. A reader without
+    a record (not trained here) adds no stage."""
+    stages: dict[str, dict] = {}
     for st in [*all_stages(first), *all_stages(second)]:
-        if st.get("command") not in {s.get("command") for s in stages}:
-            stages.append(st)
-    for c in [*recipe_commands(first), *recipe_commands(second)]:
-        if c not in commands:
-            commands.append(c)
-    return {"stages_before": stages, "commands_before": commands}
+        if st.get("command"):
+            stages.setdefault(st["command"], st)
+    return {"stages_before": list(stages.values()),
+            "commands_before": list(dict.fromkeys([*recipe_commands(first), *recipe_commands(second)]))}
 
 
 def _stage_flags(command: str) -> tuple[str, str]:
