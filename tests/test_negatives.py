@@ -187,3 +187,63 @@ def test_unmatched_mentions_are_names_and_numbers_the_article_never_mentions():
     assert unmatched_mentions("What happened in 1950 according to Reuters?", article) == []
     assert unmatched_mentions("What happened in 1951 according to the AP?", article) == ["1951", "AP"]
     assert unmatched_mentions("Who ordered the strikes, Joe Trump?", article) == ["Joe Trump"]  # every word of a name
+
+
+def test_negated_twins_negate_the_question_only_where_the_paragraph_negates_nothing():
+    from articleqa.training.negatives import negated_questions
+    from articleqa.training.squad import SquadQuestion
+
+    para = "In 1998 Alice Smith founded the Harbour Trust in Leeds. She was the first mayor of the city."
+    negating = "Bob Jones ran the Trust, but he was never its mayor."
+    questions = [SquadQuestion("q1", "Who was the first mayor of Leeds?", para, "T", (("Alice Smith", 8),)),
+                 SquadQuestion("q2", "Who founded the Harbour Trust?", para, "T", (("Alice Smith", 8),)),
+                 SquadQuestion("q3", "Which city is the Harbour Trust in?", para, "T", (("Leeds", 49),)),
+                 SquadQuestion("q4", "Where was the Harbour Trust founded?", para, "T", (("Leeds", 49),)),  # subject after the verb
+                 SquadQuestion("q5", "Who was Alice Smith?", para, "T", (("the first mayor", 69),)),  # a name after the verb
+                 SquadQuestion("q6", "Who ran the Trust?", negating, "T", (("Bob Jones", 0),)),  # "ran" is no -ed verb
+                 SquadQuestion("q7", "Who was the mayor?", negating, "T", (("Bob Jones", 0),)),  # the paragraph negates
+                 SquadQuestion("q8", "Who was not the founder?", para, "T", (("Bob", 0),))]  # already negated
+    twins = {t.id: t for t in negated_questions(questions, per_question=1)}
+    assert {k: t.question for k, t in twins.items()} == {
+        "q1-neg": "Who was not the first mayor of Leeds?",
+        "q2-neg": "Who never founded the Harbour Trust?",
+        "q3-neg": "Which city is not the Harbour Trust in?"}
+    assert all(t.is_impossible and not t.answers and t.context == para for t in twins.values())
+    assert negated_questions(questions, per_question=0) == []
+
+
+def test_negated_twins_of_real_questions_add_one_word_on_paragraphs_without_negation():
+    from articleqa.training.negatives import negated_questions
+
+    train, _ = split_articles(load_squad(squad_file("squad-dev-v1.1-36.json")), 4, seed=0)
+    questions = [q for a in train[:6] for q in a.questions]
+    twins = negated_questions(questions)
+    by_id = {q.id: q for q in questions}
+    assert len(questions) // 20 < len(twins) < len(questions) // 2
+    for t in twins:
+        q = by_id[t.id.removesuffix("-neg")]
+        assert t.question.split() != q.question.split()
+        assert [w for w in t.question.split() if w not in ("not", "never")] == q.question.split()
+        assert not re.search(r"\b(not|never|no)\b|n't", q.context, re.IGNORECASE)
+
+
+def test_condition_twins_add_a_year_of_the_article_the_paragraph_never_mentions():
+    from articleqa.training.negatives import conditioned_questions
+    from articleqa.training.squad import SquadQuestion
+
+    paras = ["In 1998 Alice Smith founded the Harbour Trust in Leeds.", "Bob Jones ran the Trust from 2004.",
+             "Carol Diaz chairs the Trust.", "The Trust moved in 2011 and again in 2015."]
+    questions = [SquadQuestion("q1", "Who founded the Harbour Trust?", paras[0], "T", (("Alice Smith", 8),)),
+                 SquadQuestion("q2", "Who ran the Trust", paras[1], "T", (("Bob Jones", 0),)),  # no question mark
+                 SquadQuestion("q3", "When did Bob Jones run the Trust?", paras[1], "T", (("2004", 28),)),  # asks a time
+                 SquadQuestion("q4", "Who founded the Trust in 1998?", paras[0], "T", (("Alice Smith", 8),)),  # names a year
+                 SquadQuestion("q5", "Who chairs the Trust?", paras[2], "T", (("Carol Diaz", 0),)),  # undated paragraph
+                 SquadQuestion("q6", "In which year did the Trust first move?", paras[3], "T", (("2011", 20),))]
+    twins = {t.id: t.question for t in conditioned_questions(questions, per_question=1, seed=0)}
+    assert set(twins) == {"q1-cond0", "q2-cond0"}
+    assert twins["q1-cond0"] in {f"Who founded the Harbour Trust in {y}?" for y in ("2004", "2011", "2015")}
+    assert twins["q2-cond0"] in {f"Who ran the Trust in {y}?" for y in ("1998", "2011", "2015")}
+    two = conditioned_questions(questions, per_question=2, seed=0)
+    assert len(two) == 4 and len({t.question for t in two}) == 4  # two different years each
+    assert conditioned_questions(questions, per_question=1, seed=0) == conditioned_questions(questions, per_question=1, seed=0)
+    assert conditioned_questions(questions, per_question=0) == []

@@ -218,6 +218,12 @@ def model_card(meta: dict) -> str:
     if meta["training"].get("n_antonym_swaps"):
         lines += ["", f"Antonym swaps: {meta['training']['n_antonym_swaps']} no-answer examples, each an answerable training question with one",
                   "word swapped for its opposite (western/eastern, largest/smallest, before/after) that its paragraph never uses (`--antonym-swaps`)."]
+    if meta["training"].get("n_negated"):
+        lines += ["", f"Negated twins: {meta['training']['n_negated']} no-answer examples, each an answerable training question negated",
+                  "(\"Who was the first ...?\" -> \"Who was not the first ...?\") on its own paragraph, one that never negates anything (`--negation-twins`)."]
+    if meta["training"].get("n_conditioned"):
+        lines += ["", f"Impossible-condition twins: {meta['training']['n_conditioned']} no-answer examples, each an answerable training question",
+                  "that asks no time with \"in YEAR\" added, a year of its article its dated paragraph never mentions (`--condition-twins`)."]
     if warm:
         lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
                   f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.training.cloze`)."]

@@ -163,3 +163,71 @@ def swapped_word_questions(questions: list[SquadQuestion], per_question: int = 1
             out.append(SquadQuestion(id=f"{q.id}-opp{made}", question=q.question[: m.start()] + new + q.question[m.end():],
                                      context=q.context, title=q.title, answers=(), is_impossible=True))
     return out
+
+
+_NEGATION = re.compile(r"\b(?:not|never|no|nor|neither|none|nobody|nothing|cannot|without|unlike)\b|n't", re.IGNORECASE)
+# "Who was the first ...", "Which city is ...", "What can cause ...": the question word is the subject, so
+# "not" goes right after the verb. Adverbial question words (where, how, ...) put the subject after
+# the verb ("Where were the rocks found?"), so they are left out, and so is a capitalised word after
+# the verb ("Who was Unicode developed with?", "What has Estonian as ...": a subject or a main verb).
+_AUX_QUESTION = re.compile(r"^((?:what|who|which)(?: [\w'-]+){0,2}) (is|was|are|were|can|could|will|would|should|may|might|must"
+                           r"|has been|have been|had been) (?=(?-i:[a-z]))", re.IGNORECASE)
+# "Who founded ...", "What caused ...": "never" goes before the verb.
+_PAST_QUESTION = re.compile(r"^(what|who|which) ([a-z]+ed) (?=(?-i:[a-z]))", re.IGNORECASE)
+
+
+def negated_questions(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
+    """Unanswerable twins of answerable questions, paired with their own paragraph: the question is
+    negated ("Who was the first ...?" -> "Who was not the first ...?", "Who founded ...?" -> "Who never
+    founded ...?"), SQuAD 2.0's negation kind. Only for paragraphs that never negate anything
+    ("not", "never", "n't", "without", ...), so the twin cannot be answered from a sentence that does.
+    One twin at most per question (there is one way to negate it); ``seed`` is kept for symmetry."""
+    del seed
+    if per_question <= 0:
+        return []
+    out: list[SquadQuestion] = []
+    for q in questions:
+        if q.is_impossible or _NEGATION.search(q.question) or _NEGATION.search(q.context):
+            continue
+        if m := _AUX_QUESTION.match(q.question):
+            new = f"{m.group(1)} {m.group(2)} not {q.question[m.end():]}"
+        elif m := _PAST_QUESTION.match(q.question):
+            new = f"{m.group(1)} never {m.group(2)} {q.question[m.end():]}"
+        else:
+            continue
+        out.append(SquadQuestion(id=f"{q.id}-neg", question=new, context=q.context, title=q.title,
+                                 answers=(), is_impossible=True))
+    return out
+
+
+_YEAR = re.compile(r"\b(?:1[5-9]\d{2}|20\d{2})\b")
+_ASKS_WHEN = re.compile(r"\b(?:when|year|years|date|century|decade|how long|how old|age)\b", re.IGNORECASE)
+
+
+def conditioned_questions(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
+    """Unanswerable twins of answerable questions, paired with their own paragraph: a condition the
+    paragraph cannot meet is added, "in YEAR" with a year of the article that the paragraph never
+    mentions ("Who led the party?" -> "Who led the party in 1912?"), SQuAD 2.0's impossible-condition
+    kind. Only for questions that name no year and ask no time, on paragraphs that date what they say
+    (they mention a year), so the added year contradicts the paragraph rather than adding to it."""
+    if per_question <= 0:
+        return []
+    rng = random.Random(seed)
+    years: dict[str, set[str]] = defaultdict(set)
+    for q in questions:
+        years[q.title].update(_YEAR.findall(q.context))
+    out: list[SquadQuestion] = []
+    for q in questions:
+        if q.is_impossible or _YEAR.search(q.question) or _ASKS_WHEN.search(q.question):
+            continue
+        own = set(_YEAR.findall(q.context))
+        if not own or any(_YEAR.search(text) for text, _ in q.answers):
+            continue
+        pool = sorted(y for y in years[q.title] - own)
+        if not pool:
+            continue
+        stem = q.question.rstrip().rstrip("?").rstrip()
+        for made, year in enumerate(rng.sample(pool, min(per_question, len(pool)))):
+            out.append(SquadQuestion(id=f"{q.id}-cond{made}", question=f"{stem} in {year}?", context=q.context,
+                                     title=q.title, answers=(), is_impossible=True))
+    return out

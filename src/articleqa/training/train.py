@@ -24,7 +24,13 @@ import numpy as np
 from articleqa.runtime import bf16_is_fast
 from articleqa.training.card import all_stages, recipe_commands
 from articleqa.training.evaluate import evaluate
-from articleqa.training.negatives import hard_negatives, swapped_entity_questions, swapped_word_questions
+from articleqa.training.negatives import (
+    conditioned_questions,
+    hard_negatives,
+    negated_questions,
+    swapped_entity_questions,
+    swapped_word_questions,
+)
 from articleqa.training.squad import SquadQuestion
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,8 @@ class TrainConfig:
     negatives_share: float = 1.0  # share of the answerable questions that get them (a seeded sample)
     entity_swaps: int = 0  # unanswerable twins per answerable question (a name or number swapped), as no-answer targets
     antonym_swaps: int = 0  # unanswerable twins per answerable question (a word swapped for its opposite)
+    negation_twins: int = 0  # unanswerable twins per answerable question (the question negated), 0 or 1
+    condition_twins: int = 0  # unanswerable twins per answerable question (a year the paragraph never mentions added)
     teacher: str | None = None  # self-distillation: a trained reader whose start/end distributions are targets too
     distill_weight: float = 0.5  # share of the loss on the teacher's distributions (the rest on the gold spans)
     distill_temperature: float = 2.0
@@ -292,12 +300,17 @@ def train_reader(
     negatives = hard_negatives(answerable, cfg.negatives, seed=cfg.seed, share=cfg.negatives_share)
     swaps = swapped_entity_questions(train_questions, cfg.entity_swaps, seed=cfg.seed)
     opposites = swapped_word_questions(train_questions, cfg.antonym_swaps, seed=cfg.seed)
-    features = build_features(tokenizer, answerable + unanswerable + negatives + swaps + opposites, cfg.max_length, cfg.stride)
+    negated = negated_questions(train_questions, cfg.negation_twins, seed=cfg.seed)
+    conditioned = conditioned_questions(train_questions, cfg.condition_twins, seed=cfg.seed)
+    features = build_features(tokenizer, answerable + unanswerable + negatives + swaps + opposites + negated + conditioned,
+                              cfg.max_length, cfg.stride)
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
     log.info(
-        "training on %d answerable + %d unanswerable questions + %d hard negatives + %d entity swaps + %d antonym swaps -> %d windows, %d steps (%s, bf16=%s%s)",
-        len(answerable), len(unanswerable), len(negatives), len(swaps), len(opposites), len(features), total_steps, device, use_bf16,
+        "training on %d answerable + %d unanswerable questions + %d hard negatives + %d entity swaps + %d antonym swaps"
+        " + %d negated + %d conditioned twins -> %d windows, %d steps (%s, bf16=%s%s)",
+        len(answerable), len(unanswerable), len(negatives), len(swaps), len(opposites), len(negated), len(conditioned),
+        len(features), total_steps, device, use_bf16,
         f", distilling from {cfg.teacher} at weight {cfg.distill_weight}" if teacher is not None else "",
     )
 
@@ -305,7 +318,7 @@ def train_reader(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
     record: dict = {"config": asdict(cfg), "epochs": [], "n_questions": len(answerable) + len(unanswerable),
                     "n_negatives": len(negatives), "n_entity_swaps": len(swaps),
-                    "n_antonym_swaps": len(opposites),
+                    "n_antonym_swaps": len(opposites), "n_negated": len(negated), "n_conditioned": len(conditioned),
                     "n_windows": len(features), "device": device, "bf16": use_bf16}
     global_step = 0
     ckpt_dir = out / CHECKPOINT_DIR
@@ -428,7 +441,8 @@ def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, 
     from articleqa.training.cloze import cloze_questions
 
     out = Path(cfg.out) / WARMUP_DIR
-    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None, negatives=0, entity_swaps=0, antonym_swaps=0, teacher=None)
+    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None, negatives=0, entity_swaps=0, antonym_swaps=0,
+                   negation_twins=0, condition_twins=0, teacher=None)
     record_file = out / "record.json"
     if resume and record_file.is_file() and (out / "final").is_dir():
         record = json.loads(record_file.read_text(encoding="utf-8"))
