@@ -118,6 +118,17 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     fresh = ExtractiveReader(str(out))
     fresh.warm_up()
     assert fresh.calibration.threshold == meta_r["calibration"]["threshold"]
+    # ... and holds the answer length where told to, instead of choosing it (a copy: the stages below start from this reader)
+    import shutil
+
+    held = tmp_path / "held"
+    shutil.copytree(out, held, ignore=shutil.ignore_patterns("checkpoint", "best", "final", "warmup"))
+    recal5 = subprocess.run([sys.executable, "-m", "articleqa.cli", "calibrate-reader", str(held), "--train", str(tiny),
+                             "--max-answer-tokens", "5"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert recal5.returncode == 0, recal5.stderr
+    meta_5 = json.loads((held / CALIBRATION_FILE).read_text())
+    assert meta_5["inference"]["max_answer_tokens"] == 5 and "--max-answer-tokens 5" in meta_5["calibrated_by"]
+    assert [t["name"] for t in meta_5["tries"] if t["name"].startswith("decode")] == ["decode max 5 tokens"]
     bad = subprocess.run([sys.executable, "-m", "articleqa.cli", "calibrate-reader", str(tmp_path), "--train", str(tiny)],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
@@ -126,12 +137,13 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     # (and self-distillation from it, with a third article held out as a test set; seed 6 trains on
     # Apollo_program, whose questions name things its other paragraph does not, and say "first": swaps to make)
     stage2 = [sys.executable, "-m", "articleqa.cli", "train-reader", "--train", str(tiny), "--val-articles", "1",
-              "--base-model", str(out / "final"), "--negatives", "1", "--entity-swaps", "1", "--antonym-swaps", "1", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
+              "--base-model", str(out / "final"), "--negatives", "1", "--entity-swaps", "1", "--antonym-swaps", "1", "--negation-twins", "1", "--condition-twins", "1", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
               "--max-length", "128", "--stride", "48", "--seed", "6", "--teacher", str(out / "final"), "--test-articles", "1"]
     third = subprocess.run([*stage2, "--out", str(tmp_path / "moving"), "--max-steps", "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert third.returncode == 0, third.stderr
     assert "hard negatives" in third.stderr and not " 0 hard negatives" in third.stderr
     assert "entity swaps" in third.stderr and not " 0 entity swaps" in third.stderr and not " 0 antonym swaps" in third.stderr
+    assert "conditioned twins" in third.stderr and not " 0 negated" in third.stderr and not " 0 conditioned" in third.stderr
     assert "distilling from" in third.stderr and "; test: " in third.stderr
     (tmp_path / "moving").rename(tmp_path / "stage2")
     fourth = subprocess.run([*stage2, "--out", str(tmp_path / "stage2")], capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -142,6 +154,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert meta2["training"]["n_entity_swaps"] > 0 and "--entity-swaps 1" in meta2["command"] and meta2["training"]["n_antonym_swaps"] > 0
     card = (tmp_path / "stage2" / "README.md").read_text()
     assert card.index(meta["command"]) < card.index(meta2["command"]) and "Hard negatives" in card and "Entity swaps" in card and "Antonym swaps" in card
+    assert "Negated twins" in card and "Impossible-condition twins" in card and meta2["training"]["n_negated"] > 0
     # every stage with its own held-out figure: the first (from its record) and this one
     [first_stage] = meta2["training"]["base_run"]["stages"]
     assert first_stage["command"] == meta["command"] and first_stage["validation_f1"] == max(e["f1"] for e in meta["epochs"])

@@ -661,6 +661,7 @@ def calibrate_reader_cmd(
     unanswerable_share: Annotated[float, typer.Option(help="For pipeline: the share of questions assumed to have no answer in the articles.")] = 0.25,
     tries: Annotated[Optional[Path], typer.Option(help="JSON list of further tries to add to the model card.")] = None,
     corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="SQuAD file(s) whose articles (with the validation articles) form the open corpus [default: every article of --train not held out].")] = None,
+    max_answer_tokens: Annotated[Optional[int], typer.Option(min=1, help="Hold the longest answer at N tokens instead of choosing it among 12, 20 and the trained limit by validation F1.")] = None,
 ) -> None:
     """Re-choose a trained reader's "not found" threshold, answer length and inference precision on its
     own validation articles, without retraining: the weights stay as they are; the calibration file and
@@ -707,7 +708,7 @@ def calibrate_reader_cmd(
     new = export_reader(model, model, record, val_q, val_titles, meta["command"], tries_list, corpus_articles=corpus_articles,
                         no_answer_rule=no_answer_rule, unanswerable_share=unanswerable_share, settings=get_settings(),
                         refusal_budget=refusal_budget, calibrated_by=command, base_model=meta["base_model"],
-                        weight_average=meta.get("weight_average"))
+                        weight_average=meta.get("weight_average"), answer_tokens=max_answer_tokens)
     pc = new.get("pipeline_calibration") or {}
     na = pc.get("no_answer", {})
     typer.echo(f"threshold {new['calibration']['threshold']:.3f} ({no_answer_rule}): answerable validation questions refused "

@@ -28,6 +28,7 @@ def export_reader(
     calibrated_by: str | None = None,
     base_model: str | None = None,
     weight_average: dict | None = None,
+    answer_tokens: int | None = None,
 ) -> dict:
     """Write the shipped reader: fp16 safetensors, tokenizer, calibration file and model card.
 
@@ -65,9 +66,9 @@ def export_reader(
     trained_max = record["config"]["max_answer_tokens"]
     variants = {"none": load()}
     tries = list(tries or [])
-    # answer-length limit in decoding: chosen on the validation articles (fp32)
+    # answer-length limit in decoding: chosen on the validation articles (fp32), unless held at ``answer_tokens``
     by_length = {}
-    for n_tok in sorted({12, 20, trained_max}):
+    for n_tok in sorted({12, 20, trained_max}) if answer_tokens is None else [answer_tokens]:
         ev = evaluate(ExtractiveReader.from_loaded(tokenizer, variants["none"], max_answer_tokens=n_tok), val_questions, calibrate=False)
         by_length[n_tok] = ev
         tries.append({"name": f"decode max {n_tok} tokens", "exact": ev.exact, "f1": ev.f1, "note": "fp32, answerable validation questions"})

@@ -446,7 +446,7 @@ def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, 
     record_file = out / "record.json"
     if resume and record_file.is_file() and (out / "final").is_dir():
         record = json.loads(record_file.read_text(encoding="utf-8"))
-        if record.get("finished") and record["config"] == asdict(wcfg):
+        if record.get("finished") and _resume_key(record["config"]) == _resume_key(asdict(wcfg)):
             log.info("cloze warm-up already done in %s", out)
             return str(out / "final"), _warmup_summary(record)
     questions = cloze_questions(train_articles, cfg.cloze_warmup, seed=cfg.seed)
