@@ -176,13 +176,12 @@ _AUX_QUESTION = re.compile(r"^((?:what|who|which)(?: [\w'-]+){0,2}) (is|was|are|
 _PAST_QUESTION = re.compile(r"^(what|who|which) ([a-z]+ed) (?=(?-i:[a-z]))", re.IGNORECASE)
 
 
-def negated_questions(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
+def negated_questions(questions: list[SquadQuestion], per_question: int = 1) -> list[SquadQuestion]:
     """Unanswerable twins of answerable questions, paired with their own paragraph: the question is
     negated ("Who was the first ...?" -> "Who was not the first ...?", "Who founded ...?" -> "Who never
     founded ...?"), SQuAD 2.0's negation kind. Only for paragraphs that never negate anything
     ("not", "never", "n't", "without", ...), so the twin cannot be answered from a sentence that does.
-    One twin at most per question (there is one way to negate it); ``seed`` is kept for symmetry."""
-    del seed
+    One twin at most per question (there is one way to negate it), so nothing is drawn at random."""
     if per_question <= 0:
         return []
     out: list[SquadQuestion] = []

@@ -300,7 +300,7 @@ def train_reader(
     negatives = hard_negatives(answerable, cfg.negatives, seed=cfg.seed, share=cfg.negatives_share)
     swaps = swapped_entity_questions(train_questions, cfg.entity_swaps, seed=cfg.seed)
     opposites = swapped_word_questions(train_questions, cfg.antonym_swaps, seed=cfg.seed)
-    negated = negated_questions(train_questions, cfg.negation_twins, seed=cfg.seed)
+    negated = negated_questions(train_questions, cfg.negation_twins)
     conditioned = conditioned_questions(train_questions, cfg.condition_twins, seed=cfg.seed)
     features = build_features(tokenizer, answerable + unanswerable + negatives + swaps + opposites + negated + conditioned,
                               cfg.max_length, cfg.stride)
