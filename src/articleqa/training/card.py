@@ -87,6 +87,29 @@ def _stage_flags(command: str) -> tuple[str, str]:
     return out, " ".join(flags)
 
 
+# The made-up no-answer examples a training run may add (`articleqa.training.negatives`): the record's
+# count, the card's name for them and what they are.
+_NO_ANSWER_EXAMPLES = [
+    ("n_negatives", "Hard negatives", [
+        "for each answerable training question the",
+        "most similar other paragraph of its article (BM25) that does not contain its answer (`--negatives`,",
+        "`articleqa.training.negatives`), so the no-answer score learns what retrieval brings: same-topic passages without the answer."]),
+    ("n_entity_swaps", "Entity swaps", [
+        "each an answerable training question with one",
+        "name, year or number it shares with its paragraph swapped for another of its article that the paragraph never",
+        "mentions (`--entity-swaps`), so the reader checks the question's names against the passage before answering."]),
+    ("n_antonym_swaps", "Antonym swaps", [
+        "each an answerable training question with one",
+        "word swapped for its opposite (western/eastern, largest/smallest, before/after) that its paragraph never uses (`--antonym-swaps`)."]),
+    ("n_negated", "Negated twins", [
+        "each an answerable training question negated",
+        "(\"Who was the first ...?\" -> \"Who was not the first ...?\") on its own paragraph, one that never negates anything (`--negation-twins`)."]),
+    ("n_conditioned", "Impossible-condition twins", [
+        "each an answerable training question",
+        "that asks no time with \"in YEAR\" added, a year of its article its dated paragraph never mentions (`--condition-twins`)."]),
+]
+
+
 def model_card(meta: dict) -> str:
     v = meta["validation"]
     q = meta["inference"]["quantize"]
@@ -207,23 +230,10 @@ def model_card(meta: dict) -> str:
         stage1 = ", ".join(f"epoch {e['epoch']} F1 {e['f1']:.1f}" for e in base.get("epochs", []))
         lines += ["", f"The stage before (the reader this one started from; {(base.get('train_seconds') or 0) / 60:.0f} minutes): {stage1}. "
                   "The table above is the last stage."]
-    if meta["training"].get("n_negatives"):
-        lines += ["", f"Hard negatives: {meta['training']['n_negatives']} no-answer examples, for each answerable training question the",
-                  "most similar other paragraph of its article (BM25) that does not contain its answer (`--negatives`,",
-                  "`articleqa.training.negatives`), so the no-answer score learns what retrieval brings: same-topic passages without the answer."]
-    if meta["training"].get("n_entity_swaps"):
-        lines += ["", f"Entity swaps: {meta['training']['n_entity_swaps']} no-answer examples, each an answerable training question with one",
-                  "name, year or number it shares with its paragraph swapped for another of its article that the paragraph never",
-                  "mentions (`--entity-swaps`), so the reader checks the question's names against the passage before answering."]
-    if meta["training"].get("n_antonym_swaps"):
-        lines += ["", f"Antonym swaps: {meta['training']['n_antonym_swaps']} no-answer examples, each an answerable training question with one",
-                  "word swapped for its opposite (western/eastern, largest/smallest, before/after) that its paragraph never uses (`--antonym-swaps`)."]
-    if meta["training"].get("n_negated"):
-        lines += ["", f"Negated twins: {meta['training']['n_negated']} no-answer examples, each an answerable training question negated",
-                  "(\"Who was the first ...?\" -> \"Who was not the first ...?\") on its own paragraph, one that never negates anything (`--negation-twins`)."]
-    if meta["training"].get("n_conditioned"):
-        lines += ["", f"Impossible-condition twins: {meta['training']['n_conditioned']} no-answer examples, each an answerable training question",
-                  "that asks no time with \"in YEAR\" added, a year of its article its dated paragraph never mentions (`--condition-twins`)."]
+    for key, label, text in _NO_ANSWER_EXAMPLES:
+        if meta["training"].get(key):
+            first, *rest = text
+            lines += ["", f"{label}: {meta['training'][key]} no-answer examples, {first}", *rest]
     if warm:
         lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
                   f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.training.cloze`)."]
