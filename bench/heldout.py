@@ -17,6 +17,11 @@ reader at its calibrated "not found" threshold. Prints, per model and per articl
   questions answered at the reader's threshold, the share answered from their own SQuAD paragraph
   (the reader misjudged the paragraph the question was written against, rather than retrieval
   bringing a misleading one).
+- where answerable F1 is lost between the reader alone and the pipeline: the share of answerable
+  questions whose top-k retrieved passages contain a reference answer, the F1 of the best span among
+  the passages read (had the pipeline picked the right passage), the F1 of the span it picks (the
+  highest margin, never refusing), then the pipeline F1 with "not found";
+- the reader alone per article (articles differ in difficulty far more than readers do).
 
 ``--squad`` may be given more than once (e.g. the dev v2.0 file, then the training set for test articles
 kept out of it): the open corpus is every article of the first file plus the held-out articles found
@@ -71,6 +76,16 @@ def separation(ans: list[float], un: list[float], budgets=(0.06, 0.10)) -> dict:
     return out
 
 
+def _pooled(results: list):
+    """EM/F1 over the questions of several ``evaluate`` results (each a mean over its own questions)."""
+    from articleqa.training.evaluate import EvalResult
+
+    n = sum(r.n for r in results)
+    exact = sum(r.exact * r.n for r in results) / n if n else 0.0
+    f1 = sum(r.f1 * r.n for r in results) / n if n else 0.0
+    return EvalResult(exact=exact, f1=f1, n=n)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad", type=Path, action="append",
@@ -119,7 +134,8 @@ def main(argv=None) -> dict:
         pipes[str(m)] = pipe
     result = {"squad": " + ".join(f.name for f in squad_files), "top_k": args.top_k, "sets": {s: titles for s, titles in sets.items()}, "models": {}}
     for name, titles in sets.items():
-        questions = [q for t in titles for q in articles[t].questions][: args.limit or None]
+        asked = [(t, q) for t in titles for q in articles[t].questions][: args.limit or None]
+        questions = [q for _, q in asked]
         rows = {m: [] for m in pipes}
         for i, q in enumerate(tqdm(questions, desc=f"{name} articles", unit="question")):
             order = list(pipes) if i % 2 == 0 else list(reversed(pipes))
@@ -132,11 +148,17 @@ def main(argv=None) -> dict:
                 best_f1 = 0.0 if q.is_impossible or best is None else best_em_f1(best.span, golds)[1]
                 file, start, end = where.get(q.context, ("", 0, 0))
                 own = best is not None and best.file == file and start <= best.span_start < end
+                texts = pipes[m].indexes.get().articles
+                retrieved = [texts[p.file].text[p.passage_start:p.passage_end] for p in (a.trace.passages if a.trace else [])]
+                in_retrieved = any(g in t for g in golds for t in retrieved)
+                oracle_f1 = max((best_em_f1(p.span, golds)[1] for p in read), default=0.0) if golds else 0.0
                 rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
-                                best.margin if best else float("-inf"), best_f1, own, len(read)))
+                                best.margin if best else float("-inf"), best_f1, own, len(read), in_retrieved, oracle_f1))
         for m, pipe in pipes.items():
             # the paragraph given: the reader alone, the pipeline's own (loaded) reader
-            alone = evaluate(pipe.reader, [q for q in questions if not q.is_impossible], calibrate=False)
+            by_article = {t: evaluate(pipe.reader, [q for u, q in asked if u == t and not q.is_impossible], calibrate=False)
+                          for t in titles}
+            alone = _pooled([r for r in by_article.values() if r.n])
             r = rows[m]
             ans = [x for x in r if not x[0]]
             un = [x for x in r if x[0]]
@@ -150,6 +172,10 @@ def main(argv=None) -> dict:
                                                          ("early_exit_passages", "early_exit_margin", "answer_rank_prior")}})[name] = {
                 "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
                 "reader_exact": alone.exact, "reader_f1": alone.f1,
+                "reader_f1_by_article": {t: {"n": r.n, "f1": r.f1} for t, r in by_article.items() if r.n},
+                "f1_lost": {"answer_in_retrieved": 100 * statistics.mean(x[8] for x in ans) if ans else None,
+                            "best_read_span_f1": 100 * statistics.mean(x[9] for x in ans) if ans else None,
+                            "highest_margin_span_f1": 100 * statistics.mean(x[5] for x in ans) if ans else None},
                 "pipeline_f1": 100 * statistics.mean(x[2] for x in ans) if ans else None,
                 "wrongly_refused": 100 * statistics.mean(not x[1] for x in ans) if ans else None,
                 "unanswerable_refused": 100 * statistics.mean(not x[1] for x in un) if un else None,
@@ -178,6 +204,11 @@ def main(argv=None) -> dict:
                 lines.append(f"      separation: margin AUC {sep['auc']:.3f}; unanswerable refused {at} of answerable refused "
                              f"(thresholds set on these questions); unanswerable answered from their own paragraph "
                              f"{fmt(f['unanswerable_answered_from_own_paragraph'])}%")
+            lost = f["f1_lost"]
+            lines.append(f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{args.top_k} passages "
+                         f"{fmt(lost['answer_in_retrieved'])}% -> best span among those read {fmt(lost['best_read_span_f1'])} -> span picked "
+                         f"(never refusing) {fmt(lost['highest_margin_span_f1'])} -> pipeline {fmt(f['pipeline_f1'])}")
+            lines.append("      reader alone by article: " + ", ".join(f"{t} {fmt(r['f1'])} ({r['n']})" for t, r in f["reader_f1_by_article"].items()))
             for t, g in f["at_threshold"].items():
                 lines.append(f"      at threshold {float(t):.2f} instead: pipeline F1 {fmt(g['pipeline_f1'])}, wrongly refused "
                              f"{fmt(g['wrongly_refused'])}%, unanswerable refused {fmt(g['unanswerable_refused'])}%")

@@ -191,6 +191,18 @@ def write_report(timings: dict, quick: bool) -> None:
                 at = sep["unanswerable_refused_at"]
                 md.append(f"| {Path(m).name} | {name} | {sep['auc']:.3f} | {_fmt(at.get('6%'))}% / {_fmt(at.get('10%'))}% | "
                           f"{_fmt(f.get('unanswerable_answered_from_own_paragraph'))}% |")
+        lost = [(m, name, by_set[name]) for m, by_set in h["models"].items() for name in h["sets"] if "f1_lost" in by_set[name]]
+        if lost:
+            md += ["", "Where answerable F1 is lost between the reader alone (its paragraph given) and the pipeline: a reference answer in the",
+                   f"top-{h['top_k']} retrieved passages; the best span among the passages read (had the right passage been picked); the span the",
+                   "pipeline picks (highest margin, never refusing); the pipeline with \"not found\" (= 0).", "",
+                   "| reader | articles | reader alone F1 | answer in retrieved passages | best span read F1 | picked span F1 | pipeline F1 | reader alone F1 by article |",
+                   "|---|---|---|---|---|---|---|---|"]
+            for m, name, f in lost:
+                g = f["f1_lost"]
+                by_article = ", ".join(f"{t} {_fmt(r['f1'])}" for t, r in f.get("reader_f1_by_article", {}).items())
+                md.append(f"| {Path(m).name} | {name} | {_fmt(f['reader_f1'])} | {_fmt(g['answer_in_retrieved'])}% | {_fmt(g['best_read_span_f1'])} | "
+                          f"{_fmt(g['highest_margin_span_f1'])} | {_fmt(f['pipeline_f1'])} | {by_article} |")
         md.append("")
 
     o = load("open_squad")

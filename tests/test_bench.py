@@ -44,6 +44,7 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "at threshold -100.00 instead: pipeline F1" in held and "wrongly refused 0.0%, unanswerable refused 0.0%" in held
     assert "at threshold 100.00 instead: pipeline F1 0.0, wrongly refused 100.0%, unanswerable refused 100.0%" in held
     assert "separation: margin AUC" in held and "of answerable refused" in held and "from their own paragraph" in held
+    assert "F1 lost on the way: reader alone" in held and f"reader alone by article: {title}" in held
     assert "top-k  5" in "\n".join(run("latency", "--squad", squad, "--questions", "5", env_out=out))
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
