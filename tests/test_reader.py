@@ -137,13 +137,14 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     # (and self-distillation from it, with a third article held out as a test set; seed 6 trains on
     # Apollo_program, whose questions name things its other paragraph does not, and say "first": swaps to make)
     stage2 = [sys.executable, "-m", "articleqa.cli", "train-reader", "--train", str(tiny), "--val-articles", "1",
-              "--base-model", str(out / "final"), "--negatives", "1", "--entity-swaps", "1", "--antonym-swaps", "1", "--negation-twins", "1", "--condition-twins", "1", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
+              "--base-model", str(out / "final"), "--negatives", "1", "--entity-swaps", "1", "--antonym-swaps", "1", "--negation-twins", "1", "--condition-twins", "1", "--passages", "1", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
               "--max-length", "128", "--stride", "48", "--seed", "6", "--teacher", str(out / "final"), "--test-articles", "1"]
     third = subprocess.run([*stage2, "--out", str(tmp_path / "moving"), "--max-steps", "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert third.returncode == 0, third.stderr
     assert "hard negatives" in third.stderr and not " 0 hard negatives" in third.stderr
     assert "entity swaps" in third.stderr and not " 0 entity swaps" in third.stderr and not " 0 antonym swaps" in third.stderr
     assert "conditioned twins" in third.stderr and not " 0 negated" in third.stderr and not " 0 conditioned" in third.stderr
+    assert "retrieved passages" in third.stderr and not " 0 retrieved passages" in third.stderr
     assert "distilling from" in third.stderr and "; test: " in third.stderr
     (tmp_path / "moving").rename(tmp_path / "stage2")
     fourth = subprocess.run([*stage2, "--out", str(tmp_path / "stage2")], capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -155,6 +156,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     card = (tmp_path / "stage2" / "README.md").read_text()
     assert card.index(meta["command"]) < card.index(meta2["command"]) and "Hard negatives" in card and "Entity swaps" in card and "Antonym swaps" in card
     assert "Negated twins" in card and "Impossible-condition twins" in card and meta2["training"]["n_negated"] > 0
+    assert "Retrieved passages" in card and meta2["training"]["n_passage_answers"] > 0 and meta2["training"]["n_passage_negatives"] > 0
     # every stage with its own held-out figure: the first (from its record) and this one
     [first_stage] = meta2["training"]["base_run"]["stages"]
     assert first_stage["command"] == meta["command"] and first_stage["validation_f1"] == max(e["f1"] for e in meta["epochs"])

@@ -501,6 +501,8 @@ def train_reader_cmd(
     antonym_swaps: Annotated[int, typer.Option(help="Per answerable question, this many unanswerable twins on its own paragraph: a word of the question swapped for its opposite (western/eastern, largest/smallest, before/after) that the paragraph never uses (0 = off).")] = 0,
     negation_twins: Annotated[int, typer.Option(help="1 = per answerable question whose paragraph never negates anything, an unanswerable twin on that paragraph: the question negated ('Who was the first ...?' -> 'Who was not the first ...?'); 0 = off.")] = 0,
     condition_twins: Annotated[int, typer.Option(help="Per answerable question that asks no time, this many unanswerable twins on its own dated paragraph: 'in YEAR' added with a year of its article the paragraph never mentions (0 = off).")] = 0,
+    passages: Annotated[int, typer.Option(help="Train on what the pipeline reads: per answerable question, the index passage (~150-word chunk) of its article holding its answer, plus this many passages of the article that BM25 ranks closest to the question and that lack the answer, as no-answer (0 = off).")] = 0,
+    passages_share: Annotated[float, typer.Option(help="With --passages: the share of answerable questions (a seeded sample) that get them.")] = 1.0,
     teacher: Annotated[Optional[Path], typer.Option(help="Self-distillation: a trained reader (same tokenizer) whose start/end distributions are learned too.")] = None,
     distill_weight: Annotated[float, typer.Option(help="With --teacher: share of the loss on the teacher's distributions.")] = 0.5,
     distill_temperature: Annotated[float, typer.Option(help="With --teacher: softmax temperature of both distributions.")] = 2.0,
@@ -530,8 +532,8 @@ def train_reader_cmd(
         _fail(f"teacher model folder not found: {teacher}")
     if not 0.0 <= distill_weight <= 1.0 or distill_temperature <= 0:
         _fail("--distill-weight must be from 0 to 1 and --distill-temperature above 0")
-    if not 0.0 <= negatives_share <= 1.0:
-        _fail("--negatives-share must be from 0 to 1")
+    if not 0.0 <= negatives_share <= 1.0 or not 0.0 <= passages_share <= 1.0:
+        _fail("--negatives-share and --passages-share must be from 0 to 1")
     if (val_title or test_title) and val:
         _fail("--val-title/--test-title name held-out articles of --train; they cannot be combined with --val")
     articles = load_squad(*train)
@@ -578,6 +580,8 @@ def train_reader_cmd(
         antonym_swaps=antonym_swaps,
         negation_twins=negation_twins,
         condition_twins=condition_twins,
+        passages=passages,
+        passages_share=passages_share,
         teacher=str(teacher) if teacher else None,
         distill_weight=distill_weight,
         distill_temperature=distill_temperature,

@@ -107,6 +107,11 @@ _NO_ANSWER_EXAMPLES = [
     ("n_conditioned", "Impossible-condition twins", [
         "each an answerable training question",
         "that asks no time with \"in YEAR\" added, a year of its article its dated paragraph never mentions (`--condition-twins`)."]),
+    ("n_passage_negatives", "Retrieved passages", [
+        "the index passages (~150-word chunks of the",
+        "article, cut as `SentenceChunker` cuts them) that BM25 ranks closest to an answerable training question without holding its",
+        "answer, each trained with the passage that holds it (answerable, the answer where that passage has it) (`--passages`,",
+        "`articleqa.training.passages`), so the reader learns on what the pipeline reads rather than on whole paragraphs."]),
 ]
 
 

@@ -31,6 +31,7 @@ from articleqa.training.negatives import (
     swapped_entity_questions,
     swapped_word_questions,
 )
+from articleqa.training.passages import retrieved_passages
 from articleqa.training.squad import SquadQuestion
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class TrainConfig:
     antonym_swaps: int = 0  # unanswerable twins per answerable question (a word swapped for its opposite)
     negation_twins: int = 0  # unanswerable twins per answerable question (the question negated), 0 or 1
     condition_twins: int = 0  # unanswerable twins per answerable question (a year the paragraph never mentions added)
+    passages: int = 0  # per answerable question, its answer's index passage + this many retrieved passages without it (0 = off)
+    passages_share: float = 1.0  # share of the answerable questions (a seeded sample) that get them
     teacher: str | None = None  # self-distillation: a trained reader whose start/end distributions are targets too
     distill_weight: float = 0.5  # share of the loss on the teacher's distributions (the rest on the gold spans)
     distill_temperature: float = 2.0
@@ -302,15 +305,17 @@ def train_reader(
     opposites = swapped_word_questions(train_questions, cfg.antonym_swaps, seed=cfg.seed)
     negated = negated_questions(train_questions, cfg.negation_twins)
     conditioned = conditioned_questions(train_questions, cfg.condition_twins, seed=cfg.seed)
-    features = build_features(tokenizer, answerable + unanswerable + negatives + swaps + opposites + negated + conditioned,
-                              cfg.max_length, cfg.stride)
+    passages = retrieved_passages(answerable, cfg.passages, share=cfg.passages_share, seed=cfg.seed) if cfg.passages > 0 else []
+    n_passage_answers = sum(not q.is_impossible for q in passages)
+    features = build_features(tokenizer, answerable + unanswerable + negatives + swaps + opposites + negated + conditioned
+                              + passages, cfg.max_length, cfg.stride)
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
     log.info(
         "training on %d answerable + %d unanswerable questions + %d hard negatives + %d entity swaps + %d antonym swaps"
-        " + %d negated + %d conditioned twins -> %d windows, %d steps (%s, bf16=%s%s)",
+        " + %d negated + %d conditioned twins + %d retrieved passages (%d with the answer) -> %d windows, %d steps (%s, bf16=%s%s)",
         len(answerable), len(unanswerable), len(negatives), len(swaps), len(opposites), len(negated), len(conditioned),
-        len(features), total_steps, device, use_bf16,
+        len(passages), n_passage_answers, len(features), total_steps, device, use_bf16,
         f", distilling from {cfg.teacher} at weight {cfg.distill_weight}" if teacher is not None else "",
     )
 
@@ -319,6 +324,7 @@ def train_reader(
     record: dict = {"config": asdict(cfg), "epochs": [], "n_questions": len(answerable) + len(unanswerable),
                     "n_negatives": len(negatives), "n_entity_swaps": len(swaps),
                     "n_antonym_swaps": len(opposites), "n_negated": len(negated), "n_conditioned": len(conditioned),
+                    "n_passage_answers": n_passage_answers, "n_passage_negatives": len(passages) - n_passage_answers,
                     "n_windows": len(features), "device": device, "bf16": use_bf16}
     global_step = 0
     ckpt_dir = out / CHECKPOINT_DIR
@@ -442,7 +448,7 @@ def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, 
 
     out = Path(cfg.out) / WARMUP_DIR
     wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None, negatives=0, entity_swaps=0, antonym_swaps=0,
-                   negation_twins=0, condition_twins=0, teacher=None)
+                   negation_twins=0, condition_twins=0, passages=0, teacher=None)
     record_file = out / "record.json"
     if resume and record_file.is_file() and (out / "final").is_dir():
         record = json.loads(record_file.read_text(encoding="utf-8"))
