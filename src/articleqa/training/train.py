@@ -305,7 +305,7 @@ def train_reader(
     opposites = swapped_word_questions(train_questions, cfg.antonym_swaps, seed=cfg.seed)
     negated = negated_questions(train_questions, cfg.negation_twins)
     conditioned = conditioned_questions(train_questions, cfg.condition_twins, seed=cfg.seed)
-    passages = retrieved_passages(answerable, cfg.passages, share=cfg.passages_share, seed=cfg.seed) if cfg.passages > 0 else []
+    passages = retrieved_passages(train_questions, cfg.passages, share=cfg.passages_share, seed=cfg.seed) if cfg.passages > 0 else []
     n_passage_answers = sum(not q.is_impossible for q in passages)
     features = build_features(tokenizer, answerable + unanswerable + negatives + swaps + opposites + negated + conditioned
                               + passages, cfg.max_length, cfg.stride)
