@@ -131,13 +131,22 @@ def write_squad_corpus(articles: list[SquadArticle], folder: str | Path) -> dict
     where: dict[str, tuple[str, int, int]] = {}
     for art in articles:
         name = re.sub(r"[^\w.\-]+", "_", art.title) + ".txt"
-        parts, pos = [], 0
-        for para in art.paragraphs:
+        text, starts = article_text(art.paragraphs)
+        for para, pos in starts.items():
             where.setdefault(para, (name, pos, pos + len(para)))
-            parts.append(para)
-            pos += len(para) + 2
-        (folder / name).write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+        (folder / name).write_text(text, encoding="utf-8")
     return where
+
+
+def article_text(paragraphs: list[str]) -> tuple[str, dict[str, int]]:
+    """An article's text as the open corpus writes it (paragraphs separated by blank lines) and where
+    each paragraph starts in it (its first occurrence)."""
+    starts: dict[str, int] = {}
+    pos = 0
+    for para in paragraphs:
+        starts.setdefault(para, pos)
+        pos += len(para) + 2
+    return "\n\n".join(paragraphs) + "\n", starts
 
 
 def index_squad_corpus(articles: list[SquadArticle], folder: str | Path, embedder=None, chunker=None):
