@@ -33,7 +33,7 @@ def retrieved_passages(questions: list[SquadQuestion], per_question: int = 2, sh
     """For a seeded ``share`` of the answerable questions: the passage of their article that holds the
     (first) reference answer, as an answerable example with the references inside it, plus up to
     ``per_question`` other passages of the article, closest to the question by BM25 and containing no
-    reference answer, as unanswerable examples (none when ``per_question`` is 0)."""
+    reference answer, as unanswerable examples. ``per_question`` 0 (or ``share`` 0) gives nothing: the flag is off."""
     if share <= 0 or per_question <= 0:
         return []
     if chunker is None:
