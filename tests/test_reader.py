@@ -207,6 +207,15 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     commands = recipe_commands(meta_b)
     assert len(commands) == len(set(commands)) and commands[0] == meta["command"]
     assert commands.index(meta2["command"]) < commands.index(meta_a["weight_average"]["command"]) < commands.index(meta_b["weight_average"]["command"])
+    # averaged weights were trained on what both readers were: with the reader that made the twins first (whose
+    # record average-readers does not keep), the card still names them, with the stage that made them
+    avg3 = tmp_path / "avg3"
+    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "average-readers", str(tmp_path / "stage2"), str(out), "--out", str(avg3)],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    card_c = model_card(json.loads((avg3 / CALIBRATION_FILE).read_text()))
+    for key, label in [("n_negatives", "Hard negatives"), ("n_negated", "Negated twins"), ("n_passage_negatives", "Retrieved passages")]:
+        assert f"{label}: {meta2['training'][key]} ({tmp_path / 'stage2'}) no-answer examples" in card_c
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ def stage_summary(meta: dict) -> dict:
     training = meta.get("training", {})
     f1s = [e["f1"] for e in meta.get("epochs", [])]
     return {"command": meta.get("command"), "minutes": round((training.get("train_seconds") or 0) / 60),
-            "validation_f1": max(f1s) if f1s else None, "test_f1": (training.get("test") or {}).get("f1")}
+            "validation_f1": max(f1s) if f1s else None, "test_f1": (training.get("test") or {}).get("f1"),
+            "examples": {key: training[key] for key, _, _ in _NO_ANSWER_EXAMPLES if training.get(key)}}
 
 
 def stage_rows(meta: dict) -> list[dict]:
@@ -64,6 +65,24 @@ def lineage(first: dict, second: dict) -> dict:
             stages.setdefault(st["command"], st)
     return {"stages_before": list(stages.values()),
             "commands_before": list(dict.fromkeys([*recipe_commands(first), *recipe_commands(second)]))}
+
+
+def example_counts(meta: dict) -> dict[str, str]:
+    """How many made-up no-answer examples of each kind trained this reader, as the card says it. Averaged
+    weights were trained on what both readers were: each kind with its count per stage that made it
+    ("13878 (runs/s9), 14009 (runs/s10)"), from the stages ``average-readers`` recorded; otherwise (or for
+    an average recorded before stages carried their counts) this reader's own training run's counts."""
+    wa = meta.get("weight_average") or {}
+    per_stage = [st for st in wa.get("stages_before", []) if st.get("examples")]
+    if not per_stage:
+        training = meta.get("training", {})
+        return {key: str(training[key]) for key, _, _ in _NO_ANSWER_EXAMPLES if training.get(key)}
+    counts: dict[str, list[str]] = {}
+    for st in per_stage:
+        out = _stage_flags(st.get("command") or "")[0]
+        for key, n in st["examples"].items():
+            counts.setdefault(key, []).append(f"{n} ({out})")
+    return {key: ", ".join(v) for key, v in counts.items()}
 
 
 def _stage_flags(command: str) -> tuple[str, str]:
@@ -235,10 +254,11 @@ def model_card(meta: dict) -> str:
         stage1 = ", ".join(f"epoch {e['epoch']} F1 {e['f1']:.1f}" for e in base.get("epochs", []))
         lines += ["", f"The stage before (the reader this one started from; {(base.get('train_seconds') or 0) / 60:.0f} minutes): {stage1}. "
                   "The table above is the last stage."]
+    counts = example_counts(meta)
     for key, label, text in _NO_ANSWER_EXAMPLES:
-        if meta["training"].get(key):
+        if key in counts:
             first, *rest = text
-            lines += ["", f"{label}: {meta['training'][key]} no-answer examples, {first}", *rest]
+            lines += ["", f"{label}: {counts[key]} no-answer examples, {first}", *rest]
     if warm:
         lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
                   f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.training.cloze`)."]
