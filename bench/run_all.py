@@ -331,7 +331,11 @@ def write_report(timings: dict, quick: bool) -> None:
             for label, r in so["embedding"].items():
                 md.append(f"| {label} | {r['passages']:,} | {_fmt(r['passages_per_s'])} | {', '.join(map(str, r.get('tries', [])))} | "
                           f"{_fmt(r['embed_s'])} | {_fmt(r['wall_s'])} | {r['nodes']} |")
-        md += ["", "| synthetic passages | engine | insert s | hybrid query median ms | p95 ms |", "|---|---|---|---|---|"]
+        if any(so["synthetic"].values()):
+            md += ["", "| synthetic passages | engine | insert s | hybrid query median ms | p95 ms |", "|---|---|---|---|---|"]
+        else:  # the synthetic part was stopped (or not asked for) in this run
+            md += ["", "Milvus alone on synthetic vectors: not in this run's `scale_out.json` "
+                   "(`bench/run_all.py --only scale_out` measures it)."]
         for engine, rows in so["synthetic"].items():
             for row in rows:
                 if "skipped" in row:
