@@ -12,7 +12,12 @@ def stage_summary(meta: dict) -> dict:
     f1s = [e["f1"] for e in meta.get("epochs", [])]
     return {"command": meta.get("command"), "minutes": round((training.get("train_seconds") or 0) / 60),
             "validation_f1": max(f1s) if f1s else None, "test_f1": (training.get("test") or {}).get("f1"),
-            "examples": {key: training[key] for key, _, _ in _NO_ANSWER_EXAMPLES if training.get(key)}}
+            "examples": _examples(training)}
+
+
+def _examples(training: dict) -> dict[str, int]:
+    """The made-up no-answer examples a training run recorded: count by kind (the kinds it made)."""
+    return {key: training[key] for key, _, _ in _NO_ANSWER_EXAMPLES if training.get(key)}
 
 
 def stage_rows(meta: dict) -> list[dict]:
@@ -75,8 +80,7 @@ def example_counts(meta: dict) -> dict[str, str]:
     wa = meta.get("weight_average") or {}
     per_stage = [st for st in wa.get("stages_before", []) if st.get("examples")]
     if not per_stage:
-        training = meta.get("training", {})
-        return {key: str(training[key]) for key, _, _ in _NO_ANSWER_EXAMPLES if training.get(key)}
+        return {key: str(n) for key, n in _examples(meta.get("training", {})).items()}
     counts: dict[str, list[str]] = {}
     for st in per_stage:
         out = _stage_flags(st.get("command") or "")[0]
