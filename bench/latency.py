@@ -1,20 +1,61 @@
 """Latency per question, split into embedding, retrieval, reading and total, at top-k 3/5/10,
-over the open SQuAD corpus index (questions sampled from its articles)."""
+over the open SQuAD corpus index (questions sampled from its articles).
+
+``--compare-reader DIR`` (repeatable) also measures other readers at one top-k (``--compare-top-k``,
+default 5): every question is asked of each reader in turn (order alternating), in one process, so the
+reading times are comparable within the run; reported per reader: reading median / p95, passages read
+per question, time per passage read, and the median of per-question reading-time ratios to the shipped
+reader (what the reader issue's "reading time not above today's" is measured by)."""
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 from pathlib import Path
 
-from common import DEFAULT_SHARED, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
+from common import DEFAULT_SHARED, ROOT, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
+
+STAGES = ("embedding", "retrieval", "reading", "total")
+
+
+def passages_read(answer) -> int:
+    return sum(p.margin is not None for p in answer.trace.passages) if answer.trace else 0
+
+
+def compare_readers(index_dir: Path, articles_dir: Path, models: dict[str, Path], qs: list[str], top_k: int) -> dict:
+    """Each question asked of every reader (``models``: name -> folder, the shipped one first) in turn (order
+    alternating): reading time and passages read."""
+    pipes = {}
+    for name, folder in models.items():
+        pipes[name] = pipeline_for(index_dir, articles_dir, reader_model=str(folder))
+        pipes[name].warm_up()
+        for q in qs[:3]:
+            pipes[name].ask(q, top_k=top_k)
+    rows: dict[str, list[tuple[float, int]]] = {m: [] for m in pipes}
+    for i, q in enumerate(qs):
+        for m in (list(pipes) if i % 2 == 0 else list(reversed(pipes))):
+            a = pipes[m].ask(q, top_k=top_k, explain=True)
+            rows[m].append((a.timings.get("reading", 0.0), passages_read(a)))
+    first = next(iter(pipes))
+    out = {}
+    for m, r in rows.items():
+        read = [n for _, n in r]
+        out[m] = {"inference_path": pipes[m].reader.inference_path, "reading": summary_ms([s for s, _ in r]),
+                  "passages_read": statistics.mean(read),
+                  "ms_per_passage": 1000 * sum(s for s, _ in r) / max(1, sum(read)),
+                  "reading_ratio_to_shipped": statistics.median(s / b for (s, _), (b, _) in zip(r, rows[first]) if b > 0)}
+    return out
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad", type=Path, default=DEFAULT_SHARED / "data" / "squad" / "squad-dev-v1.1-36.json")
     ap.add_argument("--questions", type=int, default=100)
     ap.add_argument("--top-k", type=int, nargs="+", default=[3, 5, 10])
+    ap.add_argument("--compare-reader", type=Path, action="append", default=[],
+                    help="another reader folder, measured beside the shipped one at --compare-top-k (repeatable)")
+    ap.add_argument("--compare-top-k", type=int, default=5)
     args = ap.parse_args(argv)
 
     from articleqa.training.squad import load_squad
@@ -29,13 +70,23 @@ def main(argv=None) -> dict:
     result = {"questions": len(qs), "passages": len(pipe.indexes.get().passages), "by_top_k": {}}
     lines = [f"latency over {len(qs)} questions, {result['passages']} passages (median / p95 ms):"]
     for k in args.top_k:
-        stage = {"embedding": [], "retrieval": [], "reading": [], "total": []}
+        stage = {s: [] for s in STAGES}
         for q in qs:
             a = pipe.ask(q, top_k=k)
             for s in stage:
                 stage[s].append(a.timings.get(s, 0.0))
         result["by_top_k"][str(k)] = {s: summary_ms(v) for s, v in stage.items()}
         lines.append(f"  top-k {k:2d}: " + "  ".join(f"{s} {v['median_ms']}/{v['p95_ms']}" for s, v in result["by_top_k"][str(k)].items()))
+    if args.compare_reader:
+        del pipe
+        models = {"models/reader": ROOT / "models" / "reader", **{str(m): m for m in args.compare_reader}}
+        result["readers"] = {"top_k": args.compare_top_k,
+                             "by_reader": compare_readers(index_dir, articles_dir, models, qs, args.compare_top_k)}
+        lines.append(f"readers side by side at top-k {args.compare_top_k} (questions interleaved):")
+        for m, r in result["readers"]["by_reader"].items():
+            lines.append(f"  {m} ({r['inference_path']}): reading {r['reading']['median_ms']}/{r['reading']['p95_ms']} ms, "
+                         f"{r['passages_read']:.2f} passages read, {r['ms_per_passage']:.1f} ms per passage, "
+                         f"reading time ratio to the shipped reader {r['reading_ratio_to_shipped']:.2f}")
     save("latency", result)
     print_figures(lines)
     return result

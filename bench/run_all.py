@@ -33,7 +33,7 @@ def plan(shared: Path, quick: bool, compare: list[Path] = ()) -> list[tuple[str,
         # the reader's validation articles (dev) and test articles (kept out of the training set, hence its file too)
         ("heldout", ["--squad", squad2, "--squad", train] + (["--limit", "150"] if q else [])
          + [a for m in (["models/reader", *map(str, compare)] if compare else []) for a in ("--model", m)]),
-        ("latency", ["--squad", squad1, "--questions", "30" if q else "100"]),
+        ("latency", ["--squad", squad1, "--questions", "30" if q else "100"] + [a for m in compare for a in ("--compare-reader", str(m))]),
         ("build", ["--squad", squad1] + (["--articles", "8"] if q else [])),
         ("throughput", ["--questions", seed, "--seconds", "5" if q else "20"]),
         ("throughput", ["--questions", seed, "--workers", "1", "2", "--name", "throughput_workers", "--seconds", "8" if q else "40"]),
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     ap.add_argument("--only", nargs="*", help="run only these scripts (others keep their last results)")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from bench/out/*.json")
     ap.add_argument("--compare-reader", type=Path, action="append", default=[],
-                    help="another reader folder heldout.py measures beside the shipped one, questions interleaved (repeatable)")
+                    help="another reader folder heldout.py and latency.py measure beside the shipped one, questions interleaved (repeatable)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     timings = load("timings") or {}  # every script's last run time, kept across --only runs
@@ -232,6 +232,16 @@ def write_report(timings: dict, quick: bool) -> None:
                "| top-k | embedding | retrieval | reading | total |", "|---|---|---|---|---|"]
         for k, st in lat["by_top_k"].items():
             md.append(f"| {k} | " + " | ".join(f"{_fmt(st[s]['median_ms'])} / {_fmt(st[s]['p95_ms'])}" for s in ("embedding", "retrieval", "reading", "total")) + " |")
+        rd = lat.get("readers")
+        if rd:
+            md += ["", f"Readers side by side at top-k {rd['top_k']}, the same questions asked of each in turn (order alternating, one "
+                   "process): reading time, passages read (early exit) and the median of per-question reading-time ratios to the "
+                   "shipped reader.", "", "| reader | path | reading median / p95 ms | passages read | ms per passage | reading time / shipped |",
+                   "|---|---|---|---|---|---|"]
+            for m, r in rd["by_reader"].items():
+                md.append(f"| {m} | {r['inference_path']} | {_fmt(r['reading']['median_ms'])} / "
+                          f"{_fmt(r['reading']['p95_ms'])} | {_fmt(r['passages_read'], 2)} | {_fmt(r['ms_per_passage'])} | "
+                          f"{_fmt(r['reading_ratio_to_shipped'], 2)} |")
         md += ["", "![latency](latency.png)", ""]
         with chart("latency.png", (6, 3.2), "top-k", "median ms") as ax:
             ks = list(lat["by_top_k"])

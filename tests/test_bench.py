@@ -45,7 +45,12 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "at threshold 100.00 instead: pipeline F1 0.0, wrongly refused 100.0%, unanswerable refused 100.0%" in held
     assert "separation: margin AUC" in held and "of answerable refused" in held and "from their own paragraph" in held
     assert "F1 lost on the way: reader alone" in held and f"reader alone by article: {title}" in held
-    assert "top-k  5" in "\n".join(run("latency", "--squad", squad, "--questions", "5", env_out=out))
+    latency = "\n".join(run("latency", "--squad", squad, "--questions", "6", "--top-k", "5",
+                             "--compare-reader", ROOT / "models" / "reader", env_out=out))
+    assert "top-k  5" in latency and "readers side by side at top-k 5" in latency
+    # the same reader twice reads the same passages: its early exit is deterministic
+    read = [line.split(" passages read")[0].rsplit(" ", 1)[1] for line in latency.splitlines() if "passages read" in line]
+    assert len(read) == 2 and read[0] == read[1], latency
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
     workers = "\n".join(run("throughput", "--questions", seed, "--clients", "2", "--seconds", "2", "--rounds", "2", "--workers", "1", "2",
@@ -62,6 +67,7 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     report = (out.parent / "report.md").read_text()
     assert "Articles the reader never saw" in report and "| margin AUC |" in report
     assert "Milvus native engine" in report and "cluster, 2 nodes" in report and "--workers N" in report
+    assert "Readers side by side at top-k 5" in report and "| reading time / shipped |" in report
 
 
 def test_vs_haystack_runs_on_a_tiny_input(tiny):
@@ -86,5 +92,6 @@ def test_run_times_are_kept_across_runs_and_a_reader_can_be_compared(tmp_path, m
     plan = dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False, [tmp_path / "old-reader"]))
     held = plan["heldout"]
     assert held[-4:] == ["--model", "models/reader", "--model", str(tmp_path / "old-reader")]
+    assert plan["latency"][-2:] == ["--compare-reader", str(tmp_path / "old-reader")]
     assert "--model" not in dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False))["heldout"]
     assert {"no_answer", "throughput_workers", "vs_haystack_fp32_every"} <= set(plan)
