@@ -14,7 +14,7 @@ import random
 import statistics
 from pathlib import Path
 
-from common import DEFAULT_SHARED, ROOT, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
+from common import DEFAULT_SHARED, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
 
 STAGES = ("embedding", "retrieval", "reading", "total")
 
@@ -23,31 +23,25 @@ def passages_read(answer) -> int:
     return sum(p.margin is not None for p in answer.trace.passages) if answer.trace else 0
 
 
-def compare_readers(index_dir: Path, articles_dir: Path, models: dict[str, Path], qs: list[str], top_k: int) -> dict:
-    """Each question asked of every reader (``models``: name -> folder, the shipped one first) in turn (order
-    alternating): reading time and passages read."""
-    pipes = {}
-    for name, folder in models.items():
-        pipes[name] = pipeline_for(index_dir, articles_dir, reader_model=str(folder))
-        pipes[name].warm_up()
-        for q in qs[:3]:
-            pipes[name].ask(q, top_k=top_k)
+def compare_readers(pipes: dict, qs: list[str], top_k: int) -> dict:
+    """Each question asked of every pipeline (``pipes``: reader name -> warmed pipeline, the shipped reader's
+    first) in turn (order alternating): reading time and passages read."""
     rows: dict[str, list[tuple[float, int]]] = {m: [] for m in pipes}
     for i, q in enumerate(qs):
         for m in (list(pipes) if i % 2 == 0 else list(reversed(pipes))):
             a = pipes[m].ask(q, top_k=top_k, explain=True)
             rows[m].append((a.timings.get("reading", 0.0), passages_read(a)))
-    first = next(iter(pipes))
+    shipped = sum(s for s, _ in rows[next(iter(pipes))])
     out = {}
     for m, r in rows.items():
-        read = [n for _, n in r]
-        out[m] = {"inference_path": pipes[m].reader.inference_path, "reading": summary_ms([s for s, _ in r]),
-                  "reading_mean_ms": 1000 * statistics.mean(s for s, _ in r),
+        times, read = [s for s, _ in r], [n for _, n in r]
+        out[m] = {"inference_path": pipes[m].reader.inference_path, "reading": summary_ms(times),
+                  "reading_mean_ms": 1000 * statistics.mean(times),
                   "passages_read": statistics.mean(read),
-                  "ms_per_passage": 1000 * sum(s for s, _ in r) / max(1, sum(read)),
+                  "ms_per_passage": 1000 * sum(times) / max(1, sum(read)),
                   # total reading time over the same questions (the per-question ratio is ~1 whenever both readers
                   # read the same passages, so its median hides how often early exit fires)
-                  "reading_ratio_to_shipped": sum(s for s, _ in r) / max(1e-9, sum(s for s, _ in rows[first]))}
+                  "reading_ratio_to_shipped": sum(times) / max(1e-9, shipped)}
     return out
 
 
@@ -81,10 +75,13 @@ def main(argv=None) -> dict:
         result["by_top_k"][str(k)] = {s: summary_ms(v) for s, v in stage.items()}
         lines.append(f"  top-k {k:2d}: " + "  ".join(f"{s} {v['median_ms']}/{v['p95_ms']}" for s, v in result["by_top_k"][str(k)].items()))
     if args.compare_reader:
-        del pipe
-        models = {"models/reader": ROOT / "models" / "reader", **{str(m): m for m in args.compare_reader}}
-        result["readers"] = {"top_k": args.compare_top_k,
-                             "by_reader": compare_readers(index_dir, articles_dir, models, qs, args.compare_top_k)}
+        pipes = {"models/reader": pipe}  # the shipped reader's pipeline, already warm
+        for m in args.compare_reader:
+            pipes[str(m)] = pipeline_for(index_dir, articles_dir, reader_model=str(m))
+            pipes[str(m)].warm_up()
+            for q in qs[:3]:
+                pipes[str(m)].ask(q)
+        result["readers"] = {"top_k": args.compare_top_k, "by_reader": compare_readers(pipes, qs, args.compare_top_k)}
         lines.append(f"readers side by side at top-k {args.compare_top_k} (questions interleaved):")
         for m, r in result["readers"]["by_reader"].items():
             lines.append(f"  {m} ({r['inference_path']}): reading {r['reading']['median_ms']}/{r['reading']['p95_ms']} ms "
