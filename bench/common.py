@@ -81,6 +81,15 @@ def print_figures(lines: list[str]) -> None:
     print("\n".join(lines), flush=True)
 
 
+def reader_spec(spec: str | Path) -> tuple[str, dict[str, str]]:
+    """``DIR`` or ``DIR@key=value[,key=value]``: a reader folder and the settings its pipeline runs with
+    beside the shipped one (e.g. ``runs/old@early_exit_margin=0.5``, the margin it shipped with)."""
+    path, at, rest = str(spec).rpartition("@")
+    if not at or "=" not in rest:
+        return str(spec), {}
+    return path, dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+
+
 def pipeline_for(index_dir: Path, articles_dir: Path | None = None, **settings):
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline

@@ -1,8 +1,8 @@
 """Latency per question, split into embedding, retrieval, reading and total, at top-k 3/5/10,
 over the open SQuAD corpus index (questions sampled from its articles).
 
-``--compare-reader DIR`` (repeatable) also measures other readers at one top-k (``--compare-top-k``,
-default 5): every question is asked of each reader in turn (order alternating), in one process, so the
+``--compare-reader DIR`` (repeatable; ``DIR@key=value,...`` runs that reader with other settings, e.g. the
+early-exit margin it shipped with) also measures other readers at one top-k (``--compare-top-k``, default 5): every question is asked of each reader in turn (order alternating), in one process, so the
 reading times are comparable within the run; reported per reader: reading median / p95 / mean, passages read
 per question, time per passage read, and the ratio of total reading time over these questions to the
 shipped reader's (what the reader issue's "reading time not above today's" is measured by)."""
@@ -14,7 +14,7 @@ import random
 import statistics
 from pathlib import Path
 
-from common import DEFAULT_SHARED, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
+from common import DEFAULT_SHARED, pipeline_for, print_figures, reader_spec, save, squad_corpus_index, summary_ms
 
 STAGES = ("embedding", "retrieval", "reading", "total")
 
@@ -50,8 +50,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--squad", type=Path, default=DEFAULT_SHARED / "data" / "squad" / "squad-dev-v1.1-36.json")
     ap.add_argument("--questions", type=int, default=100)
     ap.add_argument("--top-k", type=int, nargs="+", default=[3, 5, 10])
-    ap.add_argument("--compare-reader", type=Path, action="append", default=[],
-                    help="another reader folder, measured beside the shipped one at --compare-top-k (repeatable)")
+    ap.add_argument("--compare-reader", action="append", default=[], metavar="DIR[@key=value,...]",
+                    help="another reader folder, measured beside the shipped one at --compare-top-k (repeatable); after @, "
+                         "settings that reader runs with (e.g. @early_exit_margin=0.5)")
     ap.add_argument("--compare-top-k", type=int, default=5)
     args = ap.parse_args(argv)
 
@@ -77,10 +78,11 @@ def main(argv=None) -> dict:
     if args.compare_reader:
         pipes = {"models/reader": pipe}  # the shipped reader's pipeline, already warm
         for m in args.compare_reader:
-            pipes[str(m)] = pipeline_for(index_dir, articles_dir, reader_model=str(m))
-            pipes[str(m)].warm_up()
+            path, settings = reader_spec(m)
+            pipes[m] = pipeline_for(index_dir, articles_dir, reader_model=path, **settings)
+            pipes[m].warm_up()
             for q in qs[:3]:
-                pipes[str(m)].ask(q)
+                pipes[m].ask(q)
         result["readers"] = {"top_k": args.compare_top_k, "by_reader": compare_readers(pipes, qs, args.compare_top_k)}
         lines.append(f"readers side by side at top-k {args.compare_top_k} (questions interleaved):")
         for m, r in result["readers"]["by_reader"].items():

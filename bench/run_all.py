@@ -14,12 +14,35 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from common import reader_spec
+
 HERE = Path(__file__).resolve().parent
 OUT = Path(os.environ.get("ARTICLEQA_BENCH_OUT", HERE / "out"))
 REPORT = OUT.parent  # bench/report.md and its charts (beside bench/out)
 
 
-def plan(shared: Path, quick: bool, compare: list[Path] = ()) -> list[tuple[str, list[str]]]:
+def held_out_split(model: Path) -> tuple | None:
+    """The validation and test articles a train-reader reader records (None: none recorded or no such folder)."""
+    path = model / "articleqa_reader.json"
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    return (meta.get("validation_articles"), meta.get("training", {}).get("test_articles")) if meta.get("validation_articles") else None
+
+
+def plan(shared: Path, quick: bool, compare: list[str] = ()) -> list[tuple[str, list[str]]]:
+    """The benchmarks to run, with their arguments. ``compare``: other readers (``DIR[@key=value,...]``) latency.py
+    times beside the shipped one; heldout.py measures those that hold out the shipped reader's articles (a reader
+    of another split may have trained on them; one whose split cannot be read is passed on for heldout.py to judge)."""
+    shipped = held_out_split(HERE.parent / "models" / "reader")
+    held = []
+    for spec in compare:
+        path, _ = reader_spec(spec)
+        split = held_out_split(Path(path))
+        if split is None or split == shipped:
+            held.append(path)
+        else:
+            print(f"heldout: leaving out {path}: it holds out other articles than models/reader", file=sys.stderr)
     squad1 = str(shared / "data" / "squad" / "squad-dev-v1.1-36.json")
     squad2 = str(shared / "data" / "squad" / "squad-dev-v2.0-36.json")
     train = str(shared / "data" / "squad" / "squad-train-442.json.gz")
@@ -32,7 +55,7 @@ def plan(shared: Path, quick: bool, compare: list[Path] = ()) -> list[tuple[str,
         ("open_squad", ["--squad", squad1] + (["--limit", "200"] if q else [])),
         # the reader's validation articles (dev) and test articles (kept out of the training set, hence its file too)
         ("heldout", ["--squad", squad2, "--squad", train] + (["--limit", "150"] if q else [])
-         + [a for m in (["models/reader", *map(str, compare)] if compare else []) for a in ("--model", m)]),
+         + [a for m in (["models/reader", *held] if held else []) for a in ("--model", m)]),
         ("latency", ["--squad", squad1, "--questions", "30" if q else "100"] + [a for m in compare for a in ("--compare-reader", str(m))]),
         ("build", ["--squad", squad1] + (["--articles", "8"] if q else [])),
         ("throughput", ["--questions", seed, "--seconds", "5" if q else "20"]),
@@ -63,8 +86,10 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="small samples (minutes instead of ~half an hour)")
     ap.add_argument("--only", nargs="*", help="run only these scripts (others keep their last results)")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from bench/out/*.json")
-    ap.add_argument("--compare-reader", type=Path, action="append", default=[],
-                    help="another reader folder heldout.py and latency.py measure beside the shipped one, questions interleaved (repeatable)")
+    ap.add_argument("--compare-reader", action="append", default=[], metavar="DIR[@key=value,...]",
+                    help="another reader folder latency.py (with the settings after @, e.g. @early_exit_margin=0.5) and, if it "
+                         "holds out the same articles as the shipped reader, heldout.py measure beside the shipped one, "
+                         "questions interleaved (repeatable)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     timings = load("timings") or {}  # every script's last run time, kept across --only runs

@@ -46,11 +46,13 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "separation: margin AUC" in held and "of answerable refused" in held and "from their own paragraph" in held
     assert "F1 lost on the way: reader alone" in held and f"reader alone by article: {title}" in held
     latency = "\n".join(run("latency", "--squad", squad, "--questions", "6", "--top-k", "5",
-                             "--compare-reader", ROOT / "models" / "reader", env_out=out))
+                             "--compare-reader", ROOT / "models" / "reader",
+                             "--compare-reader", f"{ROOT / 'models' / 'reader'}@early_exit_passages=0", env_out=out))
     assert "top-k  5" in latency and "readers side by side at top-k 5" in latency
     # the same reader twice reads the same passages: its early exit is deterministic
-    read = [line.split(" passages read")[0].rsplit(" ", 1)[1] for line in latency.splitlines() if "passages read" in line]
-    assert len(read) == 2 and read[0] == read[1], latency
+    read = [float(line.split(" passages read")[0].rsplit(" ", 1)[1]) for line in latency.splitlines() if "passages read" in line]
+    assert len(read) == 3 and read[0] == read[1], latency
+    assert read[2] == 5.0 and read[2] >= read[0], latency  # with early exit off (after @) every top-5 passage is read
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
     workers = "\n".join(run("throughput", "--questions", seed, "--clients", "2", "--seconds", "2", "--rounds", "2", "--workers", "1", "2",
@@ -94,4 +96,11 @@ def test_run_times_are_kept_across_runs_and_a_reader_can_be_compared(tmp_path, m
     assert held[-4:] == ["--model", "models/reader", "--model", str(tmp_path / "old-reader")]
     assert plan["latency"][-2:] == ["--compare-reader", str(tmp_path / "old-reader")]
     assert "--model" not in dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False))["heldout"]
+    # a reader of another split is only timed (with the settings it shipped with), not measured on these articles
+    other = tmp_path / "other-split"
+    other.mkdir()
+    (other / "articleqa_reader.json").write_text(json.dumps({"validation_articles": ["Some_other_article"]}))
+    plan = dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False, [f"{other}@early_exit_margin=0.5"]))
+    assert "--model" not in plan["heldout"]
+    assert plan["latency"][-2:] == ["--compare-reader", f"{other}@early_exit_margin=0.5"]
     assert {"no_answer", "throughput_workers", "vs_haystack_fp32_every"} <= set(plan)
