@@ -87,7 +87,10 @@ def reader_spec(spec: str | Path) -> tuple[str, dict[str, str]]:
     path, at, rest = str(spec).rpartition("@")
     if not at or "=" not in rest:
         return str(spec), {}
-    return path, dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+    pairs = [kv.split("=", 1) for kv in rest.split(",") if kv]
+    if any(len(kv) != 2 or not kv[0] for kv in pairs):
+        raise SystemExit(f"{spec}: after @, settings as key=value[,key=value] (e.g. @early_exit_margin=0.5)")
+    return path, dict(pairs)
 
 
 def pipeline_for(index_dir: Path, articles_dir: Path | None = None, **settings):

@@ -2,10 +2,11 @@
 over the open SQuAD corpus index (questions sampled from its articles).
 
 ``--compare-reader DIR`` (repeatable; ``DIR@key=value,...`` runs that reader with other settings, e.g. the
-early-exit margin it shipped with) also measures other readers at one top-k (``--compare-top-k``, default 5): every question is asked of each reader in turn (order alternating), in one process, so the
-reading times are comparable within the run; reported per reader: reading median / p95 / mean, passages read
-per question, time per passage read, and the ratio of total reading time over these questions to the
-shipped reader's (what the reader issue's "reading time not above today's" is measured by)."""
+early-exit margin it shipped with) also measures other readers at one top-k (``--compare-top-k``, default
+5): every question is asked of each reader in turn (order alternating), in one process, so the reading
+times are comparable within the run; reported per reader: reading median / p95 / mean, passages read per
+question, time per passage read, and the ratio of total reading time over these questions to the shipped
+reader's (what the reader issue's "reading time not above today's" is measured by)."""
 
 from __future__ import annotations
 
