@@ -21,28 +21,28 @@ OUT = Path(os.environ.get("ARTICLEQA_BENCH_OUT", HERE / "out"))
 REPORT = OUT.parent  # bench/report.md and its charts (beside bench/out)
 
 
-def held_out_split(model: Path) -> tuple | None:
-    """The validation and test articles a train-reader reader records (None: none recorded or no such folder)."""
-    path = model / "articleqa_reader.json"
-    if not path.is_file():
-        return None
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    return (meta.get("validation_articles"), meta.get("training", {}).get("test_articles")) if meta.get("validation_articles") else None
-
-
 def plan(shared: Path, quick: bool, compare: list[str] = ()) -> list[tuple[str, list[str]]]:
     """The benchmarks to run, with their arguments. ``compare``: other readers (``DIR[@key=value,...]``) latency.py
     times beside the shipped one; heldout.py measures those that hold out the shipped reader's articles (a reader
     of another split may have trained on them; one whose split cannot be read is passed on for heldout.py to judge)."""
-    shipped = held_out_split(HERE.parent / "models" / "reader")
     held = []
-    for spec in compare:
-        path, _ = reader_spec(spec)
-        split = held_out_split(Path(path))
-        if split is None or split == shipped:
-            held.append(path)
-        else:
-            print(f"heldout: leaving out {path}: it holds out other articles than models/reader", file=sys.stderr)
+    if compare:
+        from heldout import held_out_sets
+
+        def split(model: Path) -> dict | None:
+            try:
+                return held_out_sets(model)
+            except SystemExit:  # no train-reader record (or no such folder)
+                return None
+
+        shipped = split(HERE.parent / "models" / "reader")
+        for spec in compare:
+            path, _ = reader_spec(spec)
+            theirs = split(Path(path))
+            if theirs is None or theirs == shipped:
+                held.append(path)
+            else:
+                print(f"heldout: leaving out {path}: it holds out other articles than models/reader", file=sys.stderr)
     squad1 = str(shared / "data" / "squad" / "squad-dev-v1.1-36.json")
     squad2 = str(shared / "data" / "squad" / "squad-dev-v2.0-36.json")
     train = str(shared / "data" / "squad" / "squad-train-442.json.gz")
