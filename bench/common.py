@@ -87,9 +87,14 @@ def reader_spec(spec: str | Path) -> tuple[str, dict[str, str]]:
     path, at, rest = str(spec).rpartition("@")
     if not at or "=" not in rest:
         return str(spec), {}
+    from articleqa.config import Settings
+
     pairs = [kv.split("=", 1) for kv in rest.split(",") if kv]
     if any(len(kv) != 2 or not kv[0] for kv in pairs):
         raise SystemExit(f"{spec}: after @, settings as key=value[,key=value] (e.g. @early_exit_margin=0.5)")
+    unknown = [k for k, _ in pairs if k not in Settings.model_fields]  # Settings ignores unknown keys: a typo would go unseen
+    if unknown:
+        raise SystemExit(f"{spec}: no such setting {', '.join(unknown)} (see articleqa.config.Settings)")
     return path, dict(pairs)
 
 
