@@ -24,14 +24,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def seed_qa() -> dict:
     path = SHARED / "data" / "seed-qa-visible.json"
     if not path.is_file():
-        pytest.skip(f"shared data not found at {path} (set ARTICLEQA_SHARED)")
+        pytest.skip(f"shared data not found at {path} (set ARTICLEQA_SHARED)", allow_module_level=True)
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def squad_file(name: str) -> Path:
     path = SHARED / "data" / "squad" / name
     if not path.is_file():
-        pytest.skip(f"shared SQuAD data not found at {path}")
+        pytest.skip(f"shared SQuAD data not found at {path}", allow_module_level=True)
     return path
 
 
