@@ -82,3 +82,11 @@ def test_train_reader_names_a_held_out_article_it_cannot_find(tmp_path):
     assert r.returncode == 2 and "--val-title" in r.stderr
     r = run_cli("train-reader", "--train", train, "--val-title", "Oxygen", "--negatives-share", "1.5", "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "--negatives-share" in r.stderr
+
+
+def test_shared_normalization_needs_retrieved_passages(tmp_path):
+    from conftest import squad_file
+
+    train = str(squad_file("squad-dev-v1.1-36.json"))
+    r = run_cli("train-reader", "--train", train, "--shared-norm", "1", "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "--shared-norm" in r.stderr and "--passages" in r.stderr and not (tmp_path / "out").exists()

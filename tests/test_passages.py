@@ -72,3 +72,37 @@ def test_a_share_of_the_questions_gets_passages_and_zero_means_none():
     assert 0.35 * len(questions) < len(half) < 0.65 * len(questions)
     assert half == {ex.id.rpartition("-psg")[0] for ex in retrieved_passages(questions, per_question=1, share=0.5, seed=1)}
     assert retrieved_passages(questions, per_question=0) == [] and retrieved_passages(questions, share=0.0) == []
+
+
+def test_a_questions_passages_are_batched_together_and_batches_without_groups_are_unchanged():
+    from articleqa.training.train import Feature, batch_order
+
+    feats = [Feature([1] * (10 + i % 7), [0] * (10 + i % 7), [0], [0], group=(i // 3 if i >= 60 else -1)) for i in range(120)]
+    batches = batch_order(feats, 8, seed=3, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(120))
+    for g in range(20, 40):
+        assert sum(any(feats[i].group == g for i in b) for b in batches) == 1  # all three windows in one batch
+    assert all(len(b) <= 8 for b in batches)
+    plain = [Feature(f.input_ids, f.token_type_ids, [0], [0]) for f in feats]
+    assert [len(b) for b in batch_order(plain, 8, seed=3, epoch=0)] == [8] * 15
+
+
+def test_shared_normalization_compares_spans_across_a_questions_passages():
+    import torch
+
+    from articleqa.training.train import shared_norm_nll
+
+    mask = torch.ones(3, 5, dtype=torch.long)
+    gold = torch.zeros(3, 5, dtype=torch.bool)
+    gold[0, 2] = True  # the answer is in window 0 of group 7; windows 1 (same group) and 2 (no group) lack it
+    gold[1, 0] = gold[2, 0] = True
+    groups = torch.tensor([7, 7, -1])
+    low = torch.zeros(3, 5)
+    low[0, 2] = 5.0
+    high = low.clone()
+    high[1, 3] = 5.0  # a span as strong as the answer in the other passage of the group
+    assert shared_norm_nll(high, gold, mask, groups) > shared_norm_nll(low, gold, mask, groups) + 0.5
+    cls = low.clone()
+    cls[:, 0] = 50.0  # [CLS] is left out of the shared softmax
+    assert torch.isclose(shared_norm_nll(cls, gold, mask, groups), shared_norm_nll(low, gold, mask, groups))
+    assert shared_norm_nll(low, gold, mask, torch.tensor([-1, -1, -1])) == 0  # no group: nothing to share

@@ -503,6 +503,7 @@ def train_reader_cmd(
     condition_twins: Annotated[int, typer.Option(help="Per answerable question that asks no time, this many unanswerable twins on its own dated paragraph: 'in YEAR' added with a year of its article the paragraph never mentions (0 = off).")] = 0,
     passages: Annotated[int, typer.Option(help="Train on what the pipeline reads: per answerable question, the index passage (~150-word chunk) of its article holding its answer, plus this many passages of the article that BM25 ranks closest to the question and that lack the answer, as no-answer (0 = off).")] = 0,
     passages_share: Annotated[float, typer.Option(help="With --passages: the share of answerable questions (a seeded sample) that get them.")] = 1.0,
+    shared_norm: Annotated[float, typer.Option(help="With --passages: weight of a loss whose span softmax spans all passages of a question at once (shared normalization), so span scores compare across passages as the pipeline compares them (0 = off).")] = 0.0,
     teacher: Annotated[Optional[Path], typer.Option(help="Self-distillation: a trained reader (same tokenizer) whose start/end distributions are learned too.")] = None,
     distill_weight: Annotated[float, typer.Option(help="With --teacher: share of the loss on the teacher's distributions.")] = 0.5,
     distill_temperature: Annotated[float, typer.Option(help="With --teacher: softmax temperature of both distributions.")] = 2.0,
@@ -532,6 +533,8 @@ def train_reader_cmd(
         _fail(f"teacher model folder not found: {teacher}")
     if not 0.0 <= distill_weight <= 1.0 or distill_temperature <= 0:
         _fail("--distill-weight must be from 0 to 1 and --distill-temperature above 0")
+    if shared_norm < 0 or (shared_norm > 0 and passages <= 0):
+        _fail("--shared-norm must be 0 or more, and needs --passages")
     if not 0.0 <= negatives_share <= 1.0 or not 0.0 <= passages_share <= 1.0:
         _fail("--negatives-share and --passages-share must be from 0 to 1")
     if (val_title or test_title) and val:
@@ -582,6 +585,7 @@ def train_reader_cmd(
         condition_twins=condition_twins,
         passages=passages,
         passages_share=passages_share,
+        shared_norm=shared_norm,
         teacher=str(teacher) if teacher else None,
         distill_weight=distill_weight,
         distill_temperature=distill_temperature,

@@ -263,6 +263,10 @@ def model_card(meta: dict) -> str:
         if key in counts:
             first, *rest = text
             lines += ["", f"{label}: {counts[key]} no-answer examples, {first}", *rest]
+    if cfg.get("shared_norm") and counts.get("n_passage_negatives"):
+        lines += ["", f"Shared normalization (`--shared-norm {cfg['shared_norm']}`): each question's retrieved passages are batched together",
+                  "and, besides each window's own loss, one softmax over the span positions of all of them ([CLS] left out) learns to put",
+                  "the answer's span above every span of the passages without it (Clark & Gardner 2018), the comparison the pipeline makes."]
     if warm:
         lines += ["", f"Cloze warm-up: one epoch on {warm['questions']} synthetic cloze questions from the training paragraphs",
                   f"({(warm.get('train_seconds') or 0) / 60:.0f} minutes) before the SQuAD epochs (`--cloze-warmup`, `articleqa.training.cloze`)."]

@@ -72,6 +72,7 @@ class TrainConfig:
     teacher: str | None = None  # self-distillation: a trained reader whose start/end distributions are targets too
     distill_weight: float = 0.5  # share of the loss on the teacher's distributions (the rest on the gold spans)
     distill_temperature: float = 2.0
+    shared_norm: float = 0.0  # with passages: weight of a span softmax shared by a question's passages (0 = off)
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Feature:
     token_type_ids: list[int]
     starts: list[int]
     ends: list[int]
+    group: int = -1  # windows of one question's retrieved passages share a group (batched together); -1 = none
 
 
 def set_seed(seed: int) -> None:
@@ -90,9 +92,11 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_features(tokenizer, questions: list[SquadQuestion], max_length: int, stride: int) -> list[Feature]:
+def build_features(tokenizer, questions: list[SquadQuestion], max_length: int, stride: int,
+                   groups: list[int] | None = None) -> list[Feature]:
     """Tokenize into windows; each window's targets are the token positions of every reference
-    answer inside it, or [CLS] (0) when none is."""
+    answer inside it, or [CLS] (0) when none is. ``groups`` (one per question, -1 = none) is
+    copied onto the question's windows."""
     feats: list[Feature] = []
     chunk = 512
     for b in range(0, len(questions), chunk):
@@ -108,7 +112,8 @@ def build_features(tokenizer, questions: list[SquadQuestion], max_length: int, s
             padding=False,
         )
         for i in range(len(enc["input_ids"])):
-            q = qs[enc["overflow_to_sample_mapping"][i]]
+            qi = enc["overflow_to_sample_mapping"][i]
+            q = qs[qi]
             seq = enc.sequence_ids(i)
             offsets = enc["offset_mapping"][i]
             ctx = [k for k, s in enumerate(seq) if s == 1]
@@ -136,21 +141,41 @@ def build_features(tokenizer, questions: list[SquadQuestion], max_length: int, s
                     enc["token_type_ids"][i] if "token_type_ids" in enc else [0] * len(enc["input_ids"][i]),
                     sorted(set(starts)),
                     sorted(set(ends)),
+                    groups[b + qi] if groups is not None else -1,
                 )
             )
     return feats
 
 
 def batch_order(features: list[Feature], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Length-grouped random batches (little padding), deterministic for (seed, epoch)."""
+    """Length-grouped random batches (little padding), deterministic for (seed, epoch). The windows
+    of a group (one question's retrieved passages) go into one batch together, which may then hold
+    up to a group's size less than ``batch_size`` windows; without groups every batch but the last
+    of each length bucket holds exactly ``batch_size``."""
     rng = random.Random(seed * 1000 + epoch)
-    idx = list(range(len(features)))
-    rng.shuffle(idx)
-    group = batch_size * 50
+    units: list[list[int]] = []
+    by_group: dict[int, list[int]] = {}
+    for i, f in enumerate(features):
+        if f.group < 0:
+            units.append([i])
+        elif f.group in by_group:
+            by_group[f.group].append(i)
+        else:
+            by_group[f.group] = [i]
+            units.append(by_group[f.group])
+    rng.shuffle(units)
+    bucket = batch_size * 50
     batches = []
-    for g in range(0, len(idx), group):
-        part = sorted(idx[g : g + group], key=lambda i: len(features[i].input_ids))
-        batches += [part[k : k + batch_size] for k in range(0, len(part), batch_size)]
+    for g in range(0, len(units), bucket):
+        part = sorted(units[g : g + bucket], key=lambda u: max(len(features[i].input_ids) for i in u))
+        batch: list[int] = []
+        for u in part:
+            if batch and len(batch) + len(u) > batch_size:
+                batches.append(batch)
+                batch = []
+            batch += u
+        if batch:
+            batches.append(batch)
     rng.shuffle(batches)
     return batches
 
@@ -166,6 +191,7 @@ def collate(features: list[Feature], pad_id: int):
     am = torch.zeros((B, n), dtype=torch.long)
     gs = torch.zeros((B, n), dtype=torch.bool)
     ge = torch.zeros((B, n), dtype=torch.bool)
+    grp = torch.tensor([f.group for f in features], dtype=torch.long)
     for r, f in enumerate(features):
         L = len(f.input_ids)
         ids[r, :L] = torch.tensor(f.input_ids)
@@ -173,7 +199,7 @@ def collate(features: list[Feature], pad_id: int):
         am[r, :L] = 1
         gs[r, f.starts] = True
         ge[r, f.ends] = True
-    return ids, tt, am, gs, ge
+    return ids, tt, am, gs, ge, grp
 
 
 def marginal_nll(logits, gold, mask):
@@ -182,6 +208,30 @@ def marginal_nll(logits, gold, mask):
 
     logits = logits.float().masked_fill(~mask.bool(), -1e4)
     return (torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~gold, -1e4), -1)).mean()
+
+
+def shared_norm_nll(logits, gold, mask, groups):
+    """Shared normalization (Clark & Gardner 2018): for each group of windows in the batch (one
+    question's passages: the one holding its answer and retrieved ones without it), -log of the
+    probability mass on the gold positions under one softmax over every token of all its windows,
+    [CLS] left out. The per-window loss only compares a span with its own window's no-answer score;
+    this makes span scores of different passages comparable, which is how the pipeline picks its
+    answer among the passages it reads. Groups without a gold token (the answer cut by a window
+    edge) are skipped; 0 when no group is left."""
+    import torch
+
+    logits = logits.float()
+    keep = mask.bool().clone()
+    keep[:, 0] = False
+    gold = gold & keep
+    losses = []
+    for g in torch.unique(groups[groups >= 0]).tolist():
+        rows = groups == g
+        if int(rows.sum()) < 2 or not bool(gold[rows].any()):
+            continue
+        lg, k, gd = logits[rows], keep[rows], gold[rows]
+        losses.append(torch.logsumexp(lg[k], 0) - torch.logsumexp(lg[gd], 0))
+    return torch.stack(losses).mean() if losses else logits.new_zeros(())
 
 
 def distill_kl(student, teacher, mask, temperature: float):
@@ -307,9 +357,13 @@ def train_reader(
     conditioned = conditioned_questions(train_questions, cfg.condition_twins, seed=cfg.seed)
     passages = retrieved_passages(train_questions, cfg.passages, share=cfg.passages_share, seed=cfg.seed) if cfg.passages > 0 else []
     n_passage_answers = sum(not q.is_impossible for q in passages)
-    features = build_features(tokenizer, answerable + unanswerable + negatives + swaps + opposites + negated + conditioned
-                              + passages, cfg.max_length, cfg.stride)
-    steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
+    others = answerable + unanswerable + negatives + swaps + opposites + negated + conditioned
+    groups = None
+    if cfg.shared_norm > 0 and passages:
+        keys: dict[str, int] = {}
+        groups = [-1] * len(others) + [keys.setdefault(q.id.rpartition("-psg")[0], len(keys)) for q in passages]
+    features = build_features(tokenizer, others + passages, cfg.max_length, cfg.stride, groups)
+    steps_per_epoch = len(batch_order(features, cfg.batch_size, cfg.seed, 0))
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
     log.info(
         "training on %d answerable + %d unanswerable questions + %d hard negatives + %d entity swaps + %d antonym swaps"
@@ -318,6 +372,8 @@ def train_reader(
         len(passages), n_passage_answers, len(features), total_steps, device, use_bf16,
         f", distilling from {cfg.teacher} at weight {cfg.distill_weight}" if teacher is not None else "",
     )
+    if cfg.shared_norm > 0 and groups is None:
+        log.warning("--shared-norm needs --passages: no passages to share a softmax, so it is off")
 
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
@@ -368,13 +424,16 @@ def train_reader(
         for bi in range(start_in_epoch, len(batches)):
             if global_step >= stop_at:
                 break
-            ids, tt, am, gs, ge = (t.to(device) for t in collate([features[i] for i in batches[bi]], tokenizer.pad_token_id))
+            ids, tt, am, gs, ge, grp = (t.to(device) for t in collate([features[i] for i in batches[bi]], tokenizer.pad_token_id))
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
                 outp = model(input_ids=ids, token_type_ids=tt, attention_mask=am)
                 if teacher is not None:
                     with torch.no_grad():
                         tout = teacher(input_ids=ids, token_type_ids=tt, attention_mask=am)
             loss = (marginal_nll(outp.start_logits, gs, am) + marginal_nll(outp.end_logits, ge, am)) / 2
+            if groups is not None:
+                loss = loss + cfg.shared_norm * (shared_norm_nll(outp.start_logits, gs, am, grp)
+                                                 + shared_norm_nll(outp.end_logits, ge, am, grp)) / 2
             if teacher is not None:
                 T, w = cfg.distill_temperature, cfg.distill_weight
                 kl = (distill_kl(outp.start_logits, tout.start_logits, am, T) + distill_kl(outp.end_logits, tout.end_logits, am, T)) / 2
