@@ -28,6 +28,11 @@ from articleqa.retrieval import BM25Ranker
 from articleqa.training.squad import SquadQuestion, article_text
 
 
+def source_question_id(example_id: str) -> str:
+    """The id of the question a ``retrieved_passages`` example was made from (its passages share it)."""
+    return example_id.rpartition("-psg")[0]
+
+
 def retrieved_passages(questions: list[SquadQuestion], per_question: int = 2, share: float = 1.0, seed: int = 0,
                        chunker=None) -> list[SquadQuestion]:
     """For a seeded ``share`` of the answerable questions: the passage of their article that holds the

@@ -31,7 +31,7 @@ from articleqa.training.negatives import (
     swapped_entity_questions,
     swapped_word_questions,
 )
-from articleqa.training.passages import retrieved_passages
+from articleqa.training.passages import retrieved_passages, source_question_id
 from articleqa.training.squad import SquadQuestion
 
 log = logging.getLogger(__name__)
@@ -361,7 +361,7 @@ def train_reader(
     groups = None
     if cfg.shared_norm > 0 and passages:
         keys: dict[str, int] = {}
-        groups = [-1] * len(others) + [keys.setdefault(q.id.rpartition("-psg")[0], len(keys)) for q in passages]
+        groups = [-1] * len(others) + [keys.setdefault(source_question_id(q.id), len(keys)) for q in passages]
     features = build_features(tokenizer, others + passages, cfg.max_length, cfg.stride, groups)
     steps_per_epoch = len(batch_order(features, cfg.batch_size, cfg.seed, 0))
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
