@@ -54,6 +54,8 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert len(read) == 3 and read[0] == read[1], latency
     assert read[2] == 5.0, latency  # with early exit off (after @) every top-5 passage is read
     assert "ratio" in "\n".join(run("build", "--squad", squad, env_out=out))
+    step = "\n".join(run("train_step", "--steps", "1", "--batch-size", "2", "--length", "64", env_out=out))
+    assert "base model's attention dropout (0.1)" in step and "--attention-dropout 0 (0.0)" in step and "speed-up" in step
     assert "clients" in run("throughput", "--questions", seed, "--clients", "1", "2", "--seconds", "2", env_out=out)[-1]
     workers = "\n".join(run("throughput", "--questions", seed, "--clients", "2", "--seconds", "2", "--rounds", "2", "--workers", "1", "2",
                             "--name", "throughput_workers", env_out=out))
@@ -70,6 +72,7 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "Articles the reader never saw" in report and "| margin AUC |" in report
     assert "Milvus native engine" in report and "cluster, 2 nodes" in report and "--workers N" in report
     assert "Readers side by side at top-k 5" in report and "| reading time / shipped |" in report
+    assert "Reader training step" in report and "makes a step" in report
 
 
 def test_vs_haystack_runs_on_a_tiny_input(tiny):

@@ -90,3 +90,18 @@ def test_shared_normalization_needs_retrieved_passages(tmp_path):
     train = str(squad_file("squad-dev-v1.1-36.json"))
     r = run_cli("train-reader", "--train", train, "--shared-norm", "1", "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "--shared-norm" in r.stderr and "--passages" in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_attention_dropout_is_checked_before_training(tmp_path):
+    from conftest import squad_file
+
+    train = str(squad_file("squad-dev-v1.1-36.json"))
+    r = run_cli("train-reader", "--train", train, "--attention-dropout", "1.5", "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "--attention-dropout" in r.stderr and not (tmp_path / "out").exists()
+    # a base model whose config has no BERT attention-dropout setting is refused before any feature is built
+    other = tmp_path / "distilbert"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "distilbert"}')
+    r = run_cli("train-reader", "--train", train, "--attention-dropout", "0", "--base-model", str(other), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "attention_probs_dropout_prob" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

@@ -137,7 +137,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     # (and self-distillation from it, with a third article held out as a test set; seed 6 trains on
     # Apollo_program, whose questions name things its other paragraph does not, and say "first": swaps to make)
     stage2 = [sys.executable, "-m", "articleqa.cli", "train-reader", "--train", str(tiny), "--val-articles", "1",
-              "--base-model", str(out / "final"), "--negatives", "1", "--entity-swaps", "1", "--antonym-swaps", "1", "--negation-twins", "1", "--condition-twins", "1", "--passages", "1", "--shared-norm", "1", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
+              "--base-model", str(out / "final"), "--negatives", "1", "--entity-swaps", "1", "--antonym-swaps", "1", "--negation-twins", "1", "--condition-twins", "1", "--passages", "1", "--shared-norm", "1", "--attention-dropout", "0", "--no-answer-rule", "pipeline", "--epochs", "1", "--batch-size", "4",
               "--max-length", "128", "--stride", "48", "--seed", "6", "--teacher", str(out / "final"), "--test-articles", "1"]
     third = subprocess.run([*stage2, "--out", str(tmp_path / "moving"), "--max-steps", "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert third.returncode == 0, third.stderr
@@ -158,6 +158,10 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert "Negated twins" in card and "Impossible-condition twins" in card and meta2["training"]["n_negated"] > 0
     assert "Retrieved passages" in card and meta2["training"]["n_passage_answers"] > 0 and meta2["training"]["n_passage_negatives"] > 0
     assert "Shared normalization (`--shared-norm 1.0`)" in card and meta2["training"]["config"]["shared_norm"] == 1.0
+    # trained without attention dropout (the stage-1 reader had BERT's 0.1), and its config says so
+    assert json.loads((out / "final" / "config.json").read_text())["attention_probs_dropout_prob"] == 0.1
+    assert json.loads((tmp_path / "stage2" / "config.json").read_text())["attention_probs_dropout_prob"] == 0.0
+    assert meta2["training"]["config"]["attention_dropout"] == 0.0 and "attention_dropout=0.0" in card
     # every stage with its own held-out figure: the first (from its record) and this one
     [first_stage] = meta2["training"]["base_run"]["stages"]
     assert first_stage["command"] == meta["command"] and first_stage["validation_f1"] == max(e["f1"] for e in meta["epochs"])

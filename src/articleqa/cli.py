@@ -504,6 +504,7 @@ def train_reader_cmd(
     passages: Annotated[int, typer.Option(help="Train on what the pipeline reads: per answerable question, the index passage (~150-word chunk) of its article holding its answer, plus this many passages of the article that BM25 ranks closest to the question and that lack the answer, as no-answer (0 = off).")] = 0,
     passages_share: Annotated[float, typer.Option(help="With --passages: the share of answerable questions (a seeded sample) that get them.")] = 1.0,
     shared_norm: Annotated[float, typer.Option(help="With --passages: weight of a loss whose span softmax spans all passages of a question at once (shared normalization), so span scores compare across passages as the pipeline compares them (0 = off).")] = 0.0,
+    attention_dropout: Annotated[Optional[float], typer.Option(help="Dropout on attention weights (default: the base model's, 0.1 for BERT). 0 lets attention run PyTorch's fused kernel in training too: about half the time per step on 2 CPU cores.")] = None,
     teacher: Annotated[Optional[Path], typer.Option(help="Self-distillation: a trained reader (same tokenizer) whose start/end distributions are learned too.")] = None,
     distill_weight: Annotated[float, typer.Option(help="With --teacher: share of the loss on the teacher's distributions.")] = 0.5,
     distill_temperature: Annotated[float, typer.Option(help="With --teacher: softmax temperature of both distributions.")] = 2.0,
@@ -523,7 +524,7 @@ def train_reader_cmd(
     from articleqa.config import bundled_embedding_model, get_settings
     from articleqa.training.export import export_reader
     from articleqa.training.squad import load_squad, split_articles3, split_by_titles
-    from articleqa.training.train import TrainConfig, base_run_info, cloze_warmup as run_cloze_warmup, train_reader
+    from articleqa.training.train import TrainConfig, attention_dropout_options, base_run_info, cloze_warmup as run_cloze_warmup, train_reader
 
     _check_no_answer_options(no_answer_rule, refusal_budget, unanswerable_share)
     for f in [*train, *(val or [])]:
@@ -535,6 +536,8 @@ def train_reader_cmd(
         _fail("--distill-weight must be from 0 to 1 and --distill-temperature above 0")
     if shared_norm < 0 or (shared_norm > 0 and passages <= 0):
         _fail("--shared-norm must be 0 or more, and needs --passages")
+    if attention_dropout is not None and not 0.0 <= attention_dropout < 1.0:
+        _fail("--attention-dropout must be from 0 to below 1")
     if not 0.0 <= negatives_share <= 1.0 or not 0.0 <= passages_share <= 1.0:
         _fail("--negatives-share and --passages-share must be from 0 to 1")
     if (val_title or test_title) and val:
@@ -586,10 +589,15 @@ def train_reader_cmd(
         passages=passages,
         passages_share=passages_share,
         shared_norm=shared_norm,
+        attention_dropout=attention_dropout,
         teacher=str(teacher) if teacher else None,
         distill_weight=distill_weight,
         distill_temperature=distill_temperature,
     )
+    try:
+        attention_dropout_options(cfg)  # before the minutes of feature building
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
     warm = None
     if cloze_warmup > 0:
         warm_model, warm = run_cloze_warmup(cfg, train_arts, resume=not no_resume)
