@@ -504,7 +504,7 @@ def train_reader_cmd(
     passages: Annotated[int, typer.Option(help="Train on what the pipeline reads: per answerable question, the index passage (~150-word chunk) of its article holding its answer, plus this many passages of the article that BM25 ranks closest to the question and that lack the answer, as no-answer (0 = off).")] = 0,
     passages_share: Annotated[float, typer.Option(help="With --passages: the share of answerable questions (a seeded sample) that get them.")] = 1.0,
     shared_norm: Annotated[float, typer.Option(help="With --passages: weight of a loss whose span softmax spans all passages of a question at once (shared normalization), so span scores compare across passages as the pipeline compares them (0 = off).")] = 0.0,
-    attention_dropout: Annotated[Optional[float], typer.Option(help="Dropout on attention weights (default: the base model's, 0.1 for BERT). 0 lets attention run PyTorch's fused kernel in training too: about half the time per step on 2 CPU cores.")] = None,
+    attention_dropout: Annotated[Optional[float], typer.Option(help="Dropout on attention weights (default: the base model's, 0.1 for BERT). 0 lets attention run PyTorch's fused kernel in training too: a third to a half of the time per step on 2 CPU cores (bench/train_step.py).")] = None,
     teacher: Annotated[Optional[Path], typer.Option(help="Self-distillation: a trained reader (same tokenizer) whose start/end distributions are learned too.")] = None,
     distill_weight: Annotated[float, typer.Option(help="With --teacher: share of the loss on the teacher's distributions.")] = 0.5,
     distill_temperature: Annotated[float, typer.Option(help="With --teacher: softmax temperature of both distributions.")] = 2.0,

@@ -215,7 +215,7 @@ def attention_dropout_options(cfg: TrainConfig) -> dict:
     """The model option that sets dropout on the attention weights, when the run sets it. At 0, PyTorch's
     scaled-dot-product attention runs its fused kernel in training too, instead of materialising every
     batch x heads x length x length weight matrix (and a dropout mask of it): on 2 CPU cores a 16 x 384
-    step takes about half the time. The value is saved in the trained reader's config (it only acts in training)."""
+    step takes a third to a half of the time (``bench/train_step.py``). The value is saved in the trained reader's config (it only acts in training)."""
     if cfg.attention_dropout is None:
         return {}
     from transformers import AutoConfig
