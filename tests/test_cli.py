@@ -92,6 +92,14 @@ def test_shared_normalization_needs_retrieved_passages(tmp_path):
     assert r.returncode == 2 and "--shared-norm" in r.stderr and "--passages" in r.stderr and not (tmp_path / "out").exists()
 
 
+def test_export_stopped_needs_max_steps(tmp_path):
+    from conftest import squad_file
+
+    train = str(squad_file("squad-dev-v1.1-36.json"))
+    r = run_cli("train-reader", "--train", train, "--export-stopped", "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "--max-steps" in r.stderr and "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+
+
 def test_attention_dropout_is_checked_before_training(tmp_path):
     from conftest import squad_file
 

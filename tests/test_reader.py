@@ -146,6 +146,16 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert "conditioned twins" in third.stderr and not " 0 negated" in third.stderr and not " 0 conditioned" in third.stderr
     assert "retrieved passages" in third.stderr and not " 0 retrieved passages" in third.stderr
     assert "distilling from" in third.stderr and "; test: " in third.stderr
+    # a copy of the stopped run exported where it stopped (--export-stopped): no more steps, a stage of its own
+    shutil.copytree(tmp_path / "moving", tmp_path / "stopped")
+    stopped = subprocess.run([*stage2, "--out", str(tmp_path / "stopped"), "--max-steps", "1", "--export-stopped"],
+                             capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "resumed from" in stopped.stderr and "stopped at step 1; test: " in stopped.stderr
+    meta_s = json.loads((tmp_path / "stopped" / CALIBRATION_FILE).read_text())
+    assert meta_s["training"]["finished"] is False and meta_s["training"]["steps"] == 1 < meta_s["training"]["total_steps"]
+    assert "--max-steps 1 --export-stopped" in meta_s["command"] and meta_s["training"]["test"]["n"] > 0
+    assert meta_s["validation"][meta_s["inference"]["quantize"]]["n"] > 0 and (tmp_path / "stopped" / "model.safetensors").is_file()
     (tmp_path / "moving").rename(tmp_path / "stage2")
     fourth = subprocess.run([*stage2, "--out", str(tmp_path / "stage2")], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert fourth.returncode == 0, fourth.stderr

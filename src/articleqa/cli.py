@@ -514,6 +514,7 @@ def train_reader_cmd(
     keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="Ship the epoch with the best validation F1 (default) or the last one.")] = True,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore an existing checkpoint and start over.")] = False,
     no_export: Annotated[bool, typer.Option("--no-export", help="Keep the fp32 model in OUT/final; skip calibration and model card.")] = False,
+    export_stopped: Annotated[bool, typer.Option("--export-stopped", help="With --max-steps: export the run where it stops as a stage of its own (test figure, calibration, model card; its record keeps the step it stopped at) instead of leaving the fp32 model in OUT/final for a later resume. Run again with it on a run already stopped there to export it without training.")] = False,
     tries: Annotated[Optional[Path], typer.Option(help="JSON list of earlier tries to record in the model card.")] = None,
     corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="SQuAD file(s) whose articles (with the validation articles) form the open corpus the 'not found' threshold is calibrated on [default: every training and validation article; with the whole training set, name a smaller file such as the dev set].")] = None,
 ) -> None:
@@ -524,9 +525,11 @@ def train_reader_cmd(
     from articleqa.config import bundled_embedding_model, get_settings
     from articleqa.training.export import export_reader
     from articleqa.training.squad import load_squad, split_articles3, split_by_titles
-    from articleqa.training.train import TrainConfig, attention_dropout_options, base_run_info, cloze_warmup as run_cloze_warmup, train_reader
+    from articleqa.training.train import TrainConfig, attention_dropout_options, base_run_info, cloze_warmup as run_cloze_warmup, measure_test, train_reader
 
     _check_no_answer_options(no_answer_rule, refusal_budget, unanswerable_share)
+    if export_stopped and max_steps is None:
+        _fail("--export-stopped exports a run stopped by --max-steps: give --max-steps too")
     for f in [*train, *(val or [])]:
         if not f.is_file():
             _fail(f"training/validation file not found: {f}")
@@ -614,10 +617,15 @@ def train_reader_cmd(
     base_run = base_run_info(cfg.base_model)
     if base_run:
         record["base_run"] = base_run
-    if record.get("finished"):  # with what the run's own record.json cannot know
+    stopped = not record.get("finished")
+    exported = not stopped or (export_stopped and max_steps is not None)
+    if stopped and exported and test_q:  # a finished run read its test articles in train_reader
+        record["test"] = test_figures = measure_test(out / "final", test_q, cfg.max_answer_tokens)
+        typer.echo(f"stopped at step {record['steps']}; test: EM {test_figures['exact']:.1f} F1 {test_figures['f1']:.1f}", err=True)
+    if exported:  # with what the run's own record.json cannot know
         (out / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    if no_export or not record.get("finished"):
-        typer.echo(f"model (fp32) in {out / 'final'}; {'finished' if record.get('finished') else 'stopped early'}", err=True)
+    if no_export or not exported:
+        typer.echo(f"model (fp32) in {out / 'final'}; {'stopped early' if stopped else 'finished'}", err=True)
         return
     command = "articleqa train-reader " + " ".join(shlex.quote(a) for a in _without_option(sys.argv[2:], "--tries"))
     tries_list = json.loads(tries.read_text()) if tries else []

@@ -483,6 +483,7 @@ def train_reader(
         save(global_step)
     record["train_seconds"] = seconds_before + time.perf_counter() - t0
     record["finished"] = global_step >= total_steps
+    record["steps"], record["total_steps"] = global_step, total_steps
     final = out / "final"
     best = out / BEST_DIR
     if cfg.keep_best and record["finished"] and record.get("best_epoch") and best.is_dir():
