@@ -31,7 +31,9 @@ Validation articles chose the reader's epoch and threshold, so their figures fla
 (``train-reader --test-articles``) were used for nothing. With several models the questions alternate
 which model is asked first. ``--compare-threshold T`` adds the pipeline figures as they would be at
 another "not found" threshold, from the same run (the decision is the best span's margin over the
-read passages; early exit never changes it).
+read passages; early exit never changes it). Where the reader ships an answerability model
+(``answerability.json``, ``articleqa fit-answerability``) it decides "not found" and its AUC is printed
+beside the margin's; ``--compare-margin`` asks every question a second time with the margin deciding.
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--compare-threshold", type=float, action="append", default=[],
                     help="also report the pipeline figures at this threshold (repeatable)")
     ap.add_argument("--name", default="heldout")
+    ap.add_argument("--compare-margin", action="store_true",
+                    help="also ask every question with the first model's margin deciding 'not found' (its answerability "
+                         "model off), in the same run")
     ap.add_argument("--allow-other-splits", action="store_true",
                     help="compare with readers that recorded other held-out articles (e.g. the reader shipped before, "
                          "which never saw the new test articles): the sets are the first model's")
@@ -132,6 +137,10 @@ def main(argv=None) -> dict:
         pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(m))
         pipe.warm_up()
         pipes[str(m)] = pipe
+    if args.compare_margin:
+        pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(models[0]), answerability=False)
+        pipe.warm_up()
+        pipes[f"{models[0]} (margin alone)"] = pipe
     result = {"squad": " + ".join(f.name for f in squad_files), "top_k": args.top_k, "sets": {s: titles for s, titles in sets.items()}, "models": {}}
     for name, titles in sets.items():
         asked = [(t, q) for t in titles for q in articles[t].questions][: args.limit or None]
@@ -152,8 +161,10 @@ def main(argv=None) -> dict:
                 retrieved = [texts[p.file].text[p.passage_start:p.passage_end] for p in (a.trace.passages if a.trace else [])]
                 in_retrieved = any(g in t for g in golds for t in retrieved)
                 oracle_f1 = max((best_em_f1(p.span, golds)[1] for p in read), default=0.0) if golds else 0.0
+                judged = a.trace.answerability if a.trace else None
                 rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
-                                best.margin if best else float("-inf"), best_f1, own, len(read), in_retrieved, oracle_f1))
+                                best.margin if best else float("-inf"), best_f1, own, len(read), in_retrieved, oracle_f1,
+                                judged))
         for m, pipe in pipes.items():
             # the paragraph given: the reader alone, the pipeline's own (loaded) reader
             by_article = {t: evaluate(pipe.reader, [q for u, q in asked if u == t and not q.is_impossible], calibrate=False)
@@ -166,8 +177,10 @@ def main(argv=None) -> dict:
                            "wrongly_refused": 100 * statistics.mean(x[4] <= t for x in ans) if ans else None,
                            "unanswerable_refused": 100 * statistics.mean(x[4] <= t for x in un) if un else None}
                   for t in args.compare_threshold}
+            judge = pipe.answer_builder.judge
             result["models"].setdefault(m, {"inference_path": pipe.reader.inference_path,
                                             "threshold": pipe.answer_builder.threshold,
+                                            "answerability_threshold": judge.threshold if judge is not None else None,
                                             "settings": {k: getattr(pipe.settings, k) for k in
                                                          ("early_exit_passages", "early_exit_margin", "answer_rank_prior")}})[name] = {
                 "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
@@ -183,13 +196,17 @@ def main(argv=None) -> dict:
                 "passages_read": statistics.mean(x[7] for x in r),
                 "at_threshold": at,
                 "separation": separation([x[4] for x in ans], [x[4] for x in un]),
+                "answerability_separation": (separation([x[10] for x in ans], [x[10] for x in un])
+                                             if r and all(x[10] is not None for x in r) else None),
                 "unanswerable_answered_from_own_paragraph": (100 * statistics.mean(x[6] for x in un if x[1])
                                                              if any(x[1] for x in un) else None),
             }
     save(args.name, result)
     lines = [f"held-out articles, {result['squad']}, open corpus of {len(articles)} articles, top-k {args.top_k}"]
     for m, by_set in result["models"].items():
-        lines.append(f"  {m} ({by_set['inference_path']}, threshold {by_set['threshold']:.2f})")
+        judge = (f", answerability model threshold {by_set['answerability_threshold']:.2f}"
+                 if by_set.get("answerability_threshold") is not None else ", the margin decides")
+        lines.append(f"  {m} ({by_set['inference_path']}, threshold {by_set['threshold']:.2f}{judge})")
         for name in sets:
             f = by_set[name]
             lines.append(
@@ -204,6 +221,11 @@ def main(argv=None) -> dict:
                 lines.append(f"      separation: margin AUC {sep['auc']:.3f}; unanswerable refused {at} of answerable refused "
                              f"(thresholds set on these questions); unanswerable answered from their own paragraph "
                              f"{fmt(f['unanswerable_answered_from_own_paragraph'])}%")
+                judged = f["answerability_separation"]
+                if judged and judged["auc"] is not None:
+                    at = ", ".join(f"{v:.1f}% at {k}" for k, v in judged["unanswerable_refused_at"].items())
+                    lines.append(f"      answerability model (deciding 'not found' at {by_set['answerability_threshold']:.2f}): "
+                                 f"AUC {judged['auc']:.3f}; unanswerable refused {at} of answerable refused")
             lost = f["f1_lost"]
             lines.append(f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{args.top_k} passages "
                          f"{fmt(lost['answer_in_retrieved'])}% -> best span among those read {fmt(lost['best_read_span_f1'])} -> span picked "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from articleqa.mentions import unmatched_mentions
 from articleqa.text import normalize_answer
-from articleqa.protocols import IndexVersion
+from articleqa.protocols import AnswerabilityJudge, IndexVersion
 from articleqa.types import Answer, Citation, Disagreement, Passage, ReadSpan, ScoredPassage, Trace, TracePassage
 
 NOT_FOUND = "Not found in the articles."
@@ -47,12 +47,18 @@ class AnswerBuilder:
     check_mentions: refuse an answer below ``sure_confidence`` when the question names something (a
         name, year or number) that the answer's article never mentions ("not found", rule
         ``unmatched_mention``); a sure answer is given regardless (the names may be spelled otherwise).
+    judge: an answerability model (``articleqa.answerability``): when given, it decides whether to answer
+        at all (its score over the margins, retrieval ranks and question words against its own threshold;
+        rule ``unanswerable``) instead of the best margin against ``threshold``. It may accept a question
+        whose best margin is below ``threshold``: the answer is then the highest-margin span, shown as
+        tentative when its confidence is below ``sure_confidence``. ``threshold`` still ranks the spans.
     """
 
     def __init__(self, threshold: float = 0.0, max_citations: int = 5, context_passages: int = 3,
                  max_disagreements: int = 3, disagreement_ratio: float = 0.5, sure_confidence: float = 0.5,
-                 rank_prior: float = 0.0, check_mentions: bool = True):
+                 rank_prior: float = 0.0, check_mentions: bool = True, judge: AnswerabilityJudge | None = None):
         self.threshold = threshold
+        self.judge = judge
         self.check_mentions = check_mentions
         self.rank_prior = rank_prior
         self.sure_confidence = sure_confidence
@@ -72,11 +78,17 @@ class AnswerBuilder:
         top = max(spans, key=lambda s: s.margin, default=None)
         sure = [s for s in spans if s.margin > self.threshold]
         ranked = sorted(sure, key=lambda s: -(s.margin - self.rank_prior * math.log(rank.get(s.passage.id, 1))))
+        judged = None
+        if self.judge is not None and top is not None:
+            judged = self.judge.score(question, spans, hits, self.threshold)
+            ranked = (ranked or [top]) if judged > self.judge.threshold else []
         best = ranked[0] if ranked else top
         roles: dict[int, str] = {}
         if best is None:
             rule = "no_passages"
-        elif best.margin <= self.threshold:
+        elif judged is not None and not ranked:
+            rule = "unanswerable"
+        elif judged is None and best.margin <= self.threshold:
             rule = "below_threshold"
         elif not normalize_answer(best.text) and not best.text.strip(_TRIM):
             rule = "empty_span"
@@ -99,7 +111,7 @@ class AnswerBuilder:
                 message=NOT_FOUND + (f" ({best.passage.file} never mentions {_quoted(unmatched)}.)" if unmatched else ""),
                 index_version=index.version,
             )
-            return Decision(answer, rule, best, roles, unmatched)
+            return Decision(answer, rule, best, roles, unmatched, judged)
         citations: list[Citation] = []
         seen: set[tuple[str, int, int]] = set()
         others: list[ReadSpan] = []
@@ -130,7 +142,7 @@ class AnswerBuilder:
             disagreements=disagreements,
             index_version=index.version,
         )
-        return Decision(answer, rule, best, roles)
+        return Decision(answer, rule, best, roles, answerability=judged)
 
     def _disagreements(self, others: list[ReadSpan], answer_files: set[str], min_confidence: float,
                        index: IndexVersion, roles: dict) -> list[Disagreement]:
@@ -169,15 +181,23 @@ class Decision:
     best: ReadSpan | None
     roles: dict[int, str]
     unmatched: list[str] = field(default_factory=list)  # rule unmatched_mention: what the article never mentions
+    answerability: float | None = None  # the judge's score, where one decided
 
     def trace(self, question: str, retrieval_query: str, retriever: str, threshold: float,
-              spans: list[ReadSpan], hits: list[ScoredPassage]) -> Trace:
+              spans: list[ReadSpan], hits: list[ScoredPassage], judge_threshold: float | None = None) -> Trace:
         best = self.best
+        judged = (f"; the answerability model scored {self.answerability:.2f}, "
+                  f"{'above' if self.rule != 'unanswerable' else 'not above'} its threshold {judge_threshold:.2f}"
+                  if self.answerability is not None and judge_threshold is not None else "")
         explanation = {
             "no_passages": "retrieval returned no passages, so there was nothing to read",
             "below_threshold": (
                 f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}, "
                 f"not above the threshold {threshold:.2f}: not found" if best else ""
+            ),
+            "unanswerable": (
+                f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}{judged} "
+                "(margins, agreement between passages, retrieval ranks, question words found): not found" if best else ""
             ),
             "empty_span": "the best span is only punctuation or spaces: not found",
             "unmatched_mention": (
@@ -186,8 +206,9 @@ class Decision:
                 f"{_quoted(self.unmatched)}, which that article never mentions: not found" if best else ""
             ),
             "answered": (
-                f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}, "
-                f"above the threshold {threshold:.2f}" if best else ""
+                (f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}{judged}"
+                 if judged else f"the best span ({best.text!r} in {best.passage.file}) scored a margin of "
+                 f"{best.margin:.2f}, above the threshold {threshold:.2f}") if best else ""
             ),
         }[self.rule]
         top = max(spans, key=lambda s: s.margin, default=None)
@@ -213,6 +234,8 @@ class Decision:
                 role=self.roles.get(id(span), "below_threshold") if span else "not_read",
             ))
         return Trace(question=question, retrieval_query=retrieval_query, retriever=retriever, threshold=round(threshold, 4),
+                     answerability=None if self.answerability is None else round(self.answerability, 4),
+                     answerability_threshold=None if judge_threshold is None else round(judge_threshold, 4),
                      rule=self.rule, explanation=explanation, passages=rows)
 
 

@@ -763,6 +763,59 @@ def average_readers_cmd(
                f"next: articleqa calibrate-reader {out} --train ...")
 
 
+@app.command("fit-answerability")
+def fit_answerability_cmd(
+    model: Annotated[Path, typer.Argument(help="A reader written by train-reader (e.g. models/reader).")],
+    squad: Annotated[list[Path], typer.Option("--squad", help="SQuAD 2.0 file(s) with the reader's validation articles and training articles that have unanswerable questions (repeatable), e.g. ../shared/data/squad/squad-dev-v2.0-36.json.")],
+    work_dir: Annotated[Path, typer.Option(help="Where the SQuAD articles are written and indexed as an open corpus (kept: a second run reuses the index).")] = Path("runs/answerability"),
+    refusal_budget: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Choose the threshold that refuses at most this share of answerable validation questions [default: the one refusing the most unanswerable validation questions with pipeline F1 and answerable refusals no worse than the margin's].")] = None,
+    c: Annotated[float, typer.Option("--c", min=1e-6, help="Inverse L2 regularisation strength of the logistic regression.")] = 1.0,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Ask only N training and N validation questions (a quick try).")] = None,
+    target: Annotated[str, typer.Option(help="What the model learns to answer: 'answerable' (every answerable question) or 'right' (answerable questions whose best span scores F1 >= 0.5).")] = "answerable",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the figures without writing answerability.json.")] = False,
+) -> None:
+    """Fit the answerability model that decides "not found" (articleqa.answerability): the pipeline asks
+    the reader's training articles' SQuAD 2.0 questions, a logistic regression over each trace's margins,
+    passage agreement, retrieval ranks and question words learns which have an answer, and the threshold
+    is chosen on the reader's validation articles. Writes MODEL/answerability.json (the pipeline uses it
+    unless ARTICLEQA_ANSWERABILITY=false or a no_answer_threshold is set)."""
+    from articleqa.config import get_settings
+    from articleqa.reader import CALIBRATION_FILE, read_reader_meta
+    from articleqa.training.answerability import fit_answerability
+
+    for f in squad:
+        if not f.is_file():
+            _fail(f"SQuAD file not found: {f}")
+    try:
+        meta = read_reader_meta(model) if model.is_dir() else {}
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if not meta.get("validation_articles"):
+        _fail(f"{model} is not a reader written by train-reader (no {CALIBRATION_FILE} with its validation articles)")
+    settings = get_settings()
+    settings.apply_offline()
+    command = "articleqa fit-answerability " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    try:
+        fitted = fit_answerability(model, squad, work_dir, refusal_budget=refusal_budget, limit=limit, C=c,
+                                   settings=settings, command=command, target=target)
+    except ValueError as exc:
+        _fail(str(exc))
+    v = fitted.fitted["validation"]
+    for name, f in (("margin alone", v["margin"]), ("answerability model", v["answerability"])):
+        auc = f"AUC {f['auc']:.3f}, " if f["auc"] is not None else ""
+        typer.echo(f"{name:20s} validation: {auc}answerable refused {f['wrongly_refused']:.1f}%, "
+                   f"unanswerable refused {f['unanswerable_refused'] if f['unanswerable_refused'] is not None else float('nan'):.1f}%, "
+                   f"pipeline F1 {f['pipeline_f1']:.1f}")
+    typer.echo(f"threshold {fitted.threshold:.3f} ({fitted.fitted['threshold_rule']})")
+    if dry_run:
+        return
+    path = fitted.save(model)
+    from articleqa.training.answerability import write_card_section
+
+    write_card_section(model, fitted)
+    typer.echo(f"written to {path} (and its section of {model / 'README.md'})")
+
+
 @app.command("eval-reader")
 def eval_reader_cmd(
     squad: Annotated[Path, typer.Option("--squad", help="SQuAD 1.1 or 2.0 JSON file.")],

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     #: refuse an unsure answer (confidence below sure_confidence) to a question naming a name, year or number
     #: that the answer's article never mentions (articleqa.mentions)
     check_mentions: bool = True
+    #: decide "not found" with the answerability model shipped beside the reader (answerability.json:
+    #: margins, agreement, retrieval ranks, question words; articleqa.answerability) instead of the best
+    #: margin alone. Off, or with no_answer_threshold set, or for a reader without that file (or another
+    #: retrieval than it was fitted with): the margin against the threshold decides, as before
+    answerability: bool = True
     offline: bool = True
     top_k: int = 5
     no_answer_threshold: float | None = None  # None: the reader's calibrated threshold

@@ -18,8 +18,10 @@ import logging
 import threading
 import time
 import unicodedata
+from pathlib import Path
 
 from articleqa.answer import AnswerBuilder, same_answer
+from articleqa.answerability import AnswerabilityModel
 from articleqa.chunking import SentenceChunker
 from articleqa.config import Settings
 from articleqa.conversation import Turn, contextualize, resolve_references, split_question
@@ -189,8 +191,20 @@ class QAPipeline:
                 threshold = self.reader.calibration.threshold
             self._answer_builder = AnswerBuilder(threshold=threshold, sure_confidence=self.settings.sure_confidence,
                                                  rank_prior=self.settings.answer_rank_prior,
-                                                 check_mentions=self.settings.check_mentions)
+                                                 check_mentions=self.settings.check_mentions, judge=self.judge())
         return self._answer_builder
+
+    def judge(self) -> AnswerabilityModel | None:
+        """The answerability model shipped beside the reader, where the settings let it decide "not found"."""
+        s = self.settings
+        if not s.answerability or s.no_answer_threshold is not None or not Path(self.reader.model_name).is_dir():
+            return None
+        model = AnswerabilityModel.load(self.reader.model_name)
+        if model is not None and model.retrieval != s.retrieval:
+            log.warning("the answerability model was fitted with %s retrieval, not %s: the margin decides 'not found'",
+                        model.retrieval, s.retrieval)
+            return None
+        return model
 
     def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None, explain: bool = False) -> Answer:
         """Answer ``question`` from the indexed articles, with citations, or say it is not found.
@@ -276,7 +290,8 @@ class QAPipeline:
         answer.retrieval_query = query if query != question else None
         answer.warnings = warnings
         if explain:
-            answer.trace = decision.trace(reader_question, query, self.retriever.name, builder.threshold, spans, hits)
+            answer.trace = decision.trace(reader_question, query, self.retriever.name, builder.threshold, spans, hits,
+                                          builder.judge.threshold if builder.judge is not None else None)
         return answer
 
 

@@ -17,6 +17,8 @@ contract           today                                  what a new one would b
 ``Reader``         ``reader.ExtractiveReader``            another reader model family
 ``QARuntime``      ``runtime.OnnxRuntime``,               another runtime of the same weights
                    ``runtime.TorchRuntime``               (OpenVINO, TensorRT)
+``Answerability``  ``answerability.AnswerabilityModel``   a verifier model reading the passage
+``Judge``          (a logistic model over the trace)
 =================  =====================================  ==========================================
 
 Example::
@@ -146,3 +148,13 @@ class Reader(Protocol):
     def question_tokens(self, question: str) -> int: ...
 
     def read(self, question: str, passages: Sequence[Passage]) -> list[ReadSpan]: ...
+
+
+@runtime_checkable
+class AnswerabilityJudge(Protocol):
+    """Whether the articles answer: a score over one question's read spans and retrieval hits; at or
+    below ``threshold`` the pipeline answers "not found" (``answer.AnswerBuilder``)."""
+
+    threshold: float
+
+    def score(self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float) -> float: ...

@@ -122,7 +122,10 @@ class Trace(BaseModel):
     retrieval_query: str = Field(description="the query sent to retrieval (after follow-up rewriting)")
     retriever: str
     threshold: float = Field(description="the margin an answer must exceed; below it the answer is 'not found'")
-    rule: str = Field(description="answered | below_threshold | unmatched_mention | empty_span | no_passages")
+    answerability: float | None = Field(default=None, description="the answerability model's score (log-odds that the "
+                                        "articles answer), where one decides whether to answer")
+    answerability_threshold: float | None = Field(default=None, description="at or below it the answerability model refuses")
+    rule: str = Field(description="answered | below_threshold | unanswerable | unmatched_mention | empty_span | no_passages")
     explanation: str = Field(description="the deciding rule in words")
     passages: list[TracePassage] = Field(default_factory=list)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from articleqa.training.card import lineage, model_card
 from articleqa.training.evaluate import calibrate_pipeline, evaluate, reader_latency_ms
 from articleqa.training.squad import SquadQuestion
+
+log = logging.getLogger(__name__)
 
 NO_ANSWER_RULES = ("refusal-budget", "pipeline", "paragraph-f1")  # how export_reader sets the pipeline's "not found" threshold
 
@@ -128,6 +131,12 @@ def export_reader(
     }
     (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     (out / "README.md").write_text(model_card(meta), encoding="utf-8")
+    from articleqa.answerability import ANSWERABILITY_FILE
+
+    stale = out / ANSWERABILITY_FILE
+    if stale.is_file():  # fitted on the margins and threshold of the weights before: fit again
+        stale.unlink()
+        log.warning("%s removed (fitted for the reader before this export): run articleqa fit-answerability %s --squad ...", stale, out)
     return meta
 
 

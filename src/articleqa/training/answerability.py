@@ -1,0 +1,228 @@
+"""Fit the answerability model (``articleqa.answerability``) of a trained reader.
+
+The pipeline, with the reader as it ships and the margin deciding, answers every SQuAD 2.0 question of
+the reader's *training* articles that have unanswerable questions, from an open corpus of every article of
+the SQuAD file (the way ``bench/heldout.py`` asks its held-out ones). From each answer's trace come the
+features; a logistic regression (scikit-learn, standardised features) learns which questions to answer:
+by default the answerable ones, or, with ``target="right"``, those whose best span would be right (F1 >= 0.5).
+Then the reader's *validation* articles are asked the same way and the model's threshold is chosen there:
+by default the one refusing the most unanswerable questions while the answerable ones lose nothing against
+the margin's refusals (:func:`keep_answers_threshold`), or the one that refuses a ``refusal_budget`` share
+of the answerable ones. Test articles are not read.
+
+The training articles are ones the reader was trained on, so its margins there are surer than on new
+articles; the threshold is set on validation articles the reader never saw, which absorbs that shift.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+
+from articleqa.answerability import FEATURES, AnswerabilityModel, answerability_features
+from articleqa.text import best_em_f1
+from articleqa.types import Passage, ReadSpan, ScoredPassage, Trace
+
+
+def spans_from_trace(trace: Trace, articles: dict) -> tuple[list[ReadSpan], list[ScoredPassage]]:
+    """The read spans and retrieval hits an answer's trace records (``articles``: file -> Article)."""
+    hits, spans = [], []
+    for row in trace.passages:
+        passage = Passage(id=row.rank, file=row.file, start=row.passage_start, end=row.passage_end,
+                          text=articles[row.file].text[row.passage_start:row.passage_end], title=row.title)
+        ranks = {k: v for k, v in (("dense", row.dense_rank), ("bm25", row.bm25_rank)) if v is not None}
+        hits.append(ScoredPassage(passage, row.fused_score, ranks))
+        if row.margin is not None:
+            spans.append(ReadSpan(passage=passage, start=row.span_start, end=row.span_end, text=row.span,
+                                  margin=row.margin, confidence=row.confidence))
+    return spans, hits
+
+
+def ask_for_features(pipe, questions, desc: str) -> dict:
+    """Ask each question through ``pipe`` (explain on); its features, label, answer and F1."""
+    from tqdm.auto import tqdm
+
+    threshold = pipe.answer_builder.threshold
+    articles = pipe.indexes.get().articles
+    rows, impossible, found, f1 = [], [], [], []
+    split = 0
+    for q in tqdm(questions, desc=desc, unit="question"):
+        answer = pipe.ask(q.question, explain=True)
+        if answer.trace is None:  # asked in two parts ("..., and when ...?"): each part is judged on its own
+            split += 1
+            continue
+        spans, hits = spans_from_trace(answer.trace, articles)
+        rows.append(answerability_features(answer.trace.question, spans, hits, threshold))
+        impossible.append(q.is_impossible)
+        found.append(answer.found)
+        best = max(spans, key=lambda s: s.margin, default=None)
+        golds = [t for t, _ in q.answers]
+        f1.append(0.0 if q.is_impossible or best is None else best_em_f1(best.text, golds)[1])
+    return {"X": np.array([[r[k] for k in FEATURES] for r in rows], dtype=float),
+            "impossible": np.array(impossible, dtype=bool), "found": np.array(found, dtype=bool), "f1": np.array(f1),
+            "split": split}
+
+
+def fit_logistic(X: np.ndarray, refuse: np.ndarray, C: float = 1.0) -> dict:
+    """Standardise, then an L2 logistic regression for "answer" (``refuse`` false); returns the model's numbers."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    lr = LogisticRegression(C=C, max_iter=5000).fit((X - mean) / scale, ~refuse)
+    return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": lr.coef_[0].tolist(), "intercept": float(lr.intercept_[0])}
+
+
+def keep_answers_threshold(scores: np.ndarray, impossible: np.ndarray, f1: np.ndarray, refused_now: np.ndarray) -> tuple[float, str]:
+    """The threshold (refuse at or below it) that refuses the most unanswerable questions while the answerable
+    ones lose nothing against today's refusals ``refused_now``: pipeline F1 ("not found" = 0) no lower and
+    no larger share wrongly refused. Where no threshold keeps both (a model that tells them apart worse),
+    the one that wrongly refuses the same share. Returns (threshold, the rule in words)."""
+    answerable = ~impossible
+    if not answerable.any() or not impossible.any():
+        raise ValueError("choosing the threshold needs answerable and unanswerable validation questions")
+    f1_now = float(np.where(refused_now, 0.0, f1)[answerable].mean())
+    wrong_now = float(refused_now[answerable].mean())
+    best = None
+    for t in np.unique(np.concatenate([scores, [scores.min() - 1.0]])):
+        refused = scores <= t
+        f1_t = float(np.where(refused, 0.0, f1)[answerable].mean())
+        wrong_t = float(refused[answerable].mean())
+        if f1_t >= f1_now - 1e-12 and wrong_t <= wrong_now + 1e-12:
+            key = (float(refused[impossible].mean()), f1_t)
+            if best is None or key > best[0]:
+                best = (key, float(t))
+    if best is not None:
+        return best[1], (f"the most unanswerable validation questions refused with answerable ones kept: pipeline F1 >= "
+                         f"{100 * f1_now:.1f} and wrongly refused <= {100 * wrong_now:.1f}% (the margin's)")
+    from articleqa.training.evaluate import budget_threshold
+
+    return float(budget_threshold(scores, impossible, wrong_now)), f"the margin's share of answerable questions refused ({100 * wrong_now:.1f}%)"
+
+
+#: what the model learns to tell apart: "answerable" (SQuAD 2.0's is_impossible) or "right" (answerable
+#: and the highest-margin span scores F1 >= 0.5: refusing a wrong span costs no F1, refusing a right one does).
+#: On the shipped reader's validation articles "answerable" separates better (AUC 0.747 vs 0.742; margin 0.720)
+TARGETS = ("answerable", "right")
+
+
+def fit_answerability(model_dir: str | Path, squad_files: list[Path], work_dir: str | Path, refusal_budget: float | None = None,
+                      limit: int | None = None, C: float = 1.0, settings=None, command: str = "",
+                      target: str = "answerable") -> AnswerabilityModel:
+    """Fit, choose the threshold and return the model (not saved: ``AnswerabilityModel.save``)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}")
+    from sklearn.metrics import roc_auc_score
+
+    from articleqa.config import Settings
+    from articleqa.pipeline import QAPipeline
+    from articleqa.reader import read_reader_meta
+    from articleqa.training.evaluate import budget_threshold
+    from articleqa.training.squad import index_squad_corpus, load_squad
+
+    meta = read_reader_meta(model_dir)
+    validation = list(meta.get("validation_articles") or [])
+    if not validation:
+        raise ValueError(f"{model_dir} records no validation articles: not a reader written by train-reader")
+    test = set(meta.get("training", {}).get("test_articles") or [])
+    articles = load_squad(*squad_files)
+    by_title = {a.title: a for a in articles}
+    missing = [t for t in validation if t not in by_title]
+    if missing:
+        raise ValueError(f"validation articles not in {', '.join(map(str, squad_files))}: {', '.join(missing)}")
+    training = [a for a in articles if a.title not in test and a.title not in validation and any(q.is_impossible for q in a.questions)]
+    if not training:
+        raise ValueError("no training article with unanswerable questions (SQuAD 2.0 is_impossible) in the SQuAD files")
+    corpus = [a for a in articles if a.title not in test]
+    articles_dir, index_dir, _ = index_squad_corpus(corpus, Path(work_dir))
+    base = settings or Settings()
+    pipe = QAPipeline.from_settings(base.model_copy(update={
+        "index_dir": index_dir, "articles_dir": articles_dir, "reader_model": str(model_dir), "answerability": False,
+        "no_answer_threshold": None, "store": "faiss"}))
+    pipe.warm_up()
+    train_q = [q for a in training for q in a.questions]
+    val_q = [q for t in validation for q in by_title[t].questions]
+    if limit:
+        rng = random.Random(0)
+        train_q = rng.sample(train_q, min(limit, len(train_q)))
+        val_q = rng.sample(val_q, min(limit, len(val_q)))
+    train = ask_for_features(pipe, train_q, "training articles")
+    if train["impossible"].all() or not train["impossible"].any():
+        raise ValueError("the training questions must include answerable and unanswerable ones")
+    refuse = train["impossible"] if target == "answerable" else train["impossible"] | (train["f1"] < 0.5)
+    numbers = fit_logistic(train["X"], refuse, C)
+    model = AnswerabilityModel(features=list(FEATURES), threshold=0.0, retrieval=base.retrieval, **numbers)
+    val = ask_for_features(pipe, val_q, "validation articles")
+    scores = np.array([model.score_features(dict(zip(FEATURES, x))) for x in val["X"]])
+    answerable = ~val["impossible"]
+    margin_refused = float((~val["found"][answerable]).mean()) if answerable.any() else 0.0
+    if refusal_budget is not None:
+        model.threshold, rule = float(budget_threshold(scores, val["impossible"], refusal_budget)), f"refusal budget {refusal_budget:g}"
+    else:
+        model.threshold, rule = keep_answers_threshold(scores, val["impossible"], val["f1"], ~val["found"])
+    margins = val["X"][:, FEATURES.index("margin")]
+
+    def figures(refused: np.ndarray, score: np.ndarray) -> dict:
+        un = val["impossible"]
+        return {"wrongly_refused": 100 * float(refused[answerable].mean()) if answerable.any() else None,
+                "unanswerable_refused": 100 * float(refused[un].mean()) if un.any() else None,
+                "pipeline_f1": 100 * float(np.where(refused, 0.0, val["f1"])[answerable].mean()) if answerable.any() else None,
+                "auc": float(roc_auc_score(answerable, score)) if un.any() and answerable.any() else None}
+
+    model.fitted = {
+        "command": command,
+        "training_articles": [a.title for a in training],
+        "training_questions": {"answerable": int((~train["impossible"]).sum()), "unanswerable": int(train["impossible"].sum()),
+                               "left_out_asked_in_parts": train["split"]},
+        "validation_articles": validation,
+        "validation_questions": {"answerable": int(answerable.sum()), "unanswerable": int(val["impossible"].sum()),
+                                 "left_out_asked_in_parts": val["split"]},
+        "C": C,
+        "target": target,
+        "threshold_rule": rule,
+        "top_k": base.top_k,
+        # the pipeline F1 here counts the highest-margin span of an answered question (the rank prior may pick another)
+        "validation": {"margin": figures(~val["found"], margins), "answerability": figures(scores <= model.threshold, scores)},
+    }
+    return model
+
+
+CARD_HEADING = "## Answerability model (answerability.json)"
+
+
+def card_section(model: AnswerabilityModel) -> str:
+    """The model card's section on the answerability model (``write_card_section`` puts it in)."""
+    f = model.fitted
+    v = f.get("validation", {})
+    lines = [CARD_HEADING, "",
+             'Decides "not found" in the pipeline instead of the best margin alone (`articleqa.answerability`): a logistic',
+             f"model over {len(model.features)} numbers of each answer's trace (margins, agreement between passages, retrieval",
+             "ranks, question words found in the answer's passage and sentence), target "
+             f"`{f.get('target')}`, fitted on the pipeline's answers to {f.get('training_questions', {}).get('answerable', 0)} "
+             f"answerable and {f.get('training_questions', {}).get('unanswerable', 0)} unanswerable SQuAD 2.0 questions of "
+             f"{len(f.get('training_articles', []))} training articles (C = {f.get('C')}), threshold {model.threshold:.3f} chosen on the "
+             f"validation articles: {f.get('threshold_rule')}.", "",
+             f"Command: `{f.get('command')}`", "",
+             "| validation articles (pipeline, top-k %s) | AUC | answerable refused | unanswerable refused | pipeline F1 |" % f.get("top_k"),
+             "|---|---|---|---|---|"]
+    for name, key in (("best margin > reader threshold", "margin"), ("answerability model", "answerability")):
+        r = v.get(key, {})
+        fmt = lambda x, p="": "n/a" if x is None else f"{x:.1f}{p}"
+        auc = "n/a" if r.get("auc") is None else f"{r['auc']:.3f}"
+        lines.append(f"| {name} | {auc} | {fmt(r.get('wrongly_refused'), '%')} | {fmt(r.get('unanswerable_refused'), '%')} | {fmt(r.get('pipeline_f1'))} |")
+    lines += ["", "(pipeline F1 here: the highest-margin span of each answered question, \"not found\" = 0; "
+              "`bench/heldout.py` measures the assistant itself.) Re-exporting or re-calibrating the reader removes this file: fit it again.", ""]
+    return "\n".join(lines)
+
+
+def write_card_section(model_dir: str | Path, model: AnswerabilityModel) -> None:
+    """Put :func:`card_section` into the reader's README.md (replacing an earlier one)."""
+    card = Path(model_dir) / "README.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if CARD_HEADING in text:
+        head, _, rest = text.partition(CARD_HEADING)
+        nxt = rest.find("\n## ")
+        text = head + (rest[nxt + 1:] if nxt >= 0 else "")
+    card.write_text(text.rstrip("\n") + "\n\n" + card_section(model), encoding="utf-8")
