@@ -42,7 +42,14 @@ def test_explain_names_every_passage_and_the_rule_when_found(pipeline):
     assert t.rule == "answered" and t.retrieval_query == FOUND and t.retriever == "hybrid"
     [best] = [p for p in t.passages if p.role == "answer"]
     assert best.span == "Chris Wright" and best.margin > t.threshold
-    assert "above the threshold" in t.explanation and "Chris Wright" in t.explanation
+    # the shipped answerability model decides to answer; its score and threshold are in the trace
+    assert t.answerability > t.answerability_threshold
+    assert f"the answerability model scored {t.answerability:.2f}, above its threshold {t.answerability_threshold:.2f}" in t.explanation
+    assert "Chris Wright" in t.explanation
+    # without it the margin decides, and the trace says so
+    margin_only = _with(pipeline, answerability=False).ask(FOUND, top_k=5, explain=True).trace
+    assert margin_only.rule == "answered" and margin_only.answerability is None and margin_only.answerability_threshold is None
+    assert "above the threshold" in margin_only.explanation and "Chris Wright" in margin_only.explanation
     texts = seed_texts()
     assert texts[best.file][best.span_start : best.span_end] == "Chris Wright"
 
@@ -180,10 +187,16 @@ def test_explain_says_why_not_found(pipeline):
     answer = pipeline.ask(NOT_FOUND, top_k=4, explain=True)
     assert not answer.found
     t = check_trace(answer, 4)
-    assert t.rule == "below_threshold"
+    assert t.rule == "unanswerable"  # the shipped answerability model refuses
+    assert t.answerability <= t.answerability_threshold
+    assert f"the answerability model scored {t.answerability:.2f}, not above its threshold" in t.explanation
     assert all(p.role == "below_threshold" for p in t.passages)
-    assert max(p.margin for p in t.passages) <= t.threshold
-    assert "not above the threshold" in t.explanation
+    # the margin alone refuses it too, and says so
+    margin_only = check_trace(_with(pipeline, answerability=False).ask(NOT_FOUND, top_k=4, explain=True), 4)
+    assert margin_only.rule == "below_threshold" and not margin_only.passages[0].role == "answer"
+    assert all(p.role == "below_threshold" for p in margin_only.passages)
+    assert max(p.margin for p in margin_only.passages) <= margin_only.threshold
+    assert "not above the threshold" in margin_only.explanation
 
 
 def test_explain_shows_the_rewritten_follow_up_query(pipeline):
@@ -268,7 +281,8 @@ def test_api_explain_flag(server):
         assert trace["rule"] == "answered" and len(trace["passages"]) == 3
         assert client.post("/api/answer", json={"question": FOUND}).json()["trace"] is None
         r = client.post("/api/answer", json={"question": NOT_FOUND, "explain": True})
-        assert r.json()["trace"]["rule"] == "below_threshold"
+        refused = r.json()["trace"]
+        assert refused["rule"] == "unanswerable" and refused["answerability"] <= refused["answerability_threshold"]
         r = client.post("/api/answer", json={"question": FOUND, "explain": "yes"})
         assert r.status_code == 422 and "explain" in r.json()["error"]
 
@@ -312,7 +326,8 @@ def test_chat_opens_the_cited_article_at_the_span_and_explains(tmp_path_factory)
         why = page.locator("#chat details.aqa-why").first
         assert "Why this answer?" in why.inner_text()
         why.locator("summary").click()
-        assert "above the threshold" in why.inner_text() and "dense" in why.inner_text()
+        assert "the answerability model scored" in why.inner_text() and "dense" in why.inner_text()
+        assert "Answers need an answerability score above" in why.inner_text()
         with page.context.expect_page() as opened:
             links.nth(1).click()
         view = opened.value
@@ -337,7 +352,7 @@ def test_chat_opens_the_cited_article_at_the_span_and_explains(tmp_path_factory)
         text, _ = ask(page, "Who won the football world cup in 2022?", 3)
         why = page.locator("#chat .aqa-answer").nth(2).locator("details.aqa-why")
         why.locator("summary").click()
-        assert "not above the threshold" in why.inner_text()
+        assert "the answerability model scored" in why.inner_text() and "not above its threshold" in why.inner_text()
         browser.close()
 
 

@@ -21,9 +21,17 @@ def test_shipped_reader_is_complete_and_small():
     assert meta["validation_articles"] and "threshold" in meta["calibration"]
     card = (READER / "README.md").read_text()
     assert "Apache-2.0" in card and "CC BY-SA 4.0" in card and "articleqa train-reader" in card
+    from articleqa.answerability import AnswerabilityModel
+    from articleqa.training.answerability import card_section
     from articleqa.training.card import model_card
 
-    assert card == model_card(meta)  # the card is what its record says: every figure in it comes from the record
+    # the card is what its record says: every figure in it comes from the record (and the answerability
+    # model's section from answerability.json, which fit-answerability appends)
+    expected = model_card(meta)
+    judge = AnswerabilityModel.load(READER)
+    if judge is not None:
+        expected = expected.rstrip("\n") + "\n\n" + card_section(judge)
+    assert card == expected
 
 
 def test_reader_answers_seed_questions_from_their_passages(reader):

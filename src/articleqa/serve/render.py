@@ -119,8 +119,17 @@ def _why_html(answer: Answer) -> str:
         f"<p>{escape(t.explanation)}.</p>{query}"
         "<table><tr><th>#</th><th>dense</th><th>BM25</th><th>fused</th><th>article</th><th>best span</th><th>margin</th><th>role</th></tr>"
         + "".join(rows) + "</table>"
-        f"<p>Answers need a margin above {t.threshold:.2f} (span score minus the reader's no-answer score).</p></details>"
+        f"<p>{escape(_decides(t))}</p></details>"
     )
+
+
+def _decides(t) -> str:
+    """What decides whether the assistant answers, under the trace's rule."""
+    if t.answerability_threshold is not None:
+        return (f"Answers need an answerability score above {t.answerability_threshold:.2f} (a model over the margins, "
+                f"retrieval ranks and question words); among the spans, those with a margin above {t.threshold:.2f} "
+                "(span score minus the reader's no-answer score) come first.")
+    return f"Answers need a margin above {t.threshold:.2f} (span score minus the reader's no-answer score)."
 
 
 def _sources_differ_html(answer: Answer) -> str:
