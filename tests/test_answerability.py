@@ -85,6 +85,31 @@ def test_the_model_file_round_trips_and_refuses_other_features(tmp_path):
         AnswerabilityModel(**data)
 
 
+def test_the_threshold_keeps_the_answers_the_assistant_gives():
+    import numpy as np
+
+    from articleqa.training.answerability import keep_answers_threshold
+
+    # four answerable questions (F1 where accepted: 1, 1, 0, 1) and three unanswerable ones
+    impossible = np.array([False, False, False, False, True, True, True])
+    scores = np.array([3.0, 2.0, -1.0, 0.5, -2.0, 1.0, 0.0])
+    f1 = np.array([1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    refused_now = np.array([False, False, True, False, True, False, False])  # the margin refuses one of each
+    t, rule = keep_answers_threshold(scores, impossible, f1, refused_now)
+    # refusing at or below 0.0 turns away the wrong answer and two unanswerable questions; at 0.5 it would
+    # refuse a right answer
+    assert t == 0.0 and "kept" in rule
+    # question 4's answer is refused whatever the model says (the mention rule), today too: counted refused
+    # at every threshold, the model may refuse the last unanswerable question (score 1.0) and still keep
+    # today's two answerable refusals and F1 0.5
+    anyway = np.array([False, False, False, True, False, False, False])
+    now = refused_now | anyway
+    t, rule = keep_answers_threshold(scores, impossible, f1, now, f1_now=np.where(now, 0.0, f1), refused_anyway=anyway)
+    assert t == 1.0 and "kept" in rule
+    refused = (scores <= t) | anyway
+    assert refused[impossible].all() and refused[~impossible].sum() == 2
+
+
 def test_the_judge_decides_not_found_in_the_answer_builder(pipeline):
     index = pipeline.indexes.get()
     hit = pipeline.retriever.retrieve(index, "Who ordered the strikes on Venezuela?", top_k=1)[0]

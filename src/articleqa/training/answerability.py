@@ -7,8 +7,9 @@ features; a logistic regression (scikit-learn, standardised features) learns whi
 by default the answerable ones, or, with ``target="right"``, those whose best span would be right (F1 >= 0.5).
 Then the reader's *validation* articles are asked the same way and the model's threshold is chosen there:
 by default the one refusing the most unanswerable questions while the answerable ones lose nothing against
-the margin's refusals (:func:`keep_answers_threshold`), or the one that refuses a ``refusal_budget`` share
-of the answerable ones. Test articles are not read.
+the margin's refusals (:func:`keep_answers_threshold`), counted on the answers the assistant gives (the rank
+prior choosing the span, the mention rule refusing some unsure answers on top), or the one that refuses a
+``refusal_budget`` share of the answerable ones. Test articles are not read.
 
 The training articles are ones the reader was trained on, so its margins there are surer than on new
 articles; the threshold is set on validation articles the reader never saw, which absorbs that shift.
@@ -40,29 +41,56 @@ def spans_from_trace(trace: Trace, articles: dict) -> tuple[list[ReadSpan], list
     return spans, hits
 
 
+class _Accept:
+    """A judge that answers every question: what the assistant gives where the model accepts."""
+
+    threshold = float("-inf")
+
+    def score(self, question, spans, hits, reader_threshold) -> float:
+        return 0.0
+
+
 def ask_for_features(pipe, questions, desc: str) -> dict:
-    """Ask each question through ``pipe`` (explain on); its features, label, answer and F1."""
+    """Ask each question through ``pipe`` (explain on, the margin deciding); its features and label, and
+    the answers: ``found`` / ``answer_f1``, the assistant's answer as asked (the margin deciding "not
+    found"), ``accepted_found`` / ``accepted_f1``, what the assistant gives where the answerability model
+    accepts the question (the rank prior picking the span, the mention rule refusing some unsure ones:
+    ``accepted_found`` false), and ``f1``, the highest-margin span's F1 (the target ``right``)."""
     from tqdm.auto import tqdm
 
-    threshold = pipe.answer_builder.threshold
-    articles = pipe.indexes.get().articles
-    rows, impossible, found, f1 = [], [], [], []
+    from articleqa.answer import AnswerBuilder
+
+    builder = pipe.answer_builder
+    accepting = AnswerBuilder(threshold=builder.threshold, sure_confidence=builder.sure_confidence, rank_prior=builder.rank_prior,
+                              check_mentions=builder.check_mentions, judge=_Accept())
+    threshold = builder.threshold
+    index = pipe.indexes.get()
+    rows, impossible, found, f1, answer_f1, accepted_found, accepted_f1 = [], [], [], [], [], [], []
     split = 0
     for q in tqdm(questions, desc=desc, unit="question"):
         answer = pipe.ask(q.question, explain=True)
         if answer.trace is None:  # asked in two parts ("..., and when ...?"): each part is judged on its own
             split += 1
             continue
-        spans, hits = spans_from_trace(answer.trace, articles)
+        spans, hits = spans_from_trace(answer.trace, index.articles)
         rows.append(answerability_features(answer.trace.question, spans, hits, threshold))
         impossible.append(q.is_impossible)
-        found.append(answer.found)
-        best = max(spans, key=lambda s: s.margin, default=None)
         golds = [t for t, _ in q.answers]
+
+        def score(given) -> float:
+            return 0.0 if q.is_impossible or not given.found else best_em_f1(given.answer, golds)[1]
+
+        found.append(answer.found)
+        answer_f1.append(score(answer))
+        accepted = accepting.build(answer.trace.question, spans, hits, index)
+        accepted_found.append(accepted.found)
+        accepted_f1.append(score(accepted))
+        best = max(spans, key=lambda s: s.margin, default=None)
         f1.append(0.0 if q.is_impossible or best is None else best_em_f1(best.text, golds)[1])
     return {"X": np.array([[r[k] for k in FEATURES] for r in rows], dtype=float),
             "impossible": np.array(impossible, dtype=bool), "found": np.array(found, dtype=bool), "f1": np.array(f1),
-            "split": split}
+            "answer_f1": np.array(answer_f1), "accepted_found": np.array(accepted_found, dtype=bool),
+            "accepted_f1": np.array(accepted_f1), "split": split}
 
 
 def fit_logistic(X: np.ndarray, refuse: np.ndarray, C: float = 1.0) -> dict:
@@ -75,19 +103,23 @@ def fit_logistic(X: np.ndarray, refuse: np.ndarray, C: float = 1.0) -> dict:
     return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": lr.coef_[0].tolist(), "intercept": float(lr.intercept_[0])}
 
 
-def keep_answers_threshold(scores: np.ndarray, impossible: np.ndarray, f1: np.ndarray, refused_now: np.ndarray) -> tuple[float, str]:
+def keep_answers_threshold(scores: np.ndarray, impossible: np.ndarray, f1: np.ndarray, refused_now: np.ndarray,
+                           f1_now: np.ndarray | None = None, refused_anyway: np.ndarray | None = None) -> tuple[float, str]:
     """The threshold (refuse at or below it) that refuses the most unanswerable questions while the answerable
     ones lose nothing against today's refusals ``refused_now``: pipeline F1 ("not found" = 0) no lower and
-    no larger share wrongly refused. Where no threshold keeps both (a model that tells them apart worse),
-    the one that wrongly refuses the same share. Returns (threshold, the rule in words)."""
+    no larger share wrongly refused. ``f1``: each question's F1 where the model accepts it; ``f1_now``: its F1
+    today (default: ``f1`` where not ``refused_now``); ``refused_anyway``: refused whatever the model says
+    (the mention rule). Where no threshold keeps both (a model that tells them apart worse), the one that
+    wrongly refuses the same share. Returns (threshold, the rule in words)."""
     answerable = ~impossible
     if not answerable.any() or not impossible.any():
         raise ValueError("choosing the threshold needs answerable and unanswerable validation questions")
-    f1_now = float(np.where(refused_now, 0.0, f1)[answerable].mean())
+    anyway = np.zeros_like(impossible) if refused_anyway is None else refused_anyway
+    f1_now = float((np.where(refused_now, 0.0, f1) if f1_now is None else f1_now)[answerable].mean())
     wrong_now = float(refused_now[answerable].mean())
     best = None
     for t in np.unique(np.concatenate([scores, [scores.min() - 1.0]])):
-        refused = scores <= t
+        refused = (scores <= t) | anyway
         f1_t = float(np.where(refused, 0.0, f1)[answerable].mean())
         wrong_t = float(refused[answerable].mean())
         if f1_t >= f1_now - 1e-12 and wrong_t <= wrong_now + 1e-12:
@@ -161,14 +193,16 @@ def fit_answerability(model_dir: str | Path, squad_files: list[Path], work_dir: 
     if refusal_budget is not None:
         model.threshold, rule = float(budget_threshold(scores, val["impossible"], refusal_budget)), f"refusal budget {refusal_budget:g}"
     else:
-        model.threshold, rule = keep_answers_threshold(scores, val["impossible"], val["f1"], ~val["found"])
+        # on what the assistant gives: the rank prior's span, the mention rule on top
+        model.threshold, rule = keep_answers_threshold(scores, val["impossible"], val["accepted_f1"], ~val["found"],
+                                                       f1_now=val["answer_f1"], refused_anyway=~val["accepted_found"])
     margins = val["X"][:, FEATURES.index("margin")]
 
-    def figures(refused: np.ndarray, score: np.ndarray) -> dict:
+    def figures(refused: np.ndarray, score: np.ndarray, f1: np.ndarray) -> dict:
         un = val["impossible"]
         return {"wrongly_refused": 100 * float(refused[answerable].mean()) if answerable.any() else None,
                 "unanswerable_refused": 100 * float(refused[un].mean()) if un.any() else None,
-                "pipeline_f1": 100 * float(np.where(refused, 0.0, val["f1"])[answerable].mean()) if answerable.any() else None,
+                "pipeline_f1": 100 * float(np.where(refused, 0.0, f1)[answerable].mean()) if answerable.any() else None,
                 "auc": float(roc_auc_score(answerable, score)) if un.any() and answerable.any() else None}
 
     model.fitted = {
@@ -183,8 +217,9 @@ def fit_answerability(model_dir: str | Path, squad_files: list[Path], work_dir: 
         "target": target,
         "threshold_rule": rule,
         "top_k": base.top_k,
-        # the pipeline F1 here counts the highest-margin span of an answered question (the rank prior may pick another)
-        "validation": {"margin": figures(~val["found"], margins), "answerability": figures(scores <= model.threshold, scores)},
+        # the assistant's answers: the rank prior picks the span, the mention rule refuses some unsure ones
+        "validation": {"margin": figures(~val["found"], margins, val["answer_f1"]),
+                       "answerability": figures((scores <= model.threshold) | ~val["accepted_found"], scores, val["accepted_f1"])},
     }
     return model
 
@@ -212,8 +247,8 @@ def card_section(model: AnswerabilityModel) -> str:
         fmt = lambda x, p="": "n/a" if x is None else f"{x:.1f}{p}"
         auc = "n/a" if r.get("auc") is None else f"{r['auc']:.3f}"
         lines.append(f"| {name} | {auc} | {fmt(r.get('wrongly_refused'), '%')} | {fmt(r.get('unanswerable_refused'), '%')} | {fmt(r.get('pipeline_f1'))} |")
-    lines += ["", "(pipeline F1 here: the highest-margin span of each answered question, \"not found\" = 0; "
-              "`bench/heldout.py` measures the assistant itself.) Re-exporting or re-calibrating the reader removes this file: fit it again.", ""]
+    lines += ["", "(The assistant's answers to the validation questions, \"not found\" = 0 in pipeline F1, the mention rule on top; "
+              "`bench/heldout.py` measures it on held-out articles.) Re-exporting or re-calibrating the reader removes this file: fit it again.", ""]
     return "\n".join(lines)
 
 
