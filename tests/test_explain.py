@@ -193,7 +193,7 @@ def test_explain_says_why_not_found(pipeline):
     assert all(p.role == "below_threshold" for p in t.passages)
     # the margin alone refuses it too, and says so
     margin_only = check_trace(_with(pipeline, answerability=False).ask(NOT_FOUND, top_k=4, explain=True), 4)
-    assert margin_only.rule == "below_threshold" and not margin_only.passages[0].role == "answer"
+    assert margin_only.rule == "below_threshold"
     assert all(p.role == "below_threshold" for p in margin_only.passages)
     assert max(p.margin for p in margin_only.passages) <= margin_only.threshold
     assert "not above the threshold" in margin_only.explanation

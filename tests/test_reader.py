@@ -22,16 +22,13 @@ def test_shipped_reader_is_complete_and_small():
     card = (READER / "README.md").read_text()
     assert "Apache-2.0" in card and "CC BY-SA 4.0" in card and "articleqa train-reader" in card
     from articleqa.answerability import AnswerabilityModel
-    from articleqa.training.answerability import card_section
+    from articleqa.training.answerability import with_card_section
     from articleqa.training.card import model_card
 
     # the card is what its record says: every figure in it comes from the record (and the answerability
     # model's section from answerability.json, which fit-answerability appends)
-    expected = model_card(meta)
     judge = AnswerabilityModel.load(READER)
-    if judge is not None:
-        expected = expected.rstrip("\n") + "\n\n" + card_section(judge)
-    assert card == expected
+    assert card == (model_card(meta) if judge is None else with_card_section(model_card(meta), judge))
 
 
 def test_reader_answers_seed_questions_from_their_passages(reader):

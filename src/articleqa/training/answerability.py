@@ -252,12 +252,16 @@ def card_section(model: AnswerabilityModel) -> str:
     return "\n".join(lines)
 
 
-def write_card_section(model_dir: str | Path, model: AnswerabilityModel) -> None:
-    """Put :func:`card_section` into the reader's README.md (replacing an earlier one)."""
-    card = Path(model_dir) / "README.md"
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+def with_card_section(text: str, model: AnswerabilityModel) -> str:
+    """A model card's text with :func:`card_section` at its end (replacing an earlier one)."""
     if CARD_HEADING in text:
         head, _, rest = text.partition(CARD_HEADING)
         nxt = rest.find("\n## ")
         text = head + (rest[nxt + 1:] if nxt >= 0 else "")
-    card.write_text(text.rstrip("\n") + "\n\n" + card_section(model), encoding="utf-8")
+    return text.rstrip("\n") + "\n\n" + card_section(model)
+
+
+def write_card_section(model_dir: str | Path, model: AnswerabilityModel) -> None:
+    """Put :func:`card_section` into the reader's README.md (replacing an earlier one)."""
+    card = Path(model_dir) / "README.md"
+    card.write_text(with_card_section(card.read_text(encoding="utf-8") if card.is_file() else "", model), encoding="utf-8")
