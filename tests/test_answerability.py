@@ -110,6 +110,25 @@ def test_the_threshold_keeps_the_answers_the_assistant_gives():
     assert refused[impossible].all() and refused[~impossible].sum() == 2
 
 
+def test_without_a_threshold_that_keeps_f1_the_fallback_counts_the_forced_refusals():
+    import numpy as np
+
+    from articleqa.training.answerability import keep_answers_threshold
+
+    # today's answers are better than the accepted ones (question 0: F1 1 today, 0.5 accepted), so no threshold
+    # keeps pipeline F1 and the rule falls back to today's share of answerable questions refused (1 of 4)
+    impossible = np.array([False, False, False, False, True, True])
+    scores = np.array([-1.0, 2.0, 0.0, 3.0, 1.0, 1.5])
+    f1 = np.array([0.5, 1.0, 1.0, 1.0, 0.0, 0.0])
+    f1_now = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
+    now = np.array([False, True, False, False, False, False])
+    anyway = np.array([False, True, False, False, False, False])  # the mention rule refuses question 1 whatever the score
+    t, rule = keep_answers_threshold(scores, impossible, f1, now, f1_now=f1_now, refused_anyway=anyway)
+    assert "share" in rule
+    # the forced refusal already uses the share: refusing question 0 (the lowest score) on top would double it
+    refused = (scores <= t) | anyway
+    assert refused[~impossible].tolist() == [False, True, False, False]
+
 def test_the_judge_decides_not_found_in_the_answer_builder(pipeline):
     index = pipeline.indexes.get()
     hit = pipeline.retriever.retrieve(index, "Who ordered the strikes on Venezuela?", top_k=1)[0]

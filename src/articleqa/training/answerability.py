@@ -117,21 +117,24 @@ def keep_answers_threshold(scores: np.ndarray, impossible: np.ndarray, f1: np.nd
     anyway = np.zeros_like(impossible) if refused_anyway is None else refused_anyway
     f1_now = float((np.where(refused_now, 0.0, f1) if f1_now is None else f1_now)[answerable].mean())
     wrong_now = float(refused_now[answerable].mean())
-    best = None
-    for t in np.unique(np.concatenate([scores, [scores.min() - 1.0]])):
+    lowest = float(scores.min() - 1.0)
+    best = same_share = None
+    for t in np.unique(np.concatenate([scores, [lowest]])):
         refused = (scores <= t) | anyway
         f1_t = float(np.where(refused, 0.0, f1)[answerable].mean())
         wrong_t = float(refused[answerable].mean())
-        if f1_t >= f1_now - 1e-12 and wrong_t <= wrong_now + 1e-12:
+        if wrong_t <= wrong_now + 1e-12:
             key = (float(refused[impossible].mean()), f1_t)
-            if best is None or key > best[0]:
+            if same_share is None or key > same_share[0]:
+                same_share = (key, float(t))
+            if f1_t >= f1_now - 1e-12 and (best is None or key > best[0]):
                 best = (key, float(t))
     if best is not None:
         return best[1], (f"the most unanswerable validation questions refused with answerable ones kept: pipeline F1 >= "
                          f"{100 * f1_now:.1f} and wrongly refused <= {100 * wrong_now:.1f}% (the margin's)")
-    from articleqa.training.evaluate import budget_threshold
-
-    return float(budget_threshold(scores, impossible, wrong_now)), f"the margin's share of answerable questions refused ({100 * wrong_now:.1f}%)"
+    # the forced refusals (refused_anyway) count against the share too; where they alone exceed it, refuse no more
+    t = same_share[1] if same_share is not None else lowest
+    return t, f"the margin's share of answerable questions refused ({100 * wrong_now:.1f}%)"
 
 
 #: what the model learns to tell apart: "answerable" (SQuAD 2.0's is_impossible) or "right" (answerable
