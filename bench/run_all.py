@@ -54,7 +54,8 @@ def plan(shared: Path, quick: bool, compare: list[str] = ()) -> list[tuple[str, 
         ("reader", ["--squad", squad2, "--name", "no_answer"] + (["--limit", "500"] if q else [])),
         ("open_squad", ["--squad", squad1] + (["--limit", "200"] if q else [])),
         # the reader's validation articles (dev) and test articles (kept out of the training set, hence its file too)
-        ("heldout", ["--squad", squad2, "--squad", train] + (["--limit", "150"] if q else [])
+        # --compare-margin: the shipped reader also with the margin alone deciding "not found" (its answerability model off)
+        ("heldout", ["--squad", squad2, "--squad", train, "--compare-margin"] + (["--limit", "150"] if q else [])
          + [a for m in (["models/reader", *held] if held else []) for a in ("--model", m)]),
         ("latency", ["--squad", squad1, "--questions", "30" if q else "100"] + [a for m in compare for a in ("--compare-reader", str(m))]),
         ("build", ["--squad", squad1] + (["--articles", "8"] if q else [])),
