@@ -191,7 +191,9 @@ def write_report(timings: dict, quick: bool) -> None:
         for m, by_set in h["models"].items():
             for name in h["sets"]:
                 f = by_set[name]
-                md.append(f"| {Path(m).name} ({by_set['inference_path']}, threshold {_fmt(by_set['threshold'], 2)}) | {name} | {f['answerable']} / {f['unanswerable']} | "
+                judge = (f", answerability model {_fmt(by_set['answerability_threshold'], 2)}"
+                         if by_set.get("answerability_threshold") is not None else "")
+                md.append(f"| {Path(m).name} ({by_set['inference_path']}, threshold {_fmt(by_set['threshold'], 2)}{judge}) | {name} | {f['answerable']} / {f['unanswerable']} | "
                           f"{_fmt(f['reader_exact'])} / {_fmt(f['reader_f1'])} | {_fmt(f['pipeline_f1'])} | {_fmt(f['wrongly_refused'])}% | "
                           f"{_fmt(f['unanswerable_refused'])}% | {_fmt(f['reading']['median_ms'])} |")
                 for t, g in f.get("at_threshold", {}).items():
