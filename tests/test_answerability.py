@@ -129,6 +129,7 @@ def test_without_a_threshold_that_keeps_f1_the_fallback_counts_the_forced_refusa
     refused = (scores <= t) | anyway
     assert refused[~impossible].tolist() == [False, True, False, False]
 
+
 def test_the_judge_decides_not_found_in_the_answer_builder(pipeline):
     index = pipeline.indexes.get()
     hit = pipeline.retriever.retrieve(index, "Who ordered the strikes on Venezuela?", top_k=1)[0]
