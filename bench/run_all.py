@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -88,6 +89,9 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="small samples (minutes instead of ~half an hour)")
     ap.add_argument("--only", nargs="*", help="run only these scripts (others keep their last results)")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from bench/out/*.json")
+    ap.add_argument("--keep-previous", action="store_true",
+                    help="carry over, from the bench/report.md already there, the sections (and run times) this bench/out has "
+                         "no results for (e.g. measured on another machine); the header names them")
     ap.add_argument("--compare-reader", action="append", default=[], metavar="DIR[@key=value,...]",
                     help="another reader folder latency.py (with the settings after @, e.g. @early_exit_margin=0.5) and, if it "
                          "holds out the same articles as the shipped reader, heldout.py measure beside the shipped one, "
@@ -106,8 +110,51 @@ def main(argv=None) -> None:
             (OUT / "timings.json").write_text(json.dumps(timings, indent=1))
             if r.returncode != 0:
                 print(f"!! {script} failed with exit code {r.returncode}", flush=True)
+    previous = (REPORT / "report.md").read_text(encoding="utf-8") if args.keep_previous and (REPORT / "report.md").is_file() else None
     write_report(timings, args.quick)
+    if previous:
+        md, carried = carry_over(previous, (REPORT / "report.md").read_text(encoding="utf-8"))
+        (REPORT / "report.md").write_text(md, encoding="utf-8")
+        print(f"carried over from the previous report: {', '.join(carried) or 'nothing'}")
     print(f"report: {REPORT / 'report.md'}")
+
+
+RUN_TIMES = "## Run time of each script"
+CARRIED = "_Carried over from an earlier run, measured on:"
+
+
+def _sections(md: str) -> tuple[str, dict[str, str]]:
+    """A report's header (before its first ``## ``) and its sections by heading line, in order."""
+    parts = re.split(r"(?m)^(?=## )", md)
+    return parts[0], {p.splitlines()[0]: p for p in parts[1:]}
+
+
+def carry_over(previous: str, new: str) -> tuple[str, list[str]]:
+    """``new`` with the sections of ``previous`` it lacks put back where they stood, and the run times of the scripts it
+    lacks; the header names what was carried over, each carried section the machine it was measured on.
+    Returns (report, carried headings)."""
+    old_head, old = _sections(previous)
+    head, ours = _sections(new)
+    carried = [h for h in old if h not in ours and h != RUN_TIMES]
+    order = list(old)  # the previous report's order; a section new in this run goes after the one it follows here
+    for i, h in enumerate(ours):
+        if h not in order:
+            before = next((g for g in reversed(list(ours)[:i]) if g in order), None)
+            order.insert(order.index(before) + 1 if before else 0, h)
+    if RUN_TIMES in old:
+        times = dict(re.findall(r"(?m)^\| (\S+) \| (\d+) \|$", old[RUN_TIMES]))
+        times.update(re.findall(r"(?m)^\| (\S+) \| (\d+) \|$", ours.get(RUN_TIMES, "")))
+        ours[RUN_TIMES] = ("\n".join([RUN_TIMES, "", "Each script's last run (`--only` runs keep the others' times; "
+                                       "carried-over sections keep theirs).", "", "| script | seconds |", "|---|---|"]
+                                      + [f"| {k} | {v} |" for k, v in times.items()]) + "\n\n")
+    if carried:
+        machine = next((line[len("Machine: "):].rstrip(".") for line in old_head.splitlines() if line.startswith("Machine: ")), "not stated")
+        head = head.rstrip("\n") + "\n\n" + ("Carried over from the previous report, not re-run here (their results were not in "
+                                             "`bench/out`): " + ", ".join(h[3:] for h in carried) + ".\n\n")
+        for h in carried:  # each says where it was measured (once: a section carried again keeps its first note)
+            if CARRIED not in old[h]:
+                old[h] = old[h].replace(h + "\n", f"{h}\n\n{CARRIED} {machine}._\n", 1)
+    return head + "".join(ours.get(h) or old[h] for h in order if h in ours or h in old), carried
 
 
 def load(name: str) -> dict | None:

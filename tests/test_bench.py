@@ -110,3 +110,43 @@ def test_run_times_are_kept_across_runs_and_a_reader_can_be_compared(tmp_path, m
     with pytest.raises(SystemExit, match="no such setting early_exit_margn"):  # a misspelt setting is not silently ignored
         run_all.plan(SHARED, False, [f"{other}@early_exit_margn=0.5"])
     assert {"no_answer", "throughput_workers", "vs_haystack_fp32_every"} <= set(plan)
+
+
+def test_a_partial_run_keeps_the_previous_reports_other_sections(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import run_all
+
+    previous = (ROOT / "bench" / "report.md").read_text(encoding="utf-8")
+    _, sections = run_all._sections(previous)
+    out = tmp_path / "out"
+    out.mkdir()  # no results at all: every section comes from the previous report
+    (tmp_path / "report.md").write_text(previous, encoding="utf-8")
+
+    def rewrite():
+        r = subprocess.run([sys.executable, "bench/run_all.py", "--report-only", "--keep-previous"], capture_output=True, text=True,
+                           cwd=ROOT, env={**os.environ, "ARTICLEQA_BENCH_OUT": str(out)}, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return (tmp_path / "report.md").read_text(encoding="utf-8"), r.stdout
+
+    report, printed = rewrite()
+    _, kept = run_all._sections(report)
+    assert list(kept) == list(sections)  # same sections, same order
+    assert "carried over from the previous report: ## Seed QA" in printed
+    assert "Carried over from the previous report, not re-run here" in report
+    machine = next(line for line in previous.splitlines() if line.startswith("Machine: "))[len("Machine: "):].rstrip(".")
+    for h, text in sections.items():
+        if h != run_all.RUN_TIMES:  # every figure line kept, and the machine it was measured on named once
+            assert [line for line in kept[h].splitlines() if line.startswith("|")] == [line for line in text.splitlines() if line.startswith("|")]
+            assert kept[h].count(run_all.CARRIED) == 1 and (machine in kept[h] or run_all.CARRIED in text), h
+    assert "| heldout |" in kept[run_all.RUN_TIMES]  # run times of the scripts not run here are kept
+    again, _ = rewrite()  # carried a second time: nothing added twice
+    assert again.count(run_all.CARRIED) == report.count(run_all.CARRIED)
+    assert again.count("Carried over from the previous report") == 1
+
+    # a section this run measured replaces the previous one in place; the ones it did not measure stay
+    new = "# articleqa benchmark report\n\nMachine: 4 cores, test CPU.\n\n## Seed QA (visible seed questions)\n\nnew figures\n\n"
+    merged, carried = run_all.carry_over(previous, new)
+    _, m = run_all._sections(merged)
+    assert list(m) == list(sections) and m["## Seed QA (visible seed questions)"] == "## Seed QA (visible seed questions)\n\nnew figures\n\n"
+    assert "## Seed QA (visible seed questions)" not in carried and len(carried) == len(sections) - 2  # and the run times
+    assert merged.startswith("# articleqa benchmark report\n\nMachine: 4 cores, test CPU.\n\nCarried over")
