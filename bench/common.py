@@ -41,6 +41,21 @@ def machine() -> dict:
     }
 
 
+READER_FILES = ("model.safetensors", "articleqa_reader.json", "answerability.json")
+
+
+def reader_fingerprint(folder: Path = ROOT / "models" / "reader") -> str:
+    """12 hex digits of the sha256 over a reader's weights and calibration files (those it has): which reader a result is of."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in READER_FILES:
+        f = folder / name
+        if f.is_file():
+            h.update(name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -70,7 +85,7 @@ def rss_mb() -> float:
 def save(name: str, result: dict) -> Path:
     """Write ``bench/out/<name>.json`` (read by run_all.py for the report)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": name, "machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S"), **result}
+    result = {"benchmark": name, "machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S"), "shipped_reader": reader_fingerprint(), **result}
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
     return path

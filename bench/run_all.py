@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import reader_spec
+from common import reader_fingerprint, reader_spec
 
 HERE = Path(__file__).resolve().parent
 OUT = Path(os.environ.get("ARTICLEQA_BENCH_OUT", HERE / "out"))
@@ -148,7 +148,9 @@ def carry_over(previous: str, new: str) -> tuple[str, list[str]]:
                                        "carried-over sections keep theirs).", "", "| script | seconds |", "|---|---|"]
                                       + [f"| {k} | {v} |" for k, v in times.items()]) + "\n\n")
     if carried:
-        machine = next((line[len("Machine: "):].rstrip(".") for line in old_head.splitlines() if line.startswith("Machine: ")), "not stated")
+        said = {k: next((line[len(k):].rstrip(".") for line in old_head.splitlines() if line.startswith(k)), "not stated")
+                for k in ("Machine: ", "Reader: ")}
+        machine = f"{said['Machine: ']}; reader {said['Reader: ']}"
         head = head.rstrip("\n") + "\n\n" + ("Carried over from the previous report, not re-run here (their results were not in "
                                              "`bench/out`): " + ", ".join(h[3:] for h in carried) + ".\n\n")
         for h in carried:  # each says where it was measured (once: a section carried again keeps its first note)
@@ -189,12 +191,30 @@ def chart(file: str, size: tuple[float, float], xlabel: str | None = None, ylabe
         plt.close(fig)
 
 
+def readers_measured() -> str:
+    """Which shipped reader (``models/reader``'s fingerprint, as each result recorded it) the results in bench/out are of."""
+    by = {}
+    for f in sorted(OUT.glob("*.json")):
+        if f.stem != "timings":
+            by.setdefault(json.loads(f.read_text()).get("shipped_reader"), []).append(f.stem)
+
+    def what(fp: str | None) -> str:
+        return "`models/reader`, " + (f"fingerprint {fp}" if fp else "its fingerprint not recorded")
+
+    if len(by) <= 1:
+        told = what(next(iter(by), reader_fingerprint()))
+    else:
+        told = "; ".join(f"{what(fp)} in {', '.join(names)}" for fp, names in by.items()) + f" (now {reader_fingerprint()})"
+    return told + " (the fingerprint: sha256 of its weights and calibration files)"
+
+
 def write_report(timings: dict, quick: bool) -> None:
     md = ["# articleqa benchmark report", ""]
     any_result = next((load(n) for n in ("seed_qa", "reader", "open_squad", "latency", "build", "throughput", "scaling", "load") if load(n)), None)
     if any_result:
         m = any_result["machine"]
         md += [f"Machine: {m['cores']} cores, {m['cpu']}; torch {m['torch']} ({m['torch_threads']} threads), Python {m['python']}.",
+               f"Reader: {readers_measured()}.",
                f"Mode: {'quick (samples)' if quick else 'full'}. Every figure below was computed by the scripts in `bench/`;",
                "ratios are only compared within one run.", ""]
 

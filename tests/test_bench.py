@@ -73,6 +73,8 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "Milvus native engine" in report and "cluster, 2 nodes" in report and "--workers N" in report
     assert "Readers side by side at top-k 5" in report and "| reading time / shipped |" in report
     assert "Reader training step" in report and "makes a step" in report
+    fingerprint = json.loads((out / "seed_qa.json").read_text())["shipped_reader"]  # which reader every figure is of
+    assert len(fingerprint) == 12 and f"Reader: `models/reader`, fingerprint {fingerprint} (" in report
 
 
 def test_vs_haystack_runs_on_a_tiny_input(tiny):
@@ -134,10 +136,11 @@ def test_a_partial_run_keeps_the_previous_reports_other_sections(tmp_path, monke
     assert "carried over from the previous report: ## Seed QA" in printed
     assert "Carried over from the previous report, not re-run here" in report
     machine = next(line for line in previous.splitlines() if line.startswith("Machine: "))[len("Machine: "):].rstrip(".")
+    reader = next(line for line in previous.splitlines() if line.startswith("Reader: "))[len("Reader: "):].rstrip(".")
     for h, text in sections.items():
         if h != run_all.RUN_TIMES:  # every figure line kept, and the machine it was measured on named once
             assert [line for line in kept[h].splitlines() if line.startswith("|")] == [line for line in text.splitlines() if line.startswith("|")]
-            assert kept[h].count(run_all.CARRIED) == 1 and (machine in kept[h] or run_all.CARRIED in text), h
+            assert kept[h].count(run_all.CARRIED) == 1 and (f"{machine}; reader {reader}._" in kept[h] or run_all.CARRIED in text), h
     assert "| heldout |" in kept[run_all.RUN_TIMES]  # run times of the scripts not run here are kept
     again, _ = rewrite()  # carried a second time: nothing added twice
     assert again.count(run_all.CARRIED) == report.count(run_all.CARRIED)
