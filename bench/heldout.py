@@ -21,7 +21,12 @@ reader at its calibrated "not found" threshold. Prints, per model and per articl
   questions whose top-k retrieved passages contain a reference answer, the F1 of the best span among
   the passages read (had the pipeline picked the right passage), the F1 of the span it picks (the
   highest margin, never refusing), then the pipeline F1 with "not found";
-- the reader alone per article (articles differ in difficulty far more than readers do).
+- the reader alone per article (articles differ in difficulty far more than readers do);
+- reader alone and pipeline F1 against the first reference answer only, with the number of distinct
+  references per question: SQuAD scores a span against the best of its references, a dev-set question
+  has up to four (the question writer's first, then other annotators') and a training-set question one,
+  so test articles taken from the training set score lower for that alone; the first reference is what
+  compares the two.
 
 ``--squad`` may be given more than once (e.g. the dev v2.0 file, then the training set for test articles
 kept out of it): the open corpus is every article of the first file plus the held-out articles found
@@ -83,9 +88,11 @@ def _pooled(results: list):
     from articleqa.training.evaluate import EvalResult
 
     n = sum(r.n for r in results)
-    exact = sum(r.exact * r.n for r in results) / n if n else 0.0
-    f1 = sum(r.f1 * r.n for r in results) / n if n else 0.0
-    return EvalResult(exact=exact, f1=f1, n=n)
+
+    def mean(key: str) -> float:
+        return sum(getattr(r, key) * r.n for r in results) / n if n else 0.0
+
+    return EvalResult(exact=mean("exact"), f1=mean("f1"), n=n, first_reference_f1=mean("first_reference_f1"))
 
 
 def main(argv=None) -> dict:
@@ -152,6 +159,7 @@ def main(argv=None) -> dict:
                 a = pipes[m].ask(q.question, explain=True)
                 golds = [t for t, _ in q.answers]
                 f1 = 0.0 if q.is_impossible or not a.found else best_em_f1(a.answer, golds)[1]
+                f1_first = 0.0 if q.is_impossible or not a.found else best_em_f1(a.answer, golds[:1])[1]
                 read = [p for p in (a.trace.passages if a.trace else []) if p.margin is not None]
                 best = max(read, key=lambda p: p.margin) if read else None
                 best_f1 = 0.0 if q.is_impossible or best is None else best_em_f1(best.span, golds)[1]
@@ -164,7 +172,7 @@ def main(argv=None) -> dict:
                 judged = a.trace.answerability if a.trace else None
                 rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
                                 best.margin if best else float("-inf"), best_f1, own, len(read), in_retrieved, oracle_f1,
-                                judged))
+                                judged, f1_first, len(golds)))
         for m, pipe in pipes.items():
             # the paragraph given: the reader alone, the pipeline's own (loaded) reader
             by_article = {t: evaluate(pipe.reader, [q for u, q in asked if u == t and not q.is_impossible], calibrate=False)
@@ -185,6 +193,10 @@ def main(argv=None) -> dict:
                                                          ("early_exit_passages", "early_exit_margin", "answer_rank_prior")}})[name] = {
                 "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
                 "reader_exact": alone.exact, "reader_f1": alone.f1,
+                # scored against the first reference answer only, as a training-set question (one reference) is
+                "references_per_question": statistics.mean(x[12] for x in ans) if ans else None,
+                "reader_f1_first_reference": alone.first_reference_f1,
+                "pipeline_f1_first_reference": 100 * statistics.mean(x[11] for x in ans) if ans else None,
                 "reader_f1_by_article": {t: {"n": r.n, "f1": r.f1} for t, r in by_article.items() if r.n},
                 "f1_lost": {"answer_in_retrieved": 100 * statistics.mean(x[8] for x in ans) if ans else None,
                             "best_read_span_f1": 100 * statistics.mean(x[9] for x in ans) if ans else None,
@@ -226,6 +238,10 @@ def main(argv=None) -> dict:
                     at = ", ".join(f"{v:.1f}% at {k}" for k, v in judged["unanswerable_refused_at"].items())
                     lines.append(f"      answerability model (deciding 'not found' at {by_set['answerability_threshold']:.2f}): "
                                  f"AUC {judged['auc']:.3f}; unanswerable refused {at} of answerable refused")
+            if f["references_per_question"] is not None:
+                lines.append(f"      against the first reference answer only ({f['references_per_question']:.2f} distinct references per "
+                             f"answerable question here; a training-set question has 1): reader alone F1 "
+                             f"{fmt(f['reader_f1_first_reference'])} | pipeline F1 {fmt(f['pipeline_f1_first_reference'])}")
             lost = f["f1_lost"]
             lines.append(f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{args.top_k} passages "
                          f"{fmt(lost['answer_in_retrieved'])}% -> best span among those read {fmt(lost['best_read_span_f1'])} -> span picked "

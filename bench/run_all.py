@@ -287,6 +287,17 @@ def write_report(timings: dict, quick: bool) -> None:
                 at = sep["unanswerable_refused_at"]
                 md.append(f"| {Path(m).name} | {name} | {sep['auc']:.3f} | {_fmt(at.get('6%'))}% / {_fmt(at.get('10%'))}% | "
                           f"{_fmt(f.get('unanswerable_answered_from_own_paragraph'))}% |")
+        firsts = [(m, name, by_set[name]) for m, by_set in h["models"].items() for name in h["sets"]
+                  if by_set[name].get("references_per_question") is not None]
+        if firsts:
+            md += ["", "Scored against the first reference answer only (the question writer's): SQuAD takes the best of a question's",
+                   "references, and a dev-set question has up to four while a training-set question (the test articles come from the",
+                   "training set) has one, so this is the figure that compares validation with test.", "",
+                   "| reader | articles | distinct references per question | reader alone F1 (all / first) | pipeline F1 (all / first) |",
+                   "|---|---|---|---|---|"]
+            for m, name, f in firsts:
+                md.append(f"| {Path(m).name} | {name} | {_fmt(f['references_per_question'], 2)} | {_fmt(f['reader_f1'])} / "
+                          f"{_fmt(f['reader_f1_first_reference'])} | {_fmt(f['pipeline_f1'])} / {_fmt(f['pipeline_f1_first_reference'])} |")
         lost = [(m, name, by_set[name]) for m, by_set in h["models"].items() for name in h["sets"] if "f1_lost" in by_set[name]]
         if lost:
             md += ["", "Where answerable F1 is lost between the reader alone (its paragraph given) and the pipeline: a reference answer in the",

@@ -45,6 +45,11 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "at threshold 100.00 instead: pipeline F1 0.0, wrongly refused 100.0%, unanswerable refused 100.0%" in held
     assert "separation: margin AUC" in held and "of answerable refused" in held and "from their own paragraph" in held
     assert "F1 lost on the way: reader alone" in held and f"reader alone by article: {title}" in held
+    assert "against the first reference answer only (" in held
+    first = json.loads((out / "heldout.json").read_text())["models"]
+    f = next(iter(first.values()))["given"]  # dev questions: one reference or more, the first never scores higher
+    assert f["references_per_question"] >= 1 and f["reader_f1_first_reference"] <= f["reader_f1"]
+    assert f["pipeline_f1_first_reference"] <= f["pipeline_f1"]
     latency = "\n".join(run("latency", "--squad", squad, "--questions", "6", "--top-k", "5",
                              "--compare-reader", ROOT / "models" / "reader",
                              "--compare-reader", f"{ROOT / 'models' / 'reader'}@early_exit_passages=0", env_out=out))
@@ -70,6 +75,7 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert r.returncode == 0, r.stderr
     report = (out.parent / "report.md").read_text()
     assert "Articles the reader never saw" in report and "| margin AUC |" in report
+    assert "| distinct references per question |" in report
     assert "Milvus native engine" in report and "cluster, 2 nodes" in report and "--workers N" in report
     assert "Readers side by side at top-k 5" in report and "| reading time / shipped |" in report
     assert "Reader training step" in report and "makes a step" in report

@@ -256,3 +256,20 @@ def test_training_keeps_the_best_epoch(tmp_path):
     final = load_file(str(tmp_path / "run" / "final" / "model.safetensors"))
     best = load_file(str(tmp_path / "run" / "best" / "model.safetensors"))
     assert final.keys() == best.keys() and all((final[k] == best[k]).all() for k in final)
+
+
+def test_evaluation_scores_the_first_reference_apart(reader):
+    """SQuAD F1 takes the best of a question's references; the first alone is what a one-reference question gets."""
+    from dataclasses import replace
+
+    from articleqa.training.evaluate import evaluate
+    from articleqa.training.squad import load_squad
+
+    questions = [q for q in load_squad(squad_file("squad-dev-v1.1-36.json"))[0].questions if len(q.answers) > 1][:30]
+    res = evaluate(reader, questions, calibrate=False)
+    assert res.n == 30 and res.first_reference_f1 <= res.f1
+    q = questions[0]
+    span = reader.predict([(q.question, q.context)])[0].text
+    only_second = replace(q, answers=(("Qwxz", 0), (span, q.context.find(span))))  # the span matches the second reference only
+    res = evaluate(reader, [only_second], calibrate=False)
+    assert res.f1 == 100.0 and res.first_reference_f1 == 0.0
