@@ -194,7 +194,7 @@ def main(argv=None) -> dict:
                 "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
                 "reader_exact": alone.exact, "reader_f1": alone.f1,
                 # scored against the first reference answer only, as a training-set question (one reference) is
-                "references_per_question": statistics.mean(x[12] for x in ans) if ans else None,
+                "references_per_question": float(statistics.mean(x[12] for x in ans)) if ans else None,
                 "reader_f1_first_reference": alone.first_reference_f1,
                 "pipeline_f1_first_reference": 100 * statistics.mean(x[11] for x in ans) if ans else None,
                 "reader_f1_by_article": {t: {"n": r.n, "f1": r.f1} for t, r in by_article.items() if r.n},
