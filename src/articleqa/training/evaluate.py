@@ -52,10 +52,9 @@ def evaluate(reader, questions: list[SquadQuestion], calibrate: bool = True, thr
     )
     res.has_ans_exact, res.has_ans_f1 = res.exact, res.f1
     margins = np.array([p.margin for p in preds])
-    correct = np.array(
-        [0.0 if q.is_impossible else best_em_f1(p.text, [t for t, _ in q.answers])[1] for q, p in zip(questions, preds)]
-    )
     impossible = np.array([q.is_impossible for q in questions])
+    correct = np.zeros(len(questions))
+    correct[~impossible] = f1s  # each answerable question's F1, scored once above (in the same order)
     if impossible.any():
         if threshold is None and calibrate:
             threshold = best_threshold(margins, correct, impossible)
