@@ -273,3 +273,6 @@ def test_evaluation_scores_the_first_reference_apart(reader):
     only_second = replace(q, answers=(("Qwxz", 0), (span, q.context.find(span))))  # the span matches the second reference only
     res = evaluate(reader, [only_second], calibrate=False)
     assert res.f1 == 100.0 and res.first_reference_f1 == 0.0
+    # no questions at all (heldout.py --limit can leave an article none): nothing scored, nothing raised
+    res = evaluate(reader, [], calibrate=False)
+    assert res.n == 0 and res.f1 == 0.0 and not res.no_answer

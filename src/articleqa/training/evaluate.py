@@ -52,7 +52,7 @@ def evaluate(reader, questions: list[SquadQuestion], calibrate: bool = True, thr
     )
     res.has_ans_exact, res.has_ans_f1 = res.exact, res.f1
     margins = np.array([p.margin for p in preds])
-    impossible = np.array([q.is_impossible for q in questions])
+    impossible = np.array([q.is_impossible for q in questions], dtype=bool)
     correct = np.zeros(len(questions))
     correct[~impossible] = f1s  # each answerable question's F1, scored once above (in the same order)
     if impossible.any():
