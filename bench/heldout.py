@@ -32,6 +32,10 @@ reader at its calibrated "not found" threshold. Prints, per model and per articl
 kept out of it): the open corpus is every article of the first file plus the held-out articles found
 in the others (indexing all 442 training articles would take longer than the questions).
 
+``--compare-chunking WORDS/OVERLAP/TOPK`` (repeatable) asks every question a second time over the same corpus
+indexed in passages of another size (``SentenceChunker(WORDS, OVERLAP)``), reading the top TOPK, interleaved
+with the others in the same run: whether longer passages, fewer of them, read better than the default.
+
 Validation articles chose the reader's epoch and threshold, so their figures flatter; test articles
 (``train-reader --test-articles``) were used for nothing. With several models the questions alternate
 which model is asked first. ``--compare-threshold T`` adds the pipeline figures as they would be at
@@ -113,6 +117,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--allow-other-splits", action="store_true",
                     help="compare with readers that recorded other held-out articles (e.g. the reader shipped before, "
                          "which never saw the new test articles): the sets are the first model's")
+    ap.add_argument("--compare-chunking", action="append", default=[], metavar="WORDS/OVERLAP/TOPK",
+                    help="also ask every question of the first model over the same corpus indexed in passages of WORDS "
+                         "words (OVERLAP words shared), reading the top TOPK, interleaved in the same run (repeatable)")
     args = ap.parse_args(argv)
 
     from tqdm.auto import tqdm
@@ -148,6 +155,19 @@ def main(argv=None) -> dict:
         pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(models[0]), answerability=False)
         pipe.warm_up()
         pipes[f"{models[0]} (margin alone)"] = pipe
+    for spec in args.compare_chunking:
+        from articleqa.chunking import SentenceChunker
+
+        try:
+            words, overlap, k = (int(x) for x in spec.split("/"))
+        except ValueError:
+            raise SystemExit(f"--compare-chunking takes WORDS/OVERLAP/TOPK, e.g. 250/60/3, not {spec!r}") from None
+        corpus_k, index_k, _ = index_squad_corpus(corpus, OUT / f"{name}-chunk{words}-{overlap}",
+                                                  chunker=SentenceChunker(words, overlap))
+        pipe = pipeline_for(index_k, corpus_k, top_k=k, reader_model=str(models[0]),
+                            chunk_words=words, chunk_overlap_words=overlap)
+        pipe.warm_up()
+        pipes[f"{models[0]} ({words}-word passages, top-k {k})"] = pipe
     result = {"squad": " + ".join(f.name for f in squad_files), "top_k": args.top_k, "sets": {s: titles for s, titles in sets.items()}, "models": {}}
     for name, titles in sets.items():
         asked = [(t, q) for t in titles for q in articles[t].questions][: args.limit or None]
@@ -190,7 +210,8 @@ def main(argv=None) -> dict:
                                             "threshold": pipe.answer_builder.threshold,
                                             "answerability_threshold": judge.threshold if judge is not None else None,
                                             "settings": {k: getattr(pipe.settings, k) for k in
-                                                         ("early_exit_passages", "early_exit_margin", "answer_rank_prior")}})[name] = {
+                                                         ("early_exit_passages", "early_exit_margin", "answer_rank_prior",
+                                                          "top_k", "chunk_words", "chunk_overlap_words")}})[name] = {
                 "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
                 "reader_exact": alone.exact, "reader_f1": alone.f1,
                 # scored against the first reference answer only, as a training-set question (one reference) is
@@ -243,7 +264,7 @@ def main(argv=None) -> dict:
                              f"answerable question here; a training-set question has 1): reader alone F1 "
                              f"{fmt(f['reader_f1_first_reference'])} | pipeline F1 {fmt(f['pipeline_f1_first_reference'])}")
             lost = f["f1_lost"]
-            lines.append(f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{args.top_k} passages "
+            lines.append(f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{by_set['settings'].get('top_k', args.top_k)} passages "
                          f"{fmt(lost['answer_in_retrieved'])}% -> best span among those read {fmt(lost['best_read_span_f1'])} -> span picked "
                          f"(never refusing) {fmt(lost['highest_margin_span_f1'])} -> pipeline {fmt(f['pipeline_f1'])}")
             lines.append("      reader alone by article: " + ", ".join(f"{t} {fmt(r['f1'])} ({r['n']})" for t, r in f["reader_f1_by_article"].items()))

@@ -38,7 +38,7 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "recall hybrid" in "\n".join(run("open_squad", "--squad", squad, "--limit", "10", env_out=out))
     title = json.loads(squad.read_text())["data"][2]["title"]  # its first 8 questions: 3 answerable, 5 unanswerable
     held = "\n".join(run("heldout", "--squad", squad, "--articles", title, "--limit", "8", "--compare-threshold", "-100",
-                         "--compare-threshold", "100", env_out=out))
+                         "--compare-threshold", "100", "--compare-chunking", "250/60/3", env_out=out))
     assert "reader alone EM" in held and "wrongly refused" in held and "unanswerable refused" in held
     # re-deciding at another threshold from the same run: -100 answers everything, 100 refuses everything
     assert "at threshold -100.00 instead: pipeline F1" in held and "wrongly refused 0.0%, unanswerable refused 0.0%" in held
@@ -46,6 +46,11 @@ def test_every_script_runs_on_a_tiny_input(tiny, tmp_path):
     assert "separation: margin AUC" in held and "of answerable refused" in held and "from their own paragraph" in held
     assert "F1 lost on the way: reader alone" in held and f"reader alone by article: {title}" in held
     assert "against the first reference answer only (" in held
+    # the same questions over the corpus cut into 250-word passages, the top 3 read, in the same run
+    assert "(250-word passages, top-k 3)" in held and "answer in the top-3 passages" in held
+    chunked = next(v for k, v in json.loads((out / "heldout.json").read_text())["models"].items() if "250-word" in k)
+    assert chunked["settings"]["chunk_words"] == 250 and chunked["settings"]["top_k"] == 3
+    assert chunked["given"]["questions"] == 8 and chunked["given"]["passages_read"] <= 3
     first = json.loads((out / "heldout.json").read_text())["models"]
     f = next(iter(first.values()))["given"]  # dev questions: one reference or more, the first never scores higher
     assert f["references_per_question"] >= 1 and f["reader_f1_first_reference"] <= f["reader_f1"]
