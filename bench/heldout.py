@@ -155,9 +155,9 @@ def main(argv=None) -> dict:
         pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(models[0]), answerability=False)
         pipe.warm_up()
         pipes[f"{models[0]} (margin alone)"] = pipe
-    for spec in args.compare_chunking:
-        from articleqa.chunking import SentenceChunker
+    from articleqa.chunking import SentenceChunker
 
+    for spec in args.compare_chunking:
         try:
             words, overlap, k = (int(x) for x in spec.split("/"))
         except ValueError:
@@ -193,10 +193,14 @@ def main(argv=None) -> dict:
                 rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
                                 best.margin if best else float("-inf"), best_f1, own, len(read), in_retrieved, oracle_f1,
                                 judged, f1_first, len(golds)))
+        alone_by_reader = {}  # pipelines of the same reader (margin alone, other passage sizes) read the paragraphs alike
         for m, pipe in pipes.items():
-            # the paragraph given: the reader alone, the pipeline's own (loaded) reader
-            by_article = {t: evaluate(pipe.reader, [q for u, q in asked if u == t and not q.is_impossible], calibrate=False)
-                          for t in titles}
+            # the paragraph given: the reader alone, the pipeline's own (loaded) reader, read once per reader
+            if pipe.settings.reader_model not in alone_by_reader:
+                alone_by_reader[pipe.settings.reader_model] = {
+                    t: evaluate(pipe.reader, [q for u, q in asked if u == t and not q.is_impossible], calibrate=False)
+                    for t in titles}
+            by_article = alone_by_reader[pipe.settings.reader_model]
             alone = _pooled([r for r in by_article.values() if r.n])
             r = rows[m]
             ans = [x for x in r if not x[0]]
@@ -264,7 +268,7 @@ def main(argv=None) -> dict:
                              f"answerable question here; a training-set question has 1): reader alone F1 "
                              f"{fmt(f['reader_f1_first_reference'])} | pipeline F1 {fmt(f['pipeline_f1_first_reference'])}")
             lost = f["f1_lost"]
-            lines.append(f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{by_set['settings'].get('top_k', args.top_k)} passages "
+            lines.append(f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{by_set['settings']['top_k']} passages "
                          f"{fmt(lost['answer_in_retrieved'])}% -> best span among those read {fmt(lost['best_read_span_f1'])} -> span picked "
                          f"(never refusing) {fmt(lost['highest_margin_span_f1'])} -> pipeline {fmt(f['pipeline_f1'])}")
             lines.append("      reader alone by article: " + ", ".join(f"{t} {fmt(r['f1'])} ({r['n']})" for t, r in f["reader_f1_by_article"].items()))
