@@ -19,7 +19,8 @@ def test_seed_articles_are_kept_verbatim():
 
 def test_bad_files_are_skipped_and_the_rest_indexed(tmp_path: Path, caplog):
     (tmp_path / "good.txt").write_text("A good article about the harbour.\n", encoding="utf-8")
-    (tmp_path / "latin1.txt").write_bytes("Café au lait, préparé à Zürich".encode("latin-1"))
+    (tmp_path / "latin1.txt").write_bytes("Café au lait, préparé à Zürich".encode("latin-1"))  # read, detected
+    (tmp_path / "garbage.txt").write_bytes(bytes(range(128, 256)) * 4 + b"\x81\x8d\x8f")
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "blank.md").write_bytes(b"  \n\n ")
     (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 4)
@@ -27,13 +28,15 @@ def test_bad_files_are_skipped_and_the_rest_indexed(tmp_path: Path, caplog):
     (tmp_path / "naïve café notes.md").write_text("# Notes\n\nThe mayor of Zürich opened the bridge.", encoding="utf-8")
     (tmp_path / ".hidden.txt").write_text("hidden", encoding="utf-8")
     articles, skipped = ArticleLoader().load(tmp_path)
-    assert sorted(a.file for a in articles) == ["good.txt", "naïve café notes.md"]
+    assert sorted(a.file for a in articles) == ["good.txt", "latin1.txt", "naïve café notes.md"]
+    assert next(a for a in articles if a.file == "latin1.txt").text == "Café au lait, préparé à Zürich"
     reasons = {s.file: s.reason for s in skipped}
-    assert "UTF-8" in reasons["latin1.txt"]
+    assert "not text" in reasons["garbage.txt"]
     assert reasons["empty.txt"] == "empty file" and reasons["blank.md"] == "empty file"
     assert "binary" in reasons["binary.txt"]
     assert "image.png" not in reasons  # not an article type: ignored silently
-    assert any("latin1.txt" in r.message for r in caplog.records)
+    assert any("latin1.txt" in r.getMessage() and "read as cp1252 (detected)" in r.getMessage() for r in caplog.records)
+    assert any("garbage.txt" in r.getMessage() for r in caplog.records)
     notes = next(a for a in articles if a.file.startswith("naïve"))
     assert notes.title == "Notes" and notes.kind == "md"
 

@@ -139,8 +139,9 @@ def add_cmd(
 ) -> None:
     """Fetch news pages (or PDFs) by URL into the articles folder, then update the index.
 
-    Each page is saved as it was fetched (under web/<host>/, with a 'saved from url' first line) and
-    indexed as its article; its citations carry the URL. Limits: 5 MB, 15 s, 5 redirects, HTML/PDF
+    Each page is saved under web/<host>/, with a 'saved from url' first line, as UTF-8 (decoded by its
+    declared charset, else UTF-8, else a detected encoding), and indexed as its article; its citations
+    carry the URL. A PDF is saved as sent, its URL in a <name>.source.json beside it. Limits: 5 MB, 15 s, 5 redirects, HTML/PDF
     only; private and loopback addresses are refused unless ARTICLEQA_FETCH_ALLOW_PRIVATE=1. Exit 0
     when every URL was added, 1 when some failed, 2 when none could be.
     """
@@ -178,7 +179,9 @@ def feed_cmd(
     """Add the entries of an RSS/Atom feed that are not in the articles folder yet, then update the index.
 
     Run it again (or `serve --feed URL --feed-every 15m`) to follow the feed: entries already saved are
-    skipped. Exit 0 when every new entry was added, 1 when some failed, 2 when the feed cannot be read.
+    skipped. At most ARTICLEQA_FEED_MAX_NEW new entries (newest first) are fetched per run, the rest
+    next run; a feed over ARTICLEQA_FEED_MAX_BYTES or one declaring XML entities is refused. Exit 0 when
+    every new entry was added, 1 when some failed, 2 when the feed cannot be read or is refused.
     """
     from dataclasses import asdict
 
@@ -189,13 +192,16 @@ def feed_cmd(
     if not folder.is_dir():
         _fail(f"articles folder not found: {folder}")
     try:
-        report = follow_feed(Fetcher(), url, folder)
+        report = follow_feed(Fetcher(), url, folder, max_new=pipeline.settings.feed_max_new,
+                             max_bytes=pipeline.settings.feed_max_bytes)
     except FetchError as exc:
         _fail(str(exc))
     for e in report.errors:
         typer.secho(f"error: {e['error']}", err=True, fg=typer.colors.RED)
     if not json_out:
-        typer.echo(f"{url}: {report.entries} entries, {len(report.saved)} new, {report.known} already here, {len(report.errors)} failed")
+        left = f", {report.left} left for the next run (at most {pipeline.settings.feed_max_new} per run)" if report.left else ""
+        typer.echo(f"{url}: {report.entries} entries, {len(report.saved)} new, {report.known} already here, "
+                   f"{len(report.errors)} failed{left}")
     rebuild = _rebuild_after_adding(pipeline, json_out) if report.saved else None
     if json_out:
         typer.echo(json.dumps({**asdict(report), "rebuild": rebuild}))

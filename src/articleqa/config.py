@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     watch: bool = False
     feeds: str = ""
     feed_every: str = "15m"
+    #: following a feed: at most this many new entries fetched per run (newest first; the rest next run),
+    #: and a feed over this many bytes is refused before it is parsed
+    feed_max_new: int = Field(default=200, ge=1, le=100_000)
+    feed_max_bytes: int = Field(default=2_000_000, ge=1_000)
     rate_limit_per_minute: int = 120
     keep_versions: int = 2
     #: where the index lives: "faiss" (the index folder) or "milvus:<uri>" (a milvus-lite file such as

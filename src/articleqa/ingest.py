@@ -1,7 +1,7 @@
 """Ingest: read every article of a folder into ``Article`` values, keeping the exact decoded text.
 
-``.txt`` and ``.md`` files are decoded as UTF-8 and kept verbatim: citations are offsets into that
-text; their title is the first line that is not a date or byline. ``.html``/``.htm`` files (saved news
+``.txt`` and ``.md`` files are decoded (``articleqa.encoding``: a BOM, else a declared charset, else UTF-8,
+else a detected encoding with a warning) and kept verbatim: citations are offsets into that text; their title is the first line that is not a date or byline. ``.html``/``.htm`` files (saved news
 pages) are reduced to the article itself with trafilatura: headline, body paragraphs, and as metadata
 the author, the canonical URL and the publication date (htmldate); navigation, cookie banners,
 tickers, "most read" lists, ads, newsletter boxes, reader comments and footers are left out. A page
@@ -11,7 +11,7 @@ by a hyphen at a line end joined again, running headers and footers (the same li
 dropped; ``Article.pages`` records where each page starts so citations carry their page. A PDF with
 no text layer (scanned) is skipped with a warning. For pages and PDFs the extracted text is what
 citations point into (it is stored in the index and served by the API). Files that are binary, not
-UTF-8, or empty are skipped with a warning naming them; the rest of the folder is still read.
+text in no encoding, or empty are skipped with a warning naming them; the rest of the folder is still read.
 
 Example::
 
@@ -60,7 +60,7 @@ class Skipped:
 
 
 class IngestError(ValueError):
-    """A single file cannot be turned into an article (binary, not UTF-8, empty, unsupported)."""
+    """A single file cannot be turned into an article (binary, not text, empty, unsupported)."""
 
 
 def read_article(path: Path, root: Path, max_bytes: int = MAX_ARTICLE_BYTES) -> Article:
@@ -82,7 +82,32 @@ def read_article(path: Path, root: Path, max_bytes: int = MAX_ARTICLE_BYTES) -> 
         raw = f.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise IngestError(f"file is too large (over {max_bytes:,} bytes, ARTICLEQA_MAX_ARTICLE_BYTES)")
-    return parse_article(rel, raw, suffix)
+    return parse_article(rel, raw, suffix, source=read_source(root, path) if suffix in PDF_SUFFIXES else None)
+
+
+#: beside a PDF fetched by URL: where it came from (``<name>.pdf.source.json``; never indexed itself)
+SOURCE_SUFFIX = ".source.json"
+
+
+def read_source(root: Path, path: Path) -> dict:
+    """The source record saved beside a fetched PDF (``{"url", "title", "date"}``), or {} when there is
+    none or it cannot be read (a warning then; the PDF is still indexed)."""
+    import json
+
+    side = path.with_name(path.name + SOURCE_SUFFIX)
+    if not side.is_file() and not side.is_symlink():
+        return {}
+    try:
+        real = resolve_inside(root, side)
+        if real.stat().st_size > 64_000:
+            raise ValueError("over 64 KB")
+        data = json.loads(real.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (IngestError, OSError, ValueError) as exc:
+        log.warning("%s: source record ignored (%s)", side.name, exc)
+        return {}
+    return {k: v for k in ("url", "title", "date") if isinstance(v := data.get(k), str) and v}
 
 
 def resolve_inside(root: Path, path: Path) -> Path:
@@ -97,18 +122,15 @@ def resolve_inside(root: Path, path: Path) -> Path:
     return real
 
 
-def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
-    """Turn raw bytes into an ``Article`` (shared by folder ingest and uploads)."""
+def parse_article(rel: str, raw: bytes, suffix: str, declared: str | None = None, source: dict | None = None) -> Article:
+    """Turn raw bytes into an ``Article`` (shared by folder ingest, uploads and fetching); ``declared``
+    is a charset given beside the bytes (an HTTP header), see ``articleqa.encoding``; ``source`` a PDF's
+    source record (``read_source``)."""
     if not raw.strip():
         raise IngestError("empty file")
     if suffix in PDF_SUFFIXES:
-        return pdf_article(rel, raw)
-    if b"\x00" in raw:
-        raise IngestError("binary file (contains NUL bytes)")
-    try:
-        decoded = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"not valid UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        return pdf_article(rel, raw, source)
+    decoded = text_of_bytes(rel, raw, suffix, declared)
     if _control_ratio(decoded) > 0.05:
         raise IngestError("binary file (too many control characters)")
     date = author = url = None
@@ -135,6 +157,21 @@ def parse_article(rel: str, raw: bytes, suffix: str) -> Article:
         author=author,
         url=url,
     )
+
+
+def text_of_bytes(rel: str, raw: bytes, suffix: str, declared: str | None = None) -> str:
+    """The text of a text or HTML file by ``articleqa.encoding``'s rule; ``IngestError`` for binary bytes."""
+    from articleqa.encoding import UndecodableError, decode_article
+
+    if b"\x00" in raw and not raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # UTF-16/32 text has NULs after its BOM
+        raise IngestError("binary file (contains NUL bytes)")
+    try:
+        decoded = decode_article(raw, rel, declared=declared, markup=suffix in HTML_SUFFIXES).text
+    except UndecodableError as exc:
+        raise IngestError(str(exc)) from None
+    if "\x00" in decoded:
+        raise IngestError("binary file (contains NUL characters)")
+    return decoded
 
 
 #: Below this many characters of main text, trafilatura found no article (a front page, an error page).
@@ -200,15 +237,19 @@ def _iso_date(value: str | None) -> str | None:
 
 # --- PDF ---------------------------------------------------------------------------------------------
 
-def pdf_article(rel: str, raw: bytes) -> Article:
+def pdf_article(rel: str, raw: bytes, source: dict | None = None) -> Article:
     """An ``Article`` from PDF bytes (see the module docstring); ``IngestError`` when it cannot be read,
-    has too many pages or no text layer."""
+    has too many pages or no text layer. ``source`` (a fetched PDF's record) gives its URL, and its title
+    and date where the PDF has none."""
     text, pages, info = pdf_to_text(raw)
     if not text.strip():
         raise IngestError("PDF has no text layer (a scanned document?): not indexed")
-    title = info.get("title") or text_title(text)
+    source = source or {}
+    url = source.get("url") if str(source.get("url", "")).startswith(("http://", "https://")) else None
+    title = info.get("title") or source.get("title") or text_title(text)
     return Article(file=rel, text=text, sha256=hashlib.sha256(raw).hexdigest(), title=title,
-                   date=find_date(text) or info.get("date"), kind="pdf", author=info.get("author"), pages=pages)
+                   date=find_date(text) or info.get("date") or source.get("date"), kind="pdf",
+                   author=info.get("author"), url=url, pages=pages)
 
 
 def pdf_to_text(raw: bytes, max_pages: int = MAX_PDF_PAGES) -> tuple[str, tuple[int, ...], dict]:

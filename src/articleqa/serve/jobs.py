@@ -113,7 +113,7 @@ def token_matches(expected: str, given: str | None) -> bool:
 def save_upload(articles_dir: Path, filename: str, data: bytes, max_bytes: int, overwrite: bool = False) -> str:
     """Validate and store one uploaded article; returns its file name in the articles folder.
 
-    The content must parse as an article (UTF-8 text or HTML, not empty, not binary). A different
+    The content must parse as an article (text or HTML in a declared or detectable encoding, not empty, not binary). A different
     file with the same name is only replaced when ``overwrite`` is true; an identical one is a no-op.
     The file is written to a temporary name and renamed, so a reader never sees half a file.
     """
@@ -126,7 +126,7 @@ def save_upload(articles_dir: Path, filename: str, data: bytes, max_bytes: int, 
     try:
         parse_article(name, data, suffix)
     except IngestError as exc:
-        raise AdminError(f"{name}: {exc}", status=415 if "binary" in str(exc) or "UTF-8" in str(exc) else 400) from None
+        raise AdminError(f"{name}: {exc}", status=415 if "binary" in str(exc) or "not text" in str(exc) else 400) from None
     articles_dir.mkdir(parents=True, exist_ok=True)
     target = article_path(articles_dir, name)
     try:
@@ -323,13 +323,14 @@ class ArticleService:
         from articleqa.fetch import FetchError, Fetcher, follow_feed
 
         try:
-            report = follow_feed(Fetcher(), url, self.settings.articles_dir)
+            report = follow_feed(Fetcher(), url, self.settings.articles_dir, max_new=self.settings.feed_max_new,
+                                 max_bytes=self.settings.feed_max_bytes)
         except FetchError as exc:
             self.last_feed = {"feed": str(url)[:2000], "at": time.time(), "error": str(exc)}
             raise AdminError(str(exc), status=400) from None
         result = asdict(report)
         self.last_feed = {"feed": url, "at": time.time(), "saved": len(report.saved), "known": report.known,
-                          "errors": len(report.errors)}
+                          "errors": len(report.errors), "left": report.left}
         result["rebuild"] = self.jobs.start_unless_running() if report.saved and rebuild else None
         return result
 
