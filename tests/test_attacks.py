@@ -42,10 +42,11 @@ def assert_error_shape(r: httpx.Response, status: int | tuple[int, ...]):
     assert CANARY not in r.text
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory):
+@pytest.fixture(scope="module", params=[None, 2], ids=["one-process", "two-workers"])
+def hostile(tmp_path_factory, request):
     """An articles folder with links out of it (file, folder, loop, dangling), indexed by the real CLI,
-    served by the real server with an admin token and Gradio's temp folder where the test can see it."""
+    served by the real server with an admin token and Gradio's temp folder where the test can see it:
+    once by ``articleqa serve`` (one process), once by ``uvicorn app.main:app --workers 2``."""
     base = tmp_path_factory.mktemp("hostile")
     secret_dir = base / "outside"
     secret_dir.mkdir()
@@ -64,7 +65,8 @@ def hostile(tmp_path_factory):
     assert index.returncode == 0, index.stderr.decode()
     gradio_tmp = base / "gradio-tmp"
     srv = ServerProcess(articles, base / "index", env={
-        "ARTICLEQA_ADMIN_TOKEN": "tok", "GRADIO_TEMP_DIR": str(gradio_tmp), "ARTICLEQA_MAX_UPLOAD_BYTES": "100000"})
+        "ARTICLEQA_ADMIN_TOKEN": "tok", "GRADIO_TEMP_DIR": str(gradio_tmp), "ARTICLEQA_MAX_UPLOAD_BYTES": "100000"},
+        workers=request.param)
     srv.base, srv.articles, srv.secret_dir, srv.gradio_tmp, srv.index_result = base, articles, secret_dir, gradio_tmp, index
     try:
         yield srv.wait_ready()

@@ -12,10 +12,7 @@ bytes actually received, chunked or not) alike.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
-from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
@@ -29,6 +26,7 @@ from articleqa import __version__
 from articleqa.conversation import Turn
 from articleqa.pipeline import MAX_HISTORY_TURNS, MAX_TOP_K, QAPipeline, QuestionError
 from articleqa.serve.jobs import AdminError, ArticleService
+from articleqa.serve.shared import SharedRateLimiter
 from articleqa.stores import IndexStoreError
 from articleqa.types import Answer
 from articleqa.verify import CitationCheck, CitationRef, summary, verify_citations
@@ -106,28 +104,6 @@ class FeedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     url: str = Field(min_length=1, max_length=2000, description="an RSS or Atom feed URL")
     rebuild: bool = True
-
-
-class RateLimiter:
-    """Sliding one-minute window per client address; ``per_minute <= 0`` disables it."""
-
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
-        self._hits: dict[str, deque] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, client: str) -> bool:
-        if self.per_minute <= 0:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            q = self._hits[client]
-            while q and now - q[0] > 60:
-                q.popleft()
-            if len(q) >= self.per_minute:
-                return False
-            q.append(now)
-            return True
 
 
 def error_response(status: int, message: str, headers: dict | None = None, **extra) -> JSONResponse:
@@ -234,7 +210,7 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
         "`{\"error\": \"...\"}` with a 4xx status.",
         version=__version__,
     )
-    limiter = RateLimiter(settings.rate_limit_per_minute)
+    limiter = SharedRateLimiter(service.jobs.shared, settings.rate_limit_per_minute)  # counted across workers
     router = APIRouter(prefix="/api")
 
     @api.exception_handler(RequestValidationError)

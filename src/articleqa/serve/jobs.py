@@ -20,6 +20,7 @@ import hmac
 import logging
 import os
 import re
+import socket
 import stat
 import threading
 import time
@@ -31,7 +32,7 @@ from typing import Callable
 
 from articleqa.indexing import BuildProgress
 from articleqa.ingest import SUPPORTED_SUFFIXES, IngestError, parse_article
-from articleqa.stores import RebuildInProgressError
+from articleqa.serve.shared import SharedState
 from articleqa.types import Article, IndexStatus
 
 log = logging.getLogger(__name__)
@@ -153,75 +154,130 @@ def save_upload(articles_dir: Path, filename: str, data: bytes, max_bytes: int, 
 
 
 class RebuildJobs:
-    """One background rebuild at a time (also across processes, through the store's lock)."""
+    """One background rebuild at a time across every worker serving the index.
 
-    def __init__(self, pipeline):
+    The job's state lives in ``SharedState`` (beside the index), so its status and progress read the same
+    from every worker. A request while a rebuild runs never fails: while the running job has not read the
+    articles folder yet it joins that job (``"request": "joined"``: it will see the same files); after
+    that it is queued once (``"queued"``) and the worker running the job runs one more rebuild when it
+    ends, however many requests came meanwhile."""
+
+    KEY = "rebuild"
+    #: a running job whose worker reported nothing for this long (and is not a live process here) is dead
+    STALE_AFTER_S = 120.0
+
+    def __init__(self, pipeline, shared: SharedState | None = None):
         self.pipeline = pipeline
-        self._lock = threading.Lock()
+        self.shared = shared or SharedState(pipeline.settings.index_dir)
+        self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
+        self.index = str(Path(pipeline.settings.index_dir).resolve())  # a copied index folder starts with no job
         self._thread: threading.Thread | None = None
-        self._state = "idle"  # idle | running | done | failed
-        self._progress: BuildProgress | None = None
-        self._report: dict | None = None
-        self._error: str | None = None
-        self._started: float | None = None
-        self._finished: float | None = None
+        self._last_progress = 0.0
 
     @property
     def running(self) -> bool:
-        return self._state == "running"
+        return self.status()["state"] == "running"
 
-    def start(self, full: bool = False) -> dict:
-        """Start a rebuild in the background; raises ``RebuildInProgressError`` if one is running anywhere."""
-        with self._lock:
-            if self.running:
-                raise RebuildInProgressError("a rebuild is already running; wait for it to finish")
-            if self.pipeline.store.is_locked():
-                raise RebuildInProgressError("a rebuild is already running (another process); wait for it to finish")
-            self._state, self._error, self._report = "running", None, None
-            self._progress = BuildProgress(stage="starting")
-            self._started, self._finished = time.time(), None
+    def start(self, full: bool = False, files_changed: bool = False) -> dict:
+        """Start a rebuild, join the one running or queue one behind it (see the class docstring);
+        the job's status with ``request``: ``started``, ``joined`` or ``queued``. ``files_changed``
+        (an upload, a delete, a fetch): the caller just changed the folder, so it joins a running job
+        only before that job starts listing the folder."""
+
+        def decide(job: dict | None):
+            now = time.time()
+            if job and job.get("state") == "running" and self._ours(job) and self._alive(job):
+                stage = (job.get("progress") or {}).get("stage", "starting")
+                joinable = ("starting",) if files_changed else ("starting", "reading")
+                if stage in joinable and (job.get("full") or not full):
+                    return {**job, "joined": job.get("joined", 0) + 1}, "joined"
+                return {**job, "pending": True, "pending_full": bool(job.get("pending_full") or full)}, "queued"
+            return self._fresh(job, full, now), "started"
+
+        outcome = self.shared.update(self.KEY, decide)
+        if outcome == "started":
             self._thread = threading.Thread(target=self._run, args=(full,), name="rebuild", daemon=True)
             self._thread.start()
-        return self.status()
+        return {**self.status(), "request": outcome}
 
     def start_unless_running(self, full: bool = False) -> dict:
-        """Start a rebuild, or report the one that runs (it will be followed by the next change)."""
-        try:
-            return self.start(full=full)
-        except RebuildInProgressError as exc:
-            return {"state": "running", "error": str(exc)}
+        """A rebuild after the folder changed (``start(files_changed=True)``); never refused."""
+        return self.start(full=full, files_changed=True)
 
     def wait(self, timeout: float | None = None) -> dict:
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
+        """Wait until no rebuild runs (in any worker), at most ``timeout`` seconds; the status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.2)
         return self.status()
 
+    def _fresh(self, job: dict | None, full: bool, now: float) -> dict:
+        return {"state": "running", "full": full, "progress": asdict(BuildProgress(stage="starting")), "report": None,
+                "error": None, "started_at": now, "finished_at": None, "heartbeat": now, "worker": self.worker,
+                "pending": False, "pending_full": False, "joined": 0, "index": self.index}
+
+    def _ours(self, job: dict) -> bool:
+        return job.get("index") == self.index
+
+    def _alive(self, job: dict) -> bool:
+        worker = job.get("worker") or {}
+        if worker.get("host") == self.worker["host"] and worker.get("pid"):
+            try:
+                os.kill(int(worker["pid"]), 0)
+            except ProcessLookupError:
+                return False
+            except (PermissionError, OSError, ValueError):
+                pass
+            return True
+        return time.time() - float(job.get("heartbeat") or 0) < self.STALE_AFTER_S
+
     def _run(self, full: bool) -> None:
-        try:
-            report = self.pipeline.build_index(full=full, wait=False, on_progress=self._on_progress)
-            self._report = report.to_dict()
-            self.pipeline.indexes.reload_now()
-            self._state = "done"
-            log.info("rebuild finished: %s", report.summary())
-        except Exception as exc:  # reported through status(); the published index keeps serving
-            self._error = str(exc) or exc.__class__.__name__
-            self._state = "failed"
-            log.error("rebuild failed, the published index is unchanged: %s", self._error)
-        finally:
-            self._finished = time.time()
+        while True:
+            report = error = None
+            try:
+                built = self.pipeline.build_index(full=full, wait=True, on_progress=self._on_progress)
+                report = built.to_dict()
+                self.pipeline.indexes.reload_now()
+                log.info("rebuild finished: %s", built.summary())
+            except Exception as exc:  # reported through status(); the published index keeps serving
+                error = str(exc) or exc.__class__.__name__
+                log.error("rebuild failed, the published index is unchanged: %s", error)
+
+            def finish(job: dict | None):
+                job = job or {}
+                now = time.time()
+                if job.get("pending"):  # requests that came after this run read the folder: once more
+                    return self._fresh(job, bool(job.get("pending_full")), now), bool(job.get("pending_full"))
+                return {**job, "state": "failed" if error else "done", "report": report, "error": error,
+                        "finished_at": now, "heartbeat": now}, None
+
+            again = self.shared.update(self.KEY, finish)
+            if again is None:
+                return
+            full = again
+            log.info("rebuild requested while the last one ran: rebuilding again")
 
     def _on_progress(self, progress: BuildProgress) -> None:
-        self._progress = progress
+        now = time.monotonic()
+        if progress.stage not in ("embedding", "chunking") or now - self._last_progress >= 0.5:
+            self._last_progress = now
+            self.shared.update(self.KEY, lambda job: ({**(job or {}), "progress": asdict(progress), "heartbeat": time.time()}, None))
 
     def status(self) -> dict:
+        job = self.shared.get(self.KEY) or {}
+        if not self._ours(job):
+            job = {"state": "idle"}
+        elif job.get("state") == "running" and not self._alive(job):
+            job = {**job, "state": "failed", "error": "the worker running this rebuild stopped before it finished"}
         return {
-            "state": self._state,
-            "progress": asdict(self._progress) if self._progress else None,
-            "report": self._report,
-            "error": self._error,
-            "started_at": self._started,
-            "finished_at": self._finished,
+            "state": job.get("state", "idle"),
+            "progress": job.get("progress"),
+            "report": job.get("report"),
+            "error": job.get("error"),
+            "started_at": job.get("started_at"),
+            "finished_at": job.get("finished_at"),
+            "queued": bool(job.get("pending")),
+            "worker": job.get("worker"),
         }
 
 
@@ -235,7 +291,15 @@ class ArticleService:
         self.pipeline = pipeline
         self.settings = pipeline.settings
         self.jobs = jobs or RebuildJobs(pipeline)
-        self.last_feed: dict | None = None  # the latest feed fetch (serve --feed, POST /api/feed), for the status line
+
+    @property
+    def last_feed(self) -> dict | None:
+        """The latest feed run (serve --feed, POST /api/feed) in any worker, for the status line."""
+        return self.jobs.shared.get("last_feed")
+
+    @last_feed.setter
+    def last_feed(self, value: dict | None) -> None:
+        self.jobs.shared.put("last_feed", value)
 
     # reading (open to everyone)
 
@@ -335,11 +399,8 @@ class ArticleService:
         return result
 
     def rebuild(self, full: bool = False) -> dict:
-        """Start a rebuild; ``AdminError(409)`` when one is running."""
-        try:
-            return self.jobs.start(full=full)
-        except RebuildInProgressError as exc:
-            raise AdminError(str(exc), status=409) from None
+        """Start a rebuild, or join or queue behind the one running (``RebuildJobs.start``)."""
+        return self.jobs.start(full=full)
 
 
 # --- watching the folder -------------------------------------------------------------------------

@@ -22,13 +22,13 @@ from articleqa.serve.jobs import ArticleService, follow_feeds_in_background, wat
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, pipeline: QAPipeline | None = None) -> FastAPI:
-    """Load models and index (building the index first if there is none), then assemble the app."""
-    import gradio as gr
+def create_app(settings: Settings, pipeline: QAPipeline | None = None, shared_chat: bool = False) -> FastAPI:
+    """Load models and index (building the index first if there is none), then assemble the app.
 
+    ``shared_chat`` (``app.main``, for ``uvicorn --workers N``): the chat is served by one process for
+    all workers and this app forwards chat requests to it (``serve.shared_chat``); otherwise the chat
+    is mounted here."""
     from articleqa.serve.api import RequestGuard, create_api
-    from articleqa.serve.chat import build_chat
-    from articleqa.serve.render import CSS
     from articleqa.serve.view import add_view_route
 
     pipeline = pipeline or QAPipeline.from_settings(settings)
@@ -45,15 +45,45 @@ def create_app(settings: Settings, pipeline: QAPipeline | None = None) -> FastAP
     add_view_route(api, service)
     api.state.pipeline = pipeline
     api.state.service = service
+    if shared_chat:
+        from articleqa.serve.shared_chat import ChatOwner, ChatProxy
+
+        def chat_app() -> FastAPI:
+            chat = mount_chat(FastAPI(), pipeline, service)
+            chat.add_middleware(RequestGuard, service=service)
+            return chat
+
+        owner = ChatOwner(settings.index_dir, chat_app)
+        owner.get()  # one worker starts the chat now; the others find it
+        app = api
+        app.add_middleware(ChatProxy, owner=owner, is_api=is_app_path)
+    else:
+        app = mount_chat(api, pipeline, service)
+    app.add_middleware(RequestGuard, service=service)
+    return app
+
+
+def mount_chat(app: FastAPI, pipeline: QAPipeline, service: ArticleService) -> FastAPI:
+    """The chat (Gradio Blocks) mounted at / of ``app``."""
+    import gradio as gr
+
+    from articleqa.serve.chat import build_chat
+    from articleqa.serve.render import CSS
+
     blocks = build_chat(pipeline, service)
-    app = gr.mount_gradio_app(api, blocks, path="/", css=CSS, footer_links=["api"], show_error=False,
-                              max_file_size=settings.max_upload_bytes)
+    app = gr.mount_gradio_app(app, blocks, path="/", css=CSS, footer_links=["api"], show_error=False,
+                              max_file_size=pipeline.settings.max_upload_bytes)
     # Mounted (not launched) Blocks skip Gradio's check that a file named in a request was uploaded
     # through the page (gradio.processing_utils._check_allowed returns early until has_launched), so
     # any server path could be posted as a file input. The app runs from here on: turn the check on.
     blocks.has_launched = True
-    app.add_middleware(RequestGuard, service=service)
     return app
+
+
+def is_app_path(path: str) -> bool:
+    """True for the API's own paths (``/api``, ``/docs``, ``/openapi.json``, ``/view/...``), which every
+    worker answers itself; the rest is the chat."""
+    return path == "/api" or path.startswith(("/api/", "/docs", "/redoc", "/openapi.json", "/view/"))
 
 
 def start_watcher(app: FastAPI, debounce: float = 2.0) -> threading.Event:
