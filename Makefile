@@ -14,12 +14,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install run index test bench bench-quick clean
+.PHONY: help install run index test docs bench bench-quick clean
 
 help:
 	@echo "make run    - set up .venv, build the index of $(ARTICLES)/ if needed, serve http://$(HOST):$(PORT)"
 	@echo "make test   - install the test extras and run the test suite"
 	@echo "make index  - build or update the index of $(ARTICLES)/ in $(INDEX)/"
+	@echo "make docs   - serve the documentation site (docs/, MkDocs) at http://127.0.0.1:8000"
 	@echo "make bench  - run the benchmarks and write bench/report.md"
 
 $(VENV)/.installed: pyproject.toml
@@ -43,7 +44,12 @@ run: index
 	$(CLI) serve --host $(HOST) --port $(PORT) --index-dir $(INDEX) --articles $(ARTICLES)
 
 test: $(VENV)/.test-installed
+	# the documentation site builds with no broken link or anchor (--strict), then the tests
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/site
 	ARTICLEQA_SHARED=$(SHARED) $(PY) -m pytest $(PYTEST_ARGS)
+
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 $(VENV)/.bench-installed: $(VENV)/.test-installed
 	$(VENV)/bin/pip install -q -e '.[bench]'

@@ -2,7 +2,7 @@
 
     uvicorn app.main:app --host 0.0.0.0 --port 7860 --workers 2
 
-Everything is configured through ``ARTICLEQA_*`` environment variables (README, "Configuration"). With
+Everything is configured through ``ARTICLEQA_*`` environment variables (docs/configuration.md). With
 several workers they behave as one assistant: each loads the models and the published index and answers
 the API on its own, picking up a newly published index version within a second or two; the chat runs
 in one of them and every worker forwards chat requests to it (``serve.shared_chat``: Gradio's queue is
@@ -13,7 +13,7 @@ limit counts across workers. Jobs that must run once — watching the articles f
 (``serve.server.start_background_jobs``). Still per worker: the reader's request batching.
 
 This folder is not an installed package: the library is ``src/articleqa`` (``pip install -e .``);
-``deploy/`` holds the files a team needs to run it as a service (see README, "Beyond one machine").
+``deploy/`` holds the files a team needs to run it as a service (see docs/deployment.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The chat in a real browser: Debian's Chromium driven by Playwright."""
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -57,6 +58,8 @@ def test_chat_answers_follows_up_and_says_not_found(server, browser, tmp_path):
     shot = tmp_path / "chat-answered.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+    if os.environ.get("ARTICLEQA_UPDATE_SCREENSHOT") == "1":  # the README's and the docs' picture of the chat
+        page.screenshot(path=str(ROOT / "docs" / "img" / "chat.png"), clip={"x": 0, "y": 0, "width": 1200, "height": 900})
     print(f"screenshot: {shot}")
 
     text, _ = ask(page, "What was the codename of the nighttime operation in Caracas?", 2)
