@@ -32,6 +32,9 @@ reader at its calibrated "not found" threshold. Prints, per model and per articl
 kept out of it): the open corpus is every article of the first file plus the held-out articles found
 in the others (indexing all 442 training articles would take longer than the questions).
 
+``--compare-rank-prior P`` (repeatable) asks every question again with the answer chosen among the spans
+above the threshold by margin - P x ln(retrieval rank) (0: by the reader's own scores alone).
+
 ``--compare-chunking WORDS/OVERLAP/TOPK`` (repeatable) asks every question a second time over the same corpus
 indexed in passages of another size (``SentenceChunker(WORDS, OVERLAP)``), reading the top TOPK, interleaved
 with the others in the same run: whether longer passages, fewer of them, read better than the default.
@@ -99,6 +102,19 @@ def _pooled(results: list):
     return EvalResult(exact=mean("exact"), f1=mean("f1"), n=n, first_reference_f1=mean("first_reference_f1"))
 
 
+def sure_figures(rows: list) -> dict:
+    """How trustworthy "sure" is: of the answers shown sure (found, not tentative), the share that is
+    wrong (an unanswerable question answered, or F1 < 0.5); of the right answers (answerable, F1 >= 0.5),
+    the share shown sure; and how many answers are shown tentative."""
+    sure = [x for x in rows if x[13]]
+    right = [x for x in rows if x[1] and not x[0] and x[2] >= 0.5]
+    return {"sure_answers": len(sure),
+            "sure_but_wrong": 100 * statistics.mean(x[0] or x[2] < 0.5 for x in sure) if sure else None,
+            "right_shown_sure": 100 * statistics.mean(x[13] for x in right) if right else None,
+            "tentative_answers": sum(1 for x in rows if x[1] and not x[13]),
+            "answers": sum(1 for x in rows if x[1])}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad", type=Path, action="append",
@@ -117,6 +133,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--allow-other-splits", action="store_true",
                     help="compare with readers that recorded other held-out articles (e.g. the reader shipped before, "
                          "which never saw the new test articles): the sets are the first model's")
+    ap.add_argument("--compare-rank-prior", type=float, action="append", default=[], metavar="P",
+                    help="also ask every question of the first model with the answer chosen among the read spans by "
+                         "margin - P x ln(retrieval rank) (0: the reader's own scores alone), interleaved (repeatable)")
     ap.add_argument("--compare-chunking", action="append", default=[], metavar="WORDS/OVERLAP/TOPK",
                     help="also ask every question of the first model over the same corpus indexed in passages of WORDS "
                          "words (OVERLAP words shared), reading the top TOPK, interleaved in the same run (repeatable)")
@@ -155,6 +174,10 @@ def main(argv=None) -> dict:
         pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(models[0]), answerability=False)
         pipe.warm_up()
         pipes[f"{models[0]} (margin alone)"] = pipe
+    for prior in args.compare_rank_prior:
+        pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(models[0]), answer_rank_prior=prior)
+        pipe.warm_up()
+        pipes[f"{models[0]} (rank prior {prior:g})"] = pipe
     from articleqa.chunking import SentenceChunker
 
     for spec in args.compare_chunking:
@@ -192,7 +215,7 @@ def main(argv=None) -> dict:
                 judged = a.trace.answerability if a.trace else None
                 rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
                                 best.margin if best else float("-inf"), best_f1, own, len(read), in_retrieved, oracle_f1,
-                                judged, f1_first, len(golds)))
+                                judged, f1_first, len(golds), a.found and not a.tentative))
         alone_by_reader = {}  # pipelines of the same reader (margin alone, other passage sizes) read the paragraphs alike
         for m, pipe in pipes.items():
             # the paragraph given: the reader alone, the pipeline's own (loaded) reader, read once per reader
@@ -230,6 +253,7 @@ def main(argv=None) -> dict:
                 "wrongly_refused": 100 * statistics.mean(not x[1] for x in ans) if ans else None,
                 "unanswerable_refused": 100 * statistics.mean(not x[1] for x in un) if un else None,
                 "reading": summary_ms([x[3] for x in r]),
+                **sure_figures(r),
                 "passages_read": statistics.mean(x[7] for x in r),
                 "at_threshold": at,
                 "separation": separation([x[4] for x in ans], [x[4] for x in un]),
@@ -252,6 +276,8 @@ def main(argv=None) -> dict:
                 f"unanswerable refused {fmt(f['unanswerable_refused'])}%, reading median {f['reading']['median_ms']} ms "
                 f"({f['passages_read']:.2f} passages read)"
             )
+            lines.append(f"      sure answers: {f['sure_answers']} ({fmt(f['sure_but_wrong'])}% of them wrong); right answers shown "
+                         f"sure {fmt(f['right_shown_sure'])}%; {f['tentative_answers']} of {f['answers']} answers shown tentative")
             sep = f["separation"]
             if sep["auc"] is not None:
                 at = ", ".join(f"{v:.1f}% at {k}" for k, v in sep["unanswerable_refused_at"].items())

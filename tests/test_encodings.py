@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 
-import httpx
 import pytest
 
 from articleqa.encoding import decode_article
