@@ -1,4 +1,4 @@
-"""Articles from the web (issue 28): `articleqa add URL`, `articleqa feed URL`, `serve --feed`, and the
+"""Articles from the web: `articleqa add URL`, `articleqa feed URL`, `serve --feed`, and the
 admin API, against a real HTTP server on 127.0.0.1 serving news pages, a PDF and an RSS feed. Every bad
 input gets an error naming the URL and leaves nothing in the articles folder."""
 

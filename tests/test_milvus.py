@@ -1,4 +1,4 @@
-"""The Milvus store (issues 15, 27) on real Milvus engines: milvus-lite 3.x in a file (pure Python),
+"""The Milvus store on real Milvus engines: milvus-lite 3.x in a file (pure Python),
 Milvus's own engine (milvus-lite 2.5.1, native) as a gRPC server on 127.0.0.1, the code path of a
 remote Milvus, and the native engine in a file (the ``lite-file`` cases run again by a pytest in the
 native venv, test_the_same_tests_pass_on_the_native_engine_in_a_file): same answers and citations as the

@@ -1,4 +1,4 @@
-"""News as people have it (issue 28): saved news pages are indexed as the article without the site
+"""News as people have it: saved news pages are indexed as the article without the site
 around it, PDFs with their pages, plain-text titles without date/byline lines. Real pages (the seed
 articles inside a news site's chrome), real PDFs (made with fpdf2), the real index, reader and server."""
 

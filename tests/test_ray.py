@@ -1,4 +1,4 @@
-"""Chunking and embedding as a Ray Data job (issue 15), on a real local Ray with 2 CPUs."""
+"""Chunking and embedding as a Ray Data job, on a real local Ray with 2 CPUs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``articleqa index --embed-with ray --ray-address`` on a real Ray cluster (issue 27): a head and a second
+"""``articleqa index --embed-with ray --ray-address`` on a real Ray cluster: a head and a second
 node, each ``ray start`` with one CPU on this machine (two raylets, loopback), token authentication on
 (Ray's default) with a token of the cluster's own. The driver is the CLI, as an operator runs it."""
 

@@ -1,4 +1,4 @@
-"""The deployable app (issue 27): `uvicorn app.main:app --workers 2` from the checkout, over one index.
+"""The deployable app: `uvicorn app.main:app --workers 2` from the checkout, over one index.
 A rebuild through one worker is seen by every worker; watching the folder runs in one worker only."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Retrieve: dense (FAISS) and lexical (BM25, via ``bm25s``) search over the same passages, fused with
 reciprocal rank fusion. News questions hinge on names and numbers, where BM25 helps the dense model;
-``bench/retrieval.py`` measures each retriever and fusion.
+``bench/seed_qa.py`` measures each retriever and the fusion (recall@5 on the seed questions).
 
 Example::
 

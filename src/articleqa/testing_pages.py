@@ -1,8 +1,8 @@
 """News as people have it, made from plain article text: a saved page of a typical news site (the
 article inside the site's chrome: navigation, cookie banner, breaking-news ticker, "most read",
 ads, newsletter box, reader comments, footer) and a PDF of several pages with a running header,
-page numbers and hyphenated line breaks. Used by the tests and by ``bench/ingest_fidelity.py`` to
-measure extraction: the chrome holds facts the article does not state, so an answer taken from it is
+page numbers and hyphenated line breaks. Used by the tests (``tests/test_pages_pdf.py``,
+``tests/test_fetch.py``) to check extraction: the chrome holds facts the article does not state, so an answer taken from it is
 visibly wrong.
 """
 

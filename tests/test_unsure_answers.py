@@ -1,4 +1,4 @@
-"""An unsure answer must not look like a sure one (issue 26, item 4): a found answer whose calibrated
+"""An unsure answer must not look like a sure one: a found answer whose calibrated
 confidence is below the sure cut-off is marked ``tentative`` and shown as "the articles may not say;
 closest match: ..." by the API, the chat's HTML and the CLI. Real reader, real index, real server."""
 

@@ -1,4 +1,4 @@
-"""Answers you can audit (issue 18): citations carry the article's hash and date, /api/verify and
+"""Answers you can audit: citations carry the article's hash and date, /api/verify and
 `articleqa verify` say whether they still hold, and articles that disagree are shown as such.
 Real models, real indexes, a real server and a real browser."""
 
