@@ -43,8 +43,13 @@ index: $(VENV)/.installed
 run: index
 	$(CLI) serve --host $(HOST) --port $(PORT) --index-dir $(INDEX) --articles $(ARTICLES)
 
+LINTED := src app tests bench docs/hooks
+
 test: $(VENV)/.test-installed
-	# the documentation site builds with no broken link or anchor (--strict), then the tests
+	# lint and format (ruff, settings in pyproject.toml), the documentation site with no broken link or
+	# anchor (mkdocs --strict), then the tests
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/site
 	ARTICLEQA_SHARED=$(SHARED) $(PY) -m pytest $(PYTEST_ARGS)
 

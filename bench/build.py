@@ -44,7 +44,9 @@ def main(argv=None) -> dict:
         texts = [p.text for p in index.passages]
         # raw encode of the same passages, same process, same batch size
         t = time.perf_counter()
-        embedder._model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True, show_progress_bar=False)
+        embedder._model.encode(
+            texts, batch_size=embedder.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
         raw_s = time.perf_counter() - t
         # incremental: remove the last article, rebuild, then add it back
         (corpus / next(last.iterdir()).name).unlink()
@@ -69,12 +71,14 @@ def main(argv=None) -> dict:
         "peak_rss_mb": peak_rss_mb(),
     }
     save("build", result)
-    print_figures([
-        f"index build: {result['articles']} articles, {result['passages']} passages",
-        f"  full rebuild {full_s:.1f}s = {result['build_passages_per_s']:.1f} passages/s; raw encode {result['raw_encode_passages_per_s']:.1f} passages/s; ratio {result['build_vs_raw_ratio']:.2f}",
-        f"  add 1 article (incremental, {inc.embedded} passages embedded) {inc_s:.2f}s; full/incremental {result['full_vs_incremental_speedup']:.1f}x",
-        f"  peak RSS {result['peak_rss_mb']:.0f} MB",
-    ])
+    print_figures(
+        [
+            f"index build: {result['articles']} articles, {result['passages']} passages",
+            f"  full rebuild {full_s:.1f}s = {result['build_passages_per_s']:.1f} passages/s; raw encode {result['raw_encode_passages_per_s']:.1f} passages/s; ratio {result['build_vs_raw_ratio']:.2f}",
+            f"  add 1 article (incremental, {inc.embedded} passages embedded) {inc_s:.2f}s; full/incremental {result['full_vs_incremental_speedup']:.1f}x",
+            f"  peak RSS {result['peak_rss_mb']:.0f} MB",
+        ]
+    )
     return result
 
 

@@ -67,7 +67,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary_ms(seconds: list[float]) -> dict:
     ms = [1000 * s for s in seconds]
-    return {"median_ms": round(statistics.median(ms), 2) if ms else None, "p95_ms": round(percentile(ms, 0.95), 2) if ms else None, "n": len(ms)}
+    return {
+        "median_ms": round(statistics.median(ms), 2) if ms else None,
+        "p95_ms": round(percentile(ms, 0.95), 2) if ms else None,
+        "n": len(ms),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -85,7 +89,13 @@ def rss_mb() -> float:
 def save(name: str, result: dict) -> Path:
     """Write ``bench/out/<name>.json`` (read by run_all.py for the report)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": name, "machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S"), "shipped_reader": reader_fingerprint(), **result}
+    result = {
+        "benchmark": name,
+        "machine": machine(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "shipped_reader": reader_fingerprint(),
+        **result,
+    }
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
     return path
@@ -107,7 +117,9 @@ def reader_spec(spec: str | Path) -> tuple[str, dict[str, str]]:
     pairs = [kv.split("=", 1) for kv in rest.split(",") if kv]
     if any(len(kv) != 2 or not kv[0] for kv in pairs):
         raise SystemExit(f"{spec}: after @, settings as key=value[,key=value] (e.g. @early_exit_margin=0.5)")
-    unknown = [k for k, _ in pairs if k not in Settings.model_fields]  # Settings ignores unknown keys: a typo would go unseen
+    unknown = [
+        k for k, _ in pairs if k not in Settings.model_fields
+    ]  # Settings ignores unknown keys: a typo would go unseen
     if unknown:
         raise SystemExit(f"{spec}: no such setting {', '.join(unknown)} (see articleqa.config.Settings)")
     return path, dict(pairs)
@@ -130,8 +142,15 @@ def squad_corpus_index(squad_file: Path, name: str | None = None) -> tuple[Path,
     return index_squad_corpus(load_squad(squad_file), OUT / (name or Path(squad_file).stem))
 
 
-def ask_loop(url: str, questions: list[str], stop_at: float, on_response, first: int = 0, step: int = 1,
-             may_continue=lambda: True) -> None:
+def ask_loop(
+    url: str,
+    questions: list[str],
+    stop_at: float,
+    on_response,
+    first: int = 0,
+    step: int = 1,
+    may_continue=lambda: True,
+) -> None:
     """One load-test client: POST /api/answer with ``questions[first], questions[first + step], ...``
     (cycling) until ``stop_at`` (time.monotonic) or ``may_continue()`` is false; calls
     ``on_response(seconds, response or None, error or None)`` after each request."""
@@ -162,5 +181,3 @@ def heldout_titles() -> list[str]:
 def fmt(value, digits: int = 1) -> str:
     """A figure for printing; '–' where there is none."""
     return "–" if value is None else f"{value:.{digits}f}"
-
-

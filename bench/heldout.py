@@ -55,7 +55,6 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-
 from common import DEFAULT_SHARED, OUT, ROOT, fmt, pipeline_for, print_figures, save, summary_ms
 
 
@@ -108,37 +107,67 @@ def sure_figures(rows: list) -> dict:
     the share shown sure; and how many answers are shown tentative."""
     sure = [x for x in rows if x[13]]
     right = [x for x in rows if x[1] and not x[0] and x[2] >= 0.5]
-    return {"sure_answers": len(sure),
-            "sure_but_wrong": 100 * statistics.mean(x[0] or x[2] < 0.5 for x in sure) if sure else None,
-            "right_shown_sure": 100 * statistics.mean(x[13] for x in right) if right else None,
-            "tentative_answers": sum(1 for x in rows if x[1] and not x[13]),
-            "answers": sum(1 for x in rows if x[1])}
+    return {
+        "sure_answers": len(sure),
+        "sure_but_wrong": 100 * statistics.mean(x[0] or x[2] < 0.5 for x in sure) if sure else None,
+        "right_shown_sure": 100 * statistics.mean(x[13] for x in right) if right else None,
+        "tentative_answers": sum(1 for x in rows if x[1] and not x[13]),
+        "answers": sum(1 for x in rows if x[1]),
+    }
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--squad", type=Path, action="append",
-                    help="SQuAD file(s) (repeatable): the first is the open corpus, later ones add their held-out articles "
-                         "[default: squad-dev-v2.0-36.json]")
+    ap.add_argument(
+        "--squad",
+        type=Path,
+        action="append",
+        help="SQuAD file(s) (repeatable): the first is the open corpus, later ones add their held-out articles "
+        "[default: squad-dev-v2.0-36.json]",
+    )
     ap.add_argument("--model", type=Path, action="append", help="reader folder (repeatable) [default: models/reader]")
-    ap.add_argument("--articles", nargs="*", help="held-out article titles (default: each model's validation and test articles)")
+    ap.add_argument(
+        "--articles", nargs="*", help="held-out article titles (default: each model's validation and test articles)"
+    )
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="first N questions of each article set")
-    ap.add_argument("--compare-threshold", type=float, action="append", default=[],
-                    help="also report the pipeline figures at this threshold (repeatable)")
+    ap.add_argument(
+        "--compare-threshold",
+        type=float,
+        action="append",
+        default=[],
+        help="also report the pipeline figures at this threshold (repeatable)",
+    )
     ap.add_argument("--name", default="heldout")
-    ap.add_argument("--compare-margin", action="store_true",
-                    help="also ask every question with the first model's margin deciding 'not found' (its answerability "
-                         "model off), in the same run")
-    ap.add_argument("--allow-other-splits", action="store_true",
-                    help="compare with readers that recorded other held-out articles (e.g. the reader shipped before, "
-                         "which never saw the new test articles): the sets are the first model's")
-    ap.add_argument("--compare-rank-prior", type=float, action="append", default=[], metavar="P",
-                    help="also ask every question of the first model with the answer chosen among the read spans by "
-                         "margin - P x ln(retrieval rank) (0: the reader's own scores alone), interleaved (repeatable)")
-    ap.add_argument("--compare-chunking", action="append", default=[], metavar="WORDS/OVERLAP/TOPK",
-                    help="also ask every question of the first model over the same corpus indexed in passages of WORDS "
-                         "words (OVERLAP words shared), reading the top TOPK, interleaved in the same run (repeatable)")
+    ap.add_argument(
+        "--compare-margin",
+        action="store_true",
+        help="also ask every question with the first model's margin deciding 'not found' (its answerability "
+        "model off), in the same run",
+    )
+    ap.add_argument(
+        "--allow-other-splits",
+        action="store_true",
+        help="compare with readers that recorded other held-out articles (e.g. the reader shipped before, "
+        "which never saw the new test articles): the sets are the first model's",
+    )
+    ap.add_argument(
+        "--compare-rank-prior",
+        type=float,
+        action="append",
+        default=[],
+        metavar="P",
+        help="also ask every question of the first model with the answer chosen among the read spans by "
+        "margin - P x ln(retrieval rank) (0: the reader's own scores alone), interleaved (repeatable)",
+    )
+    ap.add_argument(
+        "--compare-chunking",
+        action="append",
+        default=[],
+        metavar="WORDS/OVERLAP/TOPK",
+        help="also ask every question of the first model over the same corpus indexed in passages of WORDS "
+        "words (OVERLAP words shared), reading the top TOPK, interleaved in the same run (repeatable)",
+    )
     args = ap.parse_args(argv)
 
     from tqdm.auto import tqdm
@@ -164,7 +193,9 @@ def main(argv=None) -> dict:
     articles_dir, index_dir, where = index_squad_corpus(corpus, OUT / name)
     for m in models[1:]:
         if not args.articles and not args.allow_other_splits and held_out_sets(m) != sets:
-            raise SystemExit(f"{m} holds out other articles than {models[0]}: compare readers of the same split (or pass --articles)")
+            raise SystemExit(
+                f"{m} holds out other articles than {models[0]}: compare readers of the same split (or pass --articles)"
+            )
     pipes = {}
     for m in models:
         pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(m))
@@ -175,7 +206,9 @@ def main(argv=None) -> dict:
         pipe.warm_up()
         pipes[f"{models[0]} (margin alone)"] = pipe
     for prior in args.compare_rank_prior:
-        pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k, reader_model=str(models[0]), answer_rank_prior=prior)
+        pipe = pipeline_for(
+            index_dir, articles_dir, top_k=args.top_k, reader_model=str(models[0]), answer_rank_prior=prior
+        )
         pipe.warm_up()
         pipes[f"{models[0]} (rank prior {prior:g})"] = pipe
     from articleqa.chunking import SentenceChunker
@@ -185,13 +218,20 @@ def main(argv=None) -> dict:
             words, overlap, k = (int(x) for x in spec.split("/"))
         except ValueError:
             raise SystemExit(f"--compare-chunking takes WORDS/OVERLAP/TOPK, e.g. 250/60/3, not {spec!r}") from None
-        corpus_k, index_k, _ = index_squad_corpus(corpus, OUT / f"{name}-chunk{words}-{overlap}",
-                                                  chunker=SentenceChunker(words, overlap))
-        pipe = pipeline_for(index_k, corpus_k, top_k=k, reader_model=str(models[0]),
-                            chunk_words=words, chunk_overlap_words=overlap)
+        corpus_k, index_k, _ = index_squad_corpus(
+            corpus, OUT / f"{name}-chunk{words}-{overlap}", chunker=SentenceChunker(words, overlap)
+        )
+        pipe = pipeline_for(
+            index_k, corpus_k, top_k=k, reader_model=str(models[0]), chunk_words=words, chunk_overlap_words=overlap
+        )
         pipe.warm_up()
         pipes[f"{models[0]} ({words}-word passages, top-k {k})"] = pipe
-    result = {"squad": " + ".join(f.name for f in squad_files), "top_k": args.top_k, "sets": {s: titles for s, titles in sets.items()}, "models": {}}
+    result = {
+        "squad": " + ".join(f.name for f in squad_files),
+        "top_k": args.top_k,
+        "sets": {s: titles for s, titles in sets.items()},
+        "models": {},
+    }
     for name, titles in sets.items():
         asked = [(t, q) for t in titles for q in articles[t].questions][: args.limit or None]
         questions = [q for _, q in asked]
@@ -209,46 +249,86 @@ def main(argv=None) -> dict:
                 file, start, end = where.get(q.context, ("", 0, 0))
                 own = best is not None and best.file == file and start <= best.span_start < end
                 texts = pipes[m].indexes.get().articles
-                retrieved = [texts[p.file].text[p.passage_start:p.passage_end] for p in (a.trace.passages if a.trace else [])]
+                retrieved = [
+                    texts[p.file].text[p.passage_start : p.passage_end] for p in (a.trace.passages if a.trace else [])
+                ]
                 in_retrieved = any(g in t for g in golds for t in retrieved)
                 oracle_f1 = max((best_em_f1(p.span, golds)[1] for p in read), default=0.0) if golds else 0.0
                 judged = a.trace.answerability if a.trace else None
-                rows[m].append((q.is_impossible, a.found, f1, a.timings.get("reading", 0.0),
-                                best.margin if best else float("-inf"), best_f1, own, len(read), in_retrieved, oracle_f1,
-                                judged, f1_first, len(golds), a.found and not a.tentative))
+                rows[m].append(
+                    (
+                        q.is_impossible,
+                        a.found,
+                        f1,
+                        a.timings.get("reading", 0.0),
+                        best.margin if best else float("-inf"),
+                        best_f1,
+                        own,
+                        len(read),
+                        in_retrieved,
+                        oracle_f1,
+                        judged,
+                        f1_first,
+                        len(golds),
+                        a.found and not a.tentative,
+                    )
+                )
         alone_by_reader = {}  # pipelines of the same reader (margin alone, other passage sizes) read the paragraphs alike
         for m, pipe in pipes.items():
             # the paragraph given: the reader alone, the pipeline's own (loaded) reader, read once per reader
             if pipe.settings.reader_model not in alone_by_reader:
                 alone_by_reader[pipe.settings.reader_model] = {
                     t: evaluate(pipe.reader, [q for u, q in asked if u == t and not q.is_impossible], calibrate=False)
-                    for t in titles}
+                    for t in titles
+                }
             by_article = alone_by_reader[pipe.settings.reader_model]
             alone = _pooled([r for r in by_article.values() if r.n])
             r = rows[m]
             ans = [x for x in r if not x[0]]
             un = [x for x in r if x[0]]
-            at = {str(t): {"pipeline_f1": 100 * statistics.mean(x[5] if x[4] > t else 0.0 for x in ans) if ans else None,
-                           "wrongly_refused": 100 * statistics.mean(x[4] <= t for x in ans) if ans else None,
-                           "unanswerable_refused": 100 * statistics.mean(x[4] <= t for x in un) if un else None}
-                  for t in args.compare_threshold}
+            at = {
+                str(t): {
+                    "pipeline_f1": 100 * statistics.mean(x[5] if x[4] > t else 0.0 for x in ans) if ans else None,
+                    "wrongly_refused": 100 * statistics.mean(x[4] <= t for x in ans) if ans else None,
+                    "unanswerable_refused": 100 * statistics.mean(x[4] <= t for x in un) if un else None,
+                }
+                for t in args.compare_threshold
+            }
             judge = pipe.answer_builder.judge
-            result["models"].setdefault(m, {"inference_path": pipe.reader.inference_path,
-                                            "threshold": pipe.answer_builder.threshold,
-                                            "answerability_threshold": judge.threshold if judge is not None else None,
-                                            "settings": {k: getattr(pipe.settings, k) for k in
-                                                         ("early_exit_passages", "early_exit_margin", "answer_rank_prior",
-                                                          "top_k", "chunk_words", "chunk_overlap_words")}})[name] = {
-                "questions": len(r), "answerable": len(ans), "unanswerable": len(un),
-                "reader_exact": alone.exact, "reader_f1": alone.f1,
+            result["models"].setdefault(
+                m,
+                {
+                    "inference_path": pipe.reader.inference_path,
+                    "threshold": pipe.answer_builder.threshold,
+                    "answerability_threshold": judge.threshold if judge is not None else None,
+                    "settings": {
+                        k: getattr(pipe.settings, k)
+                        for k in (
+                            "early_exit_passages",
+                            "early_exit_margin",
+                            "answer_rank_prior",
+                            "top_k",
+                            "chunk_words",
+                            "chunk_overlap_words",
+                        )
+                    },
+                },
+            )[name] = {
+                "questions": len(r),
+                "answerable": len(ans),
+                "unanswerable": len(un),
+                "reader_exact": alone.exact,
+                "reader_f1": alone.f1,
                 # scored against the first reference answer only, as a training-set question (one reference) is
                 "references_per_question": float(statistics.mean(x[12] for x in ans)) if ans else None,
                 "reader_f1_first_reference": alone.first_reference_f1,
                 "pipeline_f1_first_reference": 100 * statistics.mean(x[11] for x in ans) if ans else None,
                 "reader_f1_by_article": {t: {"n": r.n, "f1": r.f1} for t, r in by_article.items() if r.n},
-                "f1_lost": {"answer_in_retrieved": 100 * statistics.mean(x[8] for x in ans) if ans else None,
-                            "best_read_span_f1": 100 * statistics.mean(x[9] for x in ans) if ans else None,
-                            "highest_margin_span_f1": 100 * statistics.mean(x[5] for x in ans) if ans else None},
+                "f1_lost": {
+                    "answer_in_retrieved": 100 * statistics.mean(x[8] for x in ans) if ans else None,
+                    "best_read_span_f1": 100 * statistics.mean(x[9] for x in ans) if ans else None,
+                    "highest_margin_span_f1": 100 * statistics.mean(x[5] for x in ans) if ans else None,
+                },
                 "pipeline_f1": 100 * statistics.mean(x[2] for x in ans) if ans else None,
                 "wrongly_refused": 100 * statistics.mean(not x[1] for x in ans) if ans else None,
                 "unanswerable_refused": 100 * statistics.mean(not x[1] for x in un) if un else None,
@@ -257,16 +337,23 @@ def main(argv=None) -> dict:
                 "passages_read": statistics.mean(x[7] for x in r),
                 "at_threshold": at,
                 "separation": separation([x[4] for x in ans], [x[4] for x in un]),
-                "answerability_separation": (separation([x[10] for x in ans], [x[10] for x in un])
-                                             if r and all(x[10] is not None for x in r) else None),
-                "unanswerable_answered_from_own_paragraph": (100 * statistics.mean(x[6] for x in un if x[1])
-                                                             if any(x[1] for x in un) else None),
+                "answerability_separation": (
+                    separation([x[10] for x in ans], [x[10] for x in un])
+                    if r and all(x[10] is not None for x in r)
+                    else None
+                ),
+                "unanswerable_answered_from_own_paragraph": (
+                    100 * statistics.mean(x[6] for x in un if x[1]) if any(x[1] for x in un) else None
+                ),
             }
     save(args.name, result)
     lines = [f"held-out articles, {result['squad']}, open corpus of {len(articles)} articles, top-k {args.top_k}"]
     for m, by_set in result["models"].items():
-        judge = (f", answerability model threshold {by_set['answerability_threshold']:.2f}"
-                 if by_set.get("answerability_threshold") is not None else ", the margin decides")
+        judge = (
+            f", answerability model threshold {by_set['answerability_threshold']:.2f}"
+            if by_set.get("answerability_threshold") is not None
+            else ", the margin decides"
+        )
         lines.append(f"  {m} ({by_set['inference_path']}, threshold {by_set['threshold']:.2f}{judge})")
         for name in sets:
             f = by_set[name]
@@ -276,31 +363,46 @@ def main(argv=None) -> dict:
                 f"unanswerable refused {fmt(f['unanswerable_refused'])}%, reading median {f['reading']['median_ms']} ms "
                 f"({f['passages_read']:.2f} passages read)"
             )
-            lines.append(f"      sure answers: {f['sure_answers']} ({fmt(f['sure_but_wrong'])}% of them wrong); right answers shown "
-                         f"sure {fmt(f['right_shown_sure'])}%; {f['tentative_answers']} of {f['answers']} answers shown tentative")
+            lines.append(
+                f"      sure answers: {f['sure_answers']} ({fmt(f['sure_but_wrong'])}% of them wrong); right answers shown "
+                f"sure {fmt(f['right_shown_sure'])}%; {f['tentative_answers']} of {f['answers']} answers shown tentative"
+            )
             sep = f["separation"]
             if sep["auc"] is not None:
                 at = ", ".join(f"{v:.1f}% at {k}" for k, v in sep["unanswerable_refused_at"].items())
-                lines.append(f"      separation: margin AUC {sep['auc']:.3f}; unanswerable refused {at} of answerable refused "
-                             f"(thresholds set on these questions); unanswerable answered from their own paragraph "
-                             f"{fmt(f['unanswerable_answered_from_own_paragraph'])}%")
+                lines.append(
+                    f"      separation: margin AUC {sep['auc']:.3f}; unanswerable refused {at} of answerable refused "
+                    f"(thresholds set on these questions); unanswerable answered from their own paragraph "
+                    f"{fmt(f['unanswerable_answered_from_own_paragraph'])}%"
+                )
                 judged = f["answerability_separation"]
                 if judged and judged["auc"] is not None:
                     at = ", ".join(f"{v:.1f}% at {k}" for k, v in judged["unanswerable_refused_at"].items())
-                    lines.append(f"      answerability model (deciding 'not found' at {by_set['answerability_threshold']:.2f}): "
-                                 f"AUC {judged['auc']:.3f}; unanswerable refused {at} of answerable refused")
+                    lines.append(
+                        f"      answerability model (deciding 'not found' at {by_set['answerability_threshold']:.2f}): "
+                        f"AUC {judged['auc']:.3f}; unanswerable refused {at} of answerable refused"
+                    )
             if f["references_per_question"] is not None:
-                lines.append(f"      against the first reference answer only ({f['references_per_question']:.2f} distinct references per "
-                             f"answerable question here; a training-set question has 1): reader alone F1 "
-                             f"{fmt(f['reader_f1_first_reference'])} | pipeline F1 {fmt(f['pipeline_f1_first_reference'])}")
+                lines.append(
+                    f"      against the first reference answer only ({f['references_per_question']:.2f} distinct references per "
+                    f"answerable question here; a training-set question has 1): reader alone F1 "
+                    f"{fmt(f['reader_f1_first_reference'])} | pipeline F1 {fmt(f['pipeline_f1_first_reference'])}"
+                )
             lost = f["f1_lost"]
-            lines.append(f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{by_set['settings']['top_k']} passages "
-                         f"{fmt(lost['answer_in_retrieved'])}% -> best span among those read {fmt(lost['best_read_span_f1'])} -> span picked "
-                         f"(never refusing) {fmt(lost['highest_margin_span_f1'])} -> pipeline {fmt(f['pipeline_f1'])}")
-            lines.append("      reader alone by article: " + ", ".join(f"{t} {fmt(r['f1'])} ({r['n']})" for t, r in f["reader_f1_by_article"].items()))
+            lines.append(
+                f"      F1 lost on the way: reader alone {fmt(f['reader_f1'])} -> answer in the top-{by_set['settings']['top_k']} passages "
+                f"{fmt(lost['answer_in_retrieved'])}% -> best span among those read {fmt(lost['best_read_span_f1'])} -> span picked "
+                f"(never refusing) {fmt(lost['highest_margin_span_f1'])} -> pipeline {fmt(f['pipeline_f1'])}"
+            )
+            lines.append(
+                "      reader alone by article: "
+                + ", ".join(f"{t} {fmt(r['f1'])} ({r['n']})" for t, r in f["reader_f1_by_article"].items())
+            )
             for t, g in f["at_threshold"].items():
-                lines.append(f"      at threshold {float(t):.2f} instead: pipeline F1 {fmt(g['pipeline_f1'])}, wrongly refused "
-                             f"{fmt(g['wrongly_refused'])}%, unanswerable refused {fmt(g['unanswerable_refused'])}%")
+                lines.append(
+                    f"      at threshold {float(t):.2f} instead: pipeline F1 {fmt(g['pipeline_f1'])}, wrongly refused "
+                    f"{fmt(g['wrongly_refused'])}%, unanswerable refused {fmt(g['unanswerable_refused'])}%"
+                )
     print_figures(lines)
     return result
 

@@ -32,7 +32,9 @@ def main(argv=None) -> dict:
     lat, failures, bad_citations, versions = [], [], [], set()
     lock = threading.Lock()
     texts: dict[str, str] = {}
-    with ServerProcess(tmp / "articles", tmp / "index", env={"ARTICLEQA_ADMIN_TOKEN": "load-test"}, log_path=tmp / "server.log") as server:
+    with ServerProcess(
+        tmp / "articles", tmp / "index", env={"ARTICLEQA_ADMIN_TOKEN": "load-test"}, log_path=tmp / "server.log"
+    ) as server:
         url = server.url
         for a in httpx.get(url + "/api/articles").json():
             texts[a["file"]] = httpx.get(url + "/api/articles/" + a["file"]).json()["text"]
@@ -67,15 +69,25 @@ def main(argv=None) -> dict:
         wall = time.perf_counter() - t0
         status = httpx.get(url + "/api/rebuild").json()
     result = {
-        "clients": args.clients, "seconds": wall, "requests": len(lat), "failed": len(failures), "invalid_citations": len(bad_citations),
-        "qps": len(lat) / wall, "rebuild_status": rebuild.status_code, "rebuild_state": status["state"],
-        "index_versions_seen": len(versions), **summary_ms(lat), "failures": failures[:10],
+        "clients": args.clients,
+        "seconds": wall,
+        "requests": len(lat),
+        "failed": len(failures),
+        "invalid_citations": len(bad_citations),
+        "qps": len(lat) / wall,
+        "rebuild_status": rebuild.status_code,
+        "rebuild_state": status["state"],
+        "index_versions_seen": len(versions),
+        **summary_ms(lat),
+        "failures": failures[:10],
     }
     save("load", result)
-    print_figures([
-        f"load: {args.clients} clients for {wall:.0f}s with a full rebuild in the middle (rebuild {status['state']}, {len(versions)} index versions served)",
-        f"  {len(lat)} requests, {len(failures)} failed, {len(bad_citations)} invalid citations; {result['qps']:.1f} q/s, median {result['median_ms']} ms, p95 {result['p95_ms']} ms",
-    ])
+    print_figures(
+        [
+            f"load: {args.clients} clients for {wall:.0f}s with a full rebuild in the middle (rebuild {status['state']}, {len(versions)} index versions served)",
+            f"  {len(lat)} requests, {len(failures)} failed, {len(bad_citations)} invalid citations; {result['qps']:.1f} q/s, median {result['median_ms']} ms, p95 {result['p95_ms']} ms",
+        ]
+    )
     shutil.rmtree(tmp, ignore_errors=True)
     if failures or bad_citations:
         sys.exit(1)

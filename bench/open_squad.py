@@ -37,7 +37,11 @@ def main(argv=None) -> dict:
     pipe = pipeline_for(index_dir, articles_dir, top_k=args.top_k)
     pipe.warm_up()
     index = pipe.indexes.get()
-    retrievers = {"dense": DenseRetriever(pipe.embedder), "bm25": BM25Retriever(), "hybrid": HybridRetriever(pipe.embedder)}
+    retrievers = {
+        "dense": DenseRetriever(pipe.embedder),
+        "bm25": BM25Retriever(),
+        "hybrid": HybridRetriever(pipe.embedder),
+    }
     ks = (1, 5, 10)
     recall = {name: {k: [] for k in ks} for name in retrievers}
     rtimes = {name: [] for name in retrievers}
@@ -74,20 +78,31 @@ def main(argv=None) -> dict:
             sel = list(sel)
             if not sel:
                 return None
-            return {"n": len(sel), "exact": 100 * statistics.mean(r[1] for r in sel), "f1": 100 * statistics.mean(r[2] for r in sel),
-                    "own_paragraph": 100 * statistics.mean(r[3] for r in sel), "found": 100 * statistics.mean(r[4] for r in sel)}
+            return {
+                "n": len(sel),
+                "exact": 100 * statistics.mean(r[1] for r in sel),
+                "f1": 100 * statistics.mean(r[2] for r in sel),
+                "own_paragraph": 100 * statistics.mean(r[3] for r in sel),
+                "found": 100 * statistics.mean(r[4] for r in sel),
+            }
 
         result["e2e"] = {"all": agg(rows), "heldout": agg(r for r in rows if r[0]), "heldout_articles": sorted(held)}
         result["latency"] = {k: summary_ms(v) for k, v in stage.items()}
     save("open_squad", result)
-    lines = [f"open-corpus SQuAD: {result['questions']} questions over {result['passages']} passages of {result['articles']} articles"]
+    lines = [
+        f"open-corpus SQuAD: {result['questions']} questions over {result['passages']} passages of {result['articles']} articles"
+    ]
     for name, r in result["recall"].items():
-        lines.append(f"  recall {name:6s} @1 {r['@1']:.1f}  @5 {r['@5']:.1f}  @10 {r['@10']:.1f}  ({result['retrieval_latency'][name]['median_ms']} ms)")
+        lines.append(
+            f"  recall {name:6s} @1 {r['@1']:.1f}  @5 {r['@5']:.1f}  @10 {r['@10']:.1f}  ({result['retrieval_latency'][name]['median_ms']} ms)"
+        )
     if "e2e" in result:
         for part in ("all", "heldout"):
             e = result["e2e"][part]
             if e:
-                lines.append(f"  end-to-end ({part}, n={e['n']}): EM {e['exact']:.1f}  F1 {e['f1']:.1f}  own-paragraph citations {e['own_paragraph']:.1f}%  answered {e['found']:.1f}%")
+                lines.append(
+                    f"  end-to-end ({part}, n={e['n']}): EM {e['exact']:.1f}  F1 {e['f1']:.1f}  own-paragraph citations {e['own_paragraph']:.1f}%  answered {e['found']:.1f}%"
+                )
         lines.append("  latency median ms " + "  ".join(f"{k} {v['median_ms']}" for k, v in result["latency"].items()))
     print_figures(lines)
     return result

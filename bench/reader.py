@@ -13,7 +13,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-
 from common import DEFAULT_SHARED, ROOT, heldout_titles, print_figures, save
 
 
@@ -29,8 +28,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     from articleqa.reader import ExtractiveReader
-    from articleqa.training.squad import load_squad
     from articleqa.training.evaluate import evaluate, no_answer_stats, reader_latency_ms
+    from articleqa.training.squad import load_squad
 
     arts = load_squad(args.squad)
     held = set(heldout_titles())
@@ -45,9 +44,17 @@ def main(argv=None) -> dict:
     threshold = cal.reader_threshold if cal.reader_threshold is not None else cal.threshold
     res = evaluate(reader, questions, calibrate=False, threshold=threshold)
     result = {
-        "model": args.model, "quantize": reader.quantize, "inference_path": reader.inference_path, "squad": args.squad.name, "articles": args.articles,
-        "titles": sorted({q.title for q in questions}), "questions": len(questions),
-        "answerable": res.n, "exact": res.exact, "f1": res.f1, "no_answer": res.no_answer,
+        "model": args.model,
+        "quantize": reader.quantize,
+        "inference_path": reader.inference_path,
+        "squad": args.squad.name,
+        "articles": args.articles,
+        "titles": sorted({q.title for q in questions}),
+        "questions": len(questions),
+        "answerable": res.n,
+        "exact": res.exact,
+        "f1": res.f1,
+        "no_answer": res.no_answer,
         "latency_ms_150_words": reader_latency_ms(reader),
         "questions_per_second": len(questions) / res.seconds if res.seconds else None,
     }
@@ -56,10 +63,17 @@ def main(argv=None) -> dict:
         from articleqa.text import best_em_f1
 
         margins = np.array([p.margin for p in preds])
-        correct = np.array([0.0 if q.is_impossible else best_em_f1(p.text, [t for t, _ in q.answers])[1] for q, p in zip(questions, preds)])
+        correct = np.array(
+            [
+                0.0 if q.is_impossible else best_em_f1(p.text, [t for t, _ in q.answers])[1]
+                for q, p in zip(questions, preds)
+            ]
+        )
         impossible = np.array([q.is_impossible for q in questions])
         grid = np.quantile(margins, np.linspace(0.02, 0.98, 25))
-        result["curve"] = [no_answer_stats(margins, correct, impossible, float(t)) for t in sorted(set(grid) | {threshold})]
+        result["curve"] = [
+            no_answer_stats(margins, correct, impossible, float(t)) for t in sorted(set(grid) | {threshold})
+        ]
     save(args.name, result)
     lines = [
         f"reader {args.model} ({reader.inference_path}) on {len(questions)} questions of {args.squad.name} ({args.articles} articles)",
@@ -67,7 +81,9 @@ def main(argv=None) -> dict:
     ]
     if res.no_answer:
         na = res.no_answer
-        lines.append(f"  not found: precision {na['precision']:.1f}  recall {na['recall']:.1f}  at threshold {na['threshold']:.3f}; SQuAD2 F1 {na['squad2_f1']:.1f}")
+        lines.append(
+            f"  not found: precision {na['precision']:.1f}  recall {na['recall']:.1f}  at threshold {na['threshold']:.3f}; SQuAD2 F1 {na['squad2_f1']:.1f}"
+        )
     print_figures(lines)
     return result
 

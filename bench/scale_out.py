@@ -26,12 +26,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import DEFAULT_SHARED, OUT, ROOT, fmt, pipeline_for, print_figures, save, squad_corpus_index, summary_ms
 
 STORES = ("faiss", "milvus-lite", "milvus-native")
-LABELS = {"faiss": "FAISS + bm25s", "milvus-lite": "milvus-lite 3.x (pure Python, file)",
-          "milvus-native": "Milvus native engine (milvus-lite 2.5.1, gRPC server)"}
+LABELS = {
+    "faiss": "FAISS + bm25s",
+    "milvus-lite": "milvus-lite 3.x (pure Python, file)",
+    "milvus-native": "Milvus native engine (milvus-lite 2.5.1, gRPC server)",
+}
 
 
 def recall_at(pipe, questions, k=5) -> float:
@@ -63,7 +65,12 @@ def synthetic(uri_for, engine: str, sizes: list[int], budget_s: float, dim: int 
         # up front rather than started (1,000,000 passages in milvus-lite 3.x ran past 15 minutes)
         if last is not None and last[1] * n / last[0] > left:
             projected = last[1] * n / last[0]
-            rows.append({"passages": n, "skipped": f"projected {projected:.0f} s (linear from {last[0]:,}) exceeds the {left:.0f} s left of the budget"})
+            rows.append(
+                {
+                    "passages": n,
+                    "skipped": f"projected {projected:.0f} s (linear from {last[0]:,}) exceeds the {left:.0f} s left of the budget",
+                }
+            )
             print(f"synthetic {engine} {n:,}: {rows[-1]['skipped']}", flush=True)
             continue
         size_started = time.perf_counter()
@@ -73,7 +80,10 @@ def synthetic(uri_for, engine: str, sizes: list[int], budget_s: float, dim: int 
         store = MilvusIndexStore(uri_for(folder), lock_dir=folder, prefix=f"syn{n}")
         vectors = rng.standard_normal((n, dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        passages = [Passage(id=i, file=f"f{i // 100}.txt", start=0, end=20, text=f"passage {i} word{i % 997} term{i % 101}") for i in range(n)]
+        passages = [
+            Passage(id=i, file=f"f{i // 100}.txt", start=0, end=20, text=f"passage {i} word{i % 997} term{i % 101}")
+            for i in range(n)
+        ]
         articles = [Article(file=f"f{j}.txt", text="x" * 20, sha256="0" * 64) for j in range((n + 99) // 100)]
         t = time.perf_counter()
         try:
@@ -93,7 +103,10 @@ def synthetic(uri_for, engine: str, sizes: list[int], budget_s: float, dim: int 
             index.hybrid_search(qv, "word17 term3", 10, 50)
             times.append(time.perf_counter() - t)
         rows.append({"passages": n, "build_s": build, **summary_ms(times)})
-        print(f"synthetic {engine} {n:,}: insert {build:.1f} s, hybrid query median {rows[-1]['median_ms']} ms", flush=True)
+        print(
+            f"synthetic {engine} {n:,}: insert {build:.1f} s, hybrid query median {rows[-1]['median_ms']} ms",
+            flush=True,
+        )
         store.close()
         shutil.rmtree(folder, ignore_errors=True)
         last = (n, time.perf_counter() - size_started)
@@ -104,15 +117,26 @@ def index_with(articles_dir: Path, out: Path, env: dict, *extra: str) -> dict:
     """``articleqa index`` in a subprocess, as an operator runs it: its JSON report plus the wall time."""
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "index", str(articles_dir), "--index-dir", str(out), "--json", *extra],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=3600)
+    r = subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", "index", str(articles_dir), "--index-dir", str(out), "--json", *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=3600,
+    )
     wall = time.perf_counter() - t
     if r.returncode != 0:
         raise RuntimeError(f"articleqa index {' '.join(extra)} failed: {r.stderr[-2000:]}")
     report = json.loads(r.stdout.strip().splitlines()[-1])
     nodes = next((line.split(" on ")[-1].split(" (")[0] for line in r.stderr.splitlines() if "embedded on" in line), "")
-    return {"passages": report["passages"], "embed_s": report["embed_seconds"], "wall_s": wall,
-            "passages_per_s": report["passages"] / report["embed_seconds"], "nodes": nodes}
+    return {
+        "passages": report["passages"],
+        "embed_s": report["embed_seconds"],
+        "wall_s": wall,
+        "passages_per_s": report["passages"] / report["embed_seconds"],
+        "nodes": nodes,
+    }
 
 
 def embedding_figures(articles_dir: Path, rounds: int = 2) -> dict:
@@ -131,8 +155,15 @@ def embedding_figures(articles_dir: Path, rounds: int = 2) -> dict:
             return index_with(articles_dir, base / "ray-local", env, "--embed-with", "ray")
         cpus = (2,) if "1 node" in label else (1, 1)
         with RayCluster(base / f"cluster-{len(cpus)}", cpus=cpus) as cluster:
-            return index_with(articles_dir, base / f"ray-{len(cpus)}", {**env, **cluster.driver_env},
-                              "--embed-with", "ray", "--ray-address", cluster.address)
+            return index_with(
+                articles_dir,
+                base / f"ray-{len(cpus)}",
+                {**env, **cluster.driver_env},
+                "--embed-with",
+                "ray",
+                "--ray-address",
+                cluster.address,
+            )
 
     labels = ["in process", "local Ray", "cluster, 1 node (2 CPUs)", "cluster, 2 nodes (1 CPU each)"]
     runs: dict[str, dict] = {}
@@ -154,8 +185,11 @@ def store_figures(args, articles_dir: Path, native) -> dict:
     from articleqa.training.squad import load_squad
 
     base = OUT / "scale_out"
-    specs = {"faiss": {}, "milvus-lite": {"store": f"milvus:{base / 'milvus-lite' / 'milvus.db'}"},
-             "milvus-native": {"store": f"milvus:{native.url}" if native else "", "milvus_prefix": "bench"}}
+    specs = {
+        "faiss": {},
+        "milvus-lite": {"store": f"milvus:{base / 'milvus-lite' / 'milvus.db'}"},
+        "milvus-native": {"store": f"milvus:{native.url}" if native else "", "milvus_prefix": "bench"},
+    }
     pipes, builds = {}, {}
     for name in args.stores:
         shutil.rmtree(base / name, ignore_errors=True)
@@ -163,18 +197,24 @@ def store_figures(args, articles_dir: Path, native) -> dict:
         pipe.embedder.warm_up()
         t = time.perf_counter()
         report = pipe.build_index(full=True)
-        builds[name] = {"seconds": time.perf_counter() - t, "passages": report.passages, "embed_seconds": report.embed_seconds}
+        builds[name] = {
+            "seconds": time.perf_counter() - t,
+            "passages": report.passages,
+            "embed_seconds": report.embed_seconds,
+        }
         pipe.warm_up()
 
     all_q = [q for a in load_squad(args.squad) for q in a.questions if not q.is_impossible]
     rng = random.Random(0)
     recall_q = rng.sample(all_q, min(args.recall_limit, len(all_q)))
     e2e_q = rng.sample(all_q, min(args.limit, len(all_q)))
-    stores = {name: {"build": builds[name], "recall_at_5": recall_at(pipe, recall_q), "times": [], "em": [], "f1": []}
-              for name, pipe in pipes.items()}
+    stores = {
+        name: {"build": builds[name], "recall_at_5": recall_at(pipe, recall_q), "times": [], "em": [], "f1": []}
+        for name, pipe in pipes.items()
+    }
     names = list(pipes)
     for n, q in enumerate(e2e_q):  # interleaved, rotating which goes first
-        for name in names[n % len(names):] + names[:n % len(names)]:
+        for name in names[n % len(names) :] + names[: n % len(names)]:
             t = time.perf_counter()
             a = pipes[name].ask(q.question)
             stores[name]["times"].append(time.perf_counter() - t)
@@ -184,9 +224,14 @@ def store_figures(args, articles_dir: Path, native) -> dict:
     result = {"questions_e2e": len(e2e_q), "questions_recall": len(recall_q), "stores": {}}
     for name, st in stores.items():
         ratios = [x / f for x, f in zip(st["times"], stores["faiss"]["times"])] if "faiss" in stores else []
-        result["stores"][name] = {"build": st["build"], "recall_at_5": st["recall_at_5"], "exact": 100 * statistics.mean(st["em"]),
-                                  "f1": 100 * statistics.mean(st["f1"]), **summary_ms(st["times"]),
-                                  "latency_ratio_to_faiss": statistics.median(ratios) if ratios else None}
+        result["stores"][name] = {
+            "build": st["build"],
+            "recall_at_5": st["recall_at_5"],
+            "exact": 100 * statistics.mean(st["em"]),
+            "f1": 100 * statistics.mean(st["f1"]),
+            **summary_ms(st["times"]),
+            "latency_ratio_to_faiss": statistics.median(ratios) if ratios else None,
+        }
     for pipe in pipes.values():
         pipe.store.close()
     return result
@@ -201,13 +246,24 @@ def main(argv=None) -> dict:
     ap.add_argument("--limit", type=int, default=200, help="questions asked end to end (seeded sample)")
     ap.add_argument("--recall-limit", type=int, default=1000, help="questions for recall@5")
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--synthetic-budget", type=float, default=1200, help="seconds for the synthetic runs of each engine")
-    ap.add_argument("--lite-max-size", type=int, default=100_000,
-                    help="largest synthetic size for milvus-lite 3.x: pure Python, its query already takes ~120 ms at "
-                         "100,000 passages and its 1,000,000 run went past 15 minutes (the native engine takes every size)")
+    ap.add_argument(
+        "--synthetic-budget", type=float, default=1200, help="seconds for the synthetic runs of each engine"
+    )
+    ap.add_argument(
+        "--lite-max-size",
+        type=int,
+        default=100_000,
+        help="largest synthetic size for milvus-lite 3.x: pure Python, its query already takes ~120 ms at "
+        "100,000 passages and its 1,000,000 run went past 15 minutes (the native engine takes every size)",
+    )
     ap.add_argument("--stores", nargs="*", default=list(STORES), choices=STORES)
-    ap.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS,
-                    help="what to measure; the other parts keep their figures from the last run's bench/out/scale_out.json")
+    ap.add_argument(
+        "--parts",
+        nargs="*",
+        default=list(PARTS),
+        choices=PARTS,
+        help="what to measure; the other parts keep their figures from the last run's bench/out/scale_out.json",
+    )
     args = ap.parse_args(argv)
 
     from articleqa.testing import NativeMilvusServer
@@ -235,13 +291,19 @@ def main(argv=None) -> dict:
             save("scale_out", result)  # the figures so far survive a synthetic run stopped midway
         if "synthetic" in args.parts:
             print(f"synthetic sizes next: {args.sizes}", flush=True)
-            uri_for = {"milvus-lite": lambda folder: str(folder / "milvus.db"), "milvus-native": lambda folder: native.url}
+            uri_for = {
+                "milvus-lite": lambda folder: str(folder / "milvus.db"),
+                "milvus-native": lambda folder: native.url,
+            }
             for engine in ("milvus-lite", "milvus-native"):
                 if engine in args.stores:
                     sizes = [n for n in args.sizes if engine != "milvus-lite" or n <= args.lite_max_size]
                     result["synthetic"][engine] = synthetic(uri_for[engine], engine, sizes, args.synthetic_budget)
-                    result["synthetic"][engine] += [{"passages": n, "skipped": f"above --lite-max-size {args.lite_max_size:,}"}
-                                                    for n in args.sizes if n not in sizes]
+                    result["synthetic"][engine] += [
+                        {"passages": n, "skipped": f"above --lite-max-size {args.lite_max_size:,}"}
+                        for n in args.sizes
+                        if n not in sizes
+                    ]
                     save("scale_out", result)
     finally:
         if native:
@@ -250,20 +312,28 @@ def main(argv=None) -> dict:
     lines = []
     if result["stores"]:
         first = next(iter(result["stores"].values()))
-        lines += [f"open corpus: {first['build']['passages']} passages; {result['questions_e2e']} questions end to end, "
-                  f"{result['questions_recall']} for recall",
-                  "store          build s  recall@5  EM     F1     median ms  p95 ms  latency / faiss"]
+        lines += [
+            f"open corpus: {first['build']['passages']} passages; {result['questions_e2e']} questions end to end, "
+            f"{result['questions_recall']} for recall",
+            "store          build s  recall@5  EM     F1     median ms  p95 ms  latency / faiss",
+        ]
     for name, st in result["stores"].items():
-        lines.append(f"{name:<14} {st['build']['seconds']:7.1f}  {st['recall_at_5']:8.1f}  {st['exact']:5.1f}  {st['f1']:5.1f}  "
-                     f"{fmt(st['median_ms'], 1):>9}  {fmt(st['p95_ms'], 1):>6}  {fmt(st['latency_ratio_to_faiss'], 2)}")
+        lines.append(
+            f"{name:<14} {st['build']['seconds']:7.1f}  {st['recall_at_5']:8.1f}  {st['exact']:5.1f}  {st['f1']:5.1f}  "
+            f"{fmt(st['median_ms'], 1):>9}  {fmt(st['p95_ms'], 1):>6}  {fmt(st['latency_ratio_to_faiss'], 2)}"
+        )
     for label, r in result["embedding"].items():
-        lines.append(f"chunk+embed {label}: {r['passages_per_s']:.1f} passages/s ({r['embed_s']:.1f} s, wall {r['wall_s']:.1f} s; {r['nodes']})")
+        lines.append(
+            f"chunk+embed {label}: {r['passages_per_s']:.1f} passages/s ({r['embed_s']:.1f} s, wall {r['wall_s']:.1f} s; {r['nodes']})"
+        )
     for engine, rows in result["synthetic"].items():
         for row in rows:
             if "skipped" in row:
                 lines.append(f"synthetic {engine} {row['passages']:,}: skipped ({row['skipped']})")
             else:
-                lines.append(f"synthetic {engine} {row['passages']:,}: insert {row['build_s']:.1f} s, hybrid query median {row['median_ms']} ms, p95 {row['p95_ms']} ms")
+                lines.append(
+                    f"synthetic {engine} {row['passages']:,}: insert {row['build_s']:.1f} s, hybrid query median {row['median_ms']} ms, p95 {row['p95_ms']} ms"
+                )
     print_figures(lines)
     return result
 

@@ -8,7 +8,6 @@ import argparse
 import time
 
 import numpy as np
-
 from common import print_figures, save, summary_ms
 
 
@@ -37,7 +36,9 @@ def main(argv=None) -> dict:
     for n in args.sizes:
         x = synthetic(n)
         rng = np.random.default_rng(1)
-        q = x[rng.integers(0, n, args.queries)] + 0.3 * rng.standard_normal((args.queries, x.shape[1])).astype(np.float32)
+        q = x[rng.integers(0, n, args.queries)] + 0.3 * rng.standard_normal((args.queries, x.shape[1])).astype(
+            np.float32
+        )
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         truth = None
         for kind in ("flat", "ivf"):
@@ -55,7 +56,14 @@ def main(argv=None) -> dict:
                 truth = found
             recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
             mem = faiss.serialize_index(index).nbytes / 2**20
-            row = {**summary_ms(lat), "passages": n, "index": kind, "build_s": build_s, "memory_mb": mem, "recall_at_10": recall}
+            row = {
+                **summary_ms(lat),
+                "passages": n,
+                "index": kind,
+                "build_s": build_s,
+                "memory_mb": mem,
+                "recall_at_10": recall,
+            }
             if kind == "ivf":
                 row["nlist"], row["nprobe"] = ivf_params(n)
             rows.append(row)
@@ -63,10 +71,13 @@ def main(argv=None) -> dict:
         del x
     result = {"rows": rows, "flat_max_passages": FLAT_MAX_PASSAGES}
     save("scaling", result)
-    print_figures([f"vector index scaling (auto choice: flat up to {FLAT_MAX_PASSAGES} passages, IVF above):"] + [
-        f"  {r['passages']:>9,} {r['index']:4s}: query median {r['median_ms']} ms p95 {r['p95_ms']} ms, {r['memory_mb']:.0f} MB, build {r['build_s']:.1f}s, recall@10 {r['recall_at_10']:.3f}"
-        for r in rows
-    ])
+    print_figures(
+        [f"vector index scaling (auto choice: flat up to {FLAT_MAX_PASSAGES} passages, IVF above):"]
+        + [
+            f"  {r['passages']:>9,} {r['index']:4s}: query median {r['median_ms']} ms p95 {r['p95_ms']} ms, {r['memory_mb']:.0f} MB, build {r['build_s']:.1f}s, recall@10 {r['recall_at_10']:.3f}"
+            for r in rows
+        ]
+    )
     return result
 
 

@@ -18,7 +18,9 @@ from common import DEFAULT_SHARED, ROOT, fmt, pipeline_for, print_figures, save,
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--questions", type=Path, default=DEFAULT_SHARED / "data" / "seed-qa-visible.json")
-    ap.add_argument("--articles", type=Path, default=None, help="articles folder [default: the file's 'articles' or seeds/]")
+    ap.add_argument(
+        "--articles", type=Path, default=None, help="articles folder [default: the file's 'articles' or seeds/]"
+    )
     ap.add_argument("--top-k", type=int, default=5)
     args = ap.parse_args(argv)
 
@@ -37,7 +39,11 @@ def main(argv=None) -> dict:
         rows, ems, f1s, valid, correct, abstain = [], [], [], [], [], []
         stage = {"embedding": [], "retrieval": [], "reading": [], "total": []}
         recall = {"dense": [], "bm25": [], "hybrid": []}
-        retrievers = {"dense": DenseRetriever(pipe.embedder), "bm25": BM25Retriever(), "hybrid": HybridRetriever(pipe.embedder)}
+        retrievers = {
+            "dense": DenseRetriever(pipe.embedder),
+            "bm25": BM25Retriever(),
+            "hybrid": HybridRetriever(pipe.embedder),
+        }
         for item in data["questions"]:
             a = pipe.ask(item["question"])
             for k in stage:
@@ -54,8 +60,16 @@ def main(argv=None) -> dict:
                 for name, r in retrievers.items():
                     hits = r.retrieve(index, item["question"], 5)
                     recall[name].append(any(any(ans in h.passage.text for ans in item["answers"]) for h in hits))
-            rows.append({"id": item.get("id"), "question": item["question"], "answer": a.answer, "found": a.found,
-                         "confidence": a.confidence, "files": [c.file for c in a.citations]})
+            rows.append(
+                {
+                    "id": item.get("id"),
+                    "question": item["question"],
+                    "answer": a.answer,
+                    "found": a.found,
+                    "confidence": a.confidence,
+                    "files": [c.file for c in a.citations],
+                }
+            )
     result = {
         "questions": len(data["questions"]),
         "answerable": len(ems),
@@ -70,14 +84,16 @@ def main(argv=None) -> dict:
         "rows": rows,
     }
     save("seed_qa", result)
-    print_figures([
-        f"seed QA ({result['questions']} questions, top-k {args.top_k}):",
-        f"  EM {fmt(result['exact'])}  F1 {fmt(result['f1'])}  on {result['answerable']} answerable",
-        f"  citation validity {fmt(result['citation_validity'])}%  correctness {fmt(result['citation_correctness'])}%",
-        f"  abstention accuracy {fmt(result['abstention_accuracy'])}% on {result['unanswerable']} unanswerable",
-        "  recall@5 " + "  ".join(f"{k} {fmt(v)}" for k, v in result["recall_at_5"].items()),
-        "  latency median ms " + "  ".join(f"{k} {v['median_ms']}" for k, v in result["latency"].items()),
-    ])
+    print_figures(
+        [
+            f"seed QA ({result['questions']} questions, top-k {args.top_k}):",
+            f"  EM {fmt(result['exact'])}  F1 {fmt(result['f1'])}  on {result['answerable']} answerable",
+            f"  citation validity {fmt(result['citation_validity'])}%  correctness {fmt(result['citation_correctness'])}%",
+            f"  abstention accuracy {fmt(result['abstention_accuracy'])}% on {result['unanswerable']} unanswerable",
+            "  recall@5 " + "  ".join(f"{k} {fmt(v)}" for k, v in result["recall_at_5"].items()),
+            "  latency median ms " + "  ".join(f"{k} {v['median_ms']}" for k, v in result["latency"].items()),
+        ]
+    )
     return result
 
 

@@ -54,7 +54,13 @@ def measure(url: str, questions: list[str], clients: int, seconds: float, max_re
 def level(parts: list[dict]) -> dict:
     lat = [x for p in parts for x in p["latencies"]]
     wall = sum(p["seconds"] for p in parts)
-    return {"requests": len(lat), "errors": sum(p["errors"] for p in parts), "seconds": wall, "qps": len(lat) / wall, **summary_ms(lat)}
+    return {
+        "requests": len(lat),
+        "errors": sum(p["errors"] for p in parts),
+        "seconds": wall,
+        "qps": len(lat) / wall,
+        **summary_ms(lat),
+    }
 
 
 def main(argv=None) -> dict:
@@ -72,24 +78,43 @@ def main(argv=None) -> dict:
     questions = [q["question"] for q in json.loads(args.questions.read_text())["questions"]]
     if not args.workers:
         with ServerProcess(ROOT / "seeds", args.index_dir, log_path=OUT / "throughput-server.log") as server:
-            levels = {str(n): level([measure(server.url, questions, n, args.seconds, args.max_requests)]) for n in args.clients}
+            levels = {
+                str(n): level([measure(server.url, questions, n, args.seconds, args.max_requests)])
+                for n in args.clients
+            }
         result = {"levels": levels}
         save(args.name, result)
-        print_figures(["HTTP throughput (/api/answer, seed questions):"] + [
-            f"  {n:>2} clients: {v['qps']:.1f} q/s, median {v['median_ms']} ms, p95 {v['p95_ms']} ms, errors {v['errors']}/{v['requests']}"
-            for n, v in levels.items()])
+        print_figures(
+            ["HTTP throughput (/api/answer, seed questions):"]
+            + [
+                f"  {n:>2} clients: {v['qps']:.1f} q/s, median {v['median_ms']} ms, p95 {v['p95_ms']} ms, errors {v['errors']}/{v['requests']}"
+                for n, v in levels.items()
+            ]
+        )
         return result
 
     with ExitStack() as stack:
-        servers = {w: stack.enter_context(ServerProcess(ROOT / "seeds", args.index_dir, workers=w, log_path=OUT / f"throughput-workers{w}.log"))
-                   for w in args.workers}
+        servers = {
+            w: stack.enter_context(
+                ServerProcess(ROOT / "seeds", args.index_dir, workers=w, log_path=OUT / f"throughput-workers{w}.log")
+            )
+            for w in args.workers
+        }
         parts = {w: {n: [] for n in args.clients} for w in args.workers}
         for n in args.clients:
             for r in range(args.rounds):
                 order = args.workers if r % 2 == 0 else list(reversed(args.workers))
                 for w in order:
-                    parts[w][n].append(measure(servers[w].url, questions, n, args.seconds / args.rounds,
-                                               args.max_requests // args.rounds, first=r))
+                    parts[w][n].append(
+                        measure(
+                            servers[w].url,
+                            questions,
+                            n,
+                            args.seconds / args.rounds,
+                            args.max_requests // args.rounds,
+                            first=r,
+                        )
+                    )
     by_workers = {str(w): {str(n): level(parts[w][n]) for n in args.clients} for w in args.workers}
     base = str(args.workers[0])
     for w, levels in by_workers.items():
@@ -97,11 +122,15 @@ def main(argv=None) -> dict:
             v["qps_ratio"] = v["qps"] / by_workers[base][n]["qps"] if by_workers[base][n]["qps"] else None
     result = {"workers": by_workers, "rounds": args.rounds, "entry": "uvicorn app.main:app --workers N"}
     save(args.name, result)
-    lines = [f"HTTP throughput by server workers (uvicorn app.main:app, seed questions, {args.rounds} interleaved slices per level):"]
+    lines = [
+        f"HTTP throughput by server workers (uvicorn app.main:app, seed questions, {args.rounds} interleaved slices per level):"
+    ]
     for w, levels in by_workers.items():
         for n, v in levels.items():
-            lines.append(f"  {w} worker(s), {n:>2} clients: {v['qps']:.1f} q/s (x{v['qps_ratio']:.2f} of {base}), median {v['median_ms']} ms, "
-                         f"p95 {v['p95_ms']} ms, errors {v['errors']}/{v['requests']}")
+            lines.append(
+                f"  {w} worker(s), {n:>2} clients: {v['qps']:.1f} q/s (x{v['qps_ratio']:.2f} of {base}), median {v['median_ms']} ms, "
+                f"p95 {v['p95_ms']} ms, errors {v['errors']}/{v['requests']}"
+            )
     print_figures(lines)
     return result
 

@@ -34,22 +34,39 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     bf16 = bf16_is_fast()
     variants = {}
-    for name, options in (("base model's attention dropout", {}), ("--attention-dropout 0", {"attention_probs_dropout_prob": 0.0})):
-        model = AutoModelForQuestionAnswering.from_pretrained(args.model, local_files_only=True, dtype=torch.float32, **options)
+    for name, options in (
+        ("base model's attention dropout", {}),
+        ("--attention-dropout 0", {"attention_probs_dropout_prob": 0.0}),
+    ):
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            args.model, local_files_only=True, dtype=torch.float32, **options
+        )
         model.train()
-        variants[name] = {"model": model, "optimizer": torch.optim.AdamW(model.parameters(), lr=1e-5),
-                          "dropout": model.config.attention_probs_dropout_prob, "wall": [], "user": [], "system": []}
+        variants[name] = {
+            "model": model,
+            "optimizer": torch.optim.AdamW(model.parameters(), lr=1e-5),
+            "dropout": model.config.attention_probs_dropout_prob,
+            "wall": [],
+            "user": [],
+            "system": [],
+        }
     b, n = args.batch_size, args.length
     ids = torch.randint(1000, 30000, (b, n))
     mask = torch.ones(b, n, dtype=torch.long)
-    mask[:, int(n * 0.8):] = 0  # some padding, as in a batch of windows
+    mask[:, int(n * 0.8) :] = 0  # some padding, as in a batch of windows
     types = torch.zeros(b, n, dtype=torch.long)
-    types[:, n // 10:int(n * 0.8)] = 1
+    types[:, n // 10 : int(n * 0.8)] = 1
     starts = torch.randint(n // 10, int(n * 0.8) - 4, (b,))
 
     def step(v: dict) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = v["model"](input_ids=ids, attention_mask=mask, token_type_ids=types, start_positions=starts, end_positions=starts + 3)
+            out = v["model"](
+                input_ids=ids,
+                attention_mask=mask,
+                token_type_ids=types,
+                start_positions=starts,
+                end_positions=starts + 3,
+            )
         out.loss.backward()
         v["optimizer"].step()
         v["optimizer"].zero_grad(set_to_none=True)
@@ -64,17 +81,34 @@ def main(argv=None) -> dict:
             v["wall"].append(t1 - t0)
             v["user"].append(c1.user - c0.user)
             v["system"].append(c1.system - c0.system)
-    rows = {name: {"attention_dropout": v["dropout"], "s_per_step": statistics.median(v["wall"]),
-                   "user_s": statistics.median(v["user"]), "system_s": statistics.median(v["system"])}
-            for name, v in variants.items()}
+    rows = {
+        name: {
+            "attention_dropout": v["dropout"],
+            "s_per_step": statistics.median(v["wall"]),
+            "user_s": statistics.median(v["user"]),
+            "system_s": statistics.median(v["system"]),
+        }
+        for name, v in variants.items()
+    }
     base, fused = rows.values()
-    result = {"model": args.model, "bf16": bf16, "batch": [b, n], "steps": args.steps, "variants": rows,
-              "speedup": base["s_per_step"] / fused["s_per_step"], "torch_threads": torch.get_num_threads()}
+    result = {
+        "model": args.model,
+        "bf16": bf16,
+        "batch": [b, n],
+        "steps": args.steps,
+        "variants": rows,
+        "speedup": base["s_per_step"] / fused["s_per_step"],
+        "torch_threads": torch.get_num_threads(),
+    }
     save(args.name, result)
-    print_figures([f"training step, batch {b} x {n}, bf16 autocast {bf16}, median of {args.steps} interleaved steps:"]
-                  + [f"  {name} ({r['attention_dropout']}): {r['s_per_step']:.2f} s/step (user {r['user_s']:.2f} s, system {r['system_s']:.2f} s)"
-                     for name, r in rows.items()]
-                  + [f"  speed-up {result['speedup']:.2f}x"])
+    print_figures(
+        [f"training step, batch {b} x {n}, bf16 autocast {bf16}, median of {args.steps} interleaved steps:"]
+        + [
+            f"  {name} ({r['attention_dropout']}): {r['s_per_step']:.2f} s/step (user {r['user_s']:.2f} s, system {r['system_s']:.2f} s)"
+            for name, r in rows.items()
+        ]
+        + [f"  speed-up {result['speedup']:.2f}x"]
+    )
     return result
 
 

@@ -33,17 +33,30 @@ def haystack_pipeline(index, embedder_path: str, reader_path: str, top_k: int):
     from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
     store = InMemoryDocumentStore(embedding_similarity_function="dot_product")
-    store.write_documents([Document(id=str(p.id), content=p.text, meta={"file": p.file, "start": p.start},
-                                    embedding=index.vectors[p.id].tolist()) for p in index.passages])
+    store.write_documents(
+        [
+            Document(
+                id=str(p.id),
+                content=p.text,
+                meta={"file": p.file, "start": p.start},
+                embedding=index.vectors[p.id].tolist(),
+            )
+            for p in index.passages
+        ]
+    )
     pipe = Pipeline()
-    pipe.add_component("embedder", SentenceTransformersTextEmbedder(model=embedder_path, normalize_embeddings=True, progress_bar=False))
+    pipe.add_component(
+        "embedder", SentenceTransformersTextEmbedder(model=embedder_path, normalize_embeddings=True, progress_bar=False)
+    )
     pipe.add_component("dense", InMemoryEmbeddingRetriever(store, top_k=top_k))
     pipe.add_component("bm25", InMemoryBM25Retriever(store, top_k=top_k))
     pipe.add_component("join", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
     # fp32, as its users run it on a CPU: transformers loads weights in the dtype the config names, and a
     # reader whose config says float16 (models/reader did until 2026-11-23) runs ~4x slower on a CPU
-    pipe.add_component("reader", TransformersExtractiveReader(model=reader_path, top_k=1, no_answer=True,
-                                                              model_kwargs={"dtype": torch.float32}))
+    pipe.add_component(
+        "reader",
+        TransformersExtractiveReader(model=reader_path, top_k=1, no_answer=True, model_kwargs={"dtype": torch.float32}),
+    )
     pipe.connect("embedder.embedding", "dense.query_embedding")
     pipe.connect("dense", "join")
     pipe.connect("bm25", "join")
@@ -79,14 +92,17 @@ def run_set(name: str, questions: list[dict], ours, theirs) -> dict:
         ans = [r for r in rows if not r["unanswerable"]]
         una = [r for r in rows if r["unanswerable"]]
         result[who] = {
-            "median_ms": statistics.median(times), "p95_ms": percentile(times, 0.95),
+            "median_ms": statistics.median(times),
+            "p95_ms": percentile(times, 0.95),
             "answerable_f1": 100 * statistics.mean(r[who]["f1"] for r in ans) if ans else None,
             "wrongly_refused": 100 * statistics.mean(r[who]["answer"] is None for r in ans) if ans else None,
             "unanswerable_refused": 100 * statistics.mean(r[who]["answer"] is None for r in una) if una else None,
         }
     ratios = [r["seconds"]["articleqa"] / r["seconds"]["haystack"] for r in rows]
     result["ratio_median"] = statistics.median(ratios)
-    result["ratio_p95"] = percentile([1000 * r["seconds"]["articleqa"] for r in rows], 0.95) / percentile([1000 * r["seconds"]["haystack"] for r in rows], 0.95)
+    result["ratio_p95"] = percentile([1000 * r["seconds"]["articleqa"] for r in rows], 0.95) / percentile(
+        [1000 * r["seconds"]["haystack"] for r in rows], 0.95
+    )
     result["set"] = name
     return result
 
@@ -97,12 +113,22 @@ def main(argv=None) -> dict:
     ap.add_argument("--questions", type=Path, default=DEFAULT_SHARED / "data" / "seed-qa-visible.json")
     ap.add_argument("--limit", type=int, default=300, help="SQuAD questions asked (seeded sample, answerable and not)")
     ap.add_argument("--top-k", type=int, default=5)
-    ap.add_argument("--reader-quantize", default="auto", choices=["auto", "none", "int8", "bf16"],
-                    help="articleqa's reader precision: auto (bf16 where the CPU has AVX512-BF16/AMX, else fp32), "
-                         "none (fp32: what a CPU without bf16 units runs)")
-    ap.add_argument("--reader-backend", default="auto", choices=["auto", "onnx", "torch"], help="articleqa's reader runtime")
-    ap.add_argument("--early-exit-passages", type=int, default=None,
-                    help="articleqa's early exit [default: the setting's default, 2]; 0 reads every passage")
+    ap.add_argument(
+        "--reader-quantize",
+        default="auto",
+        choices=["auto", "none", "int8", "bf16"],
+        help="articleqa's reader precision: auto (bf16 where the CPU has AVX512-BF16/AMX, else fp32), "
+        "none (fp32: what a CPU without bf16 units runs)",
+    )
+    ap.add_argument(
+        "--reader-backend", default="auto", choices=["auto", "onnx", "torch"], help="articleqa's reader runtime"
+    )
+    ap.add_argument(
+        "--early-exit-passages",
+        type=int,
+        default=None,
+        help="articleqa's early exit [default: the setting's default, 2]; 0 reads every passage",
+    )
     ap.add_argument("--name", default="vs_haystack")
     args = ap.parse_args(argv)
 
@@ -112,18 +138,30 @@ def main(argv=None) -> dict:
     results = {"top_k": args.top_k}
     sets = []
     articles_dir, index_dir, _ = squad_corpus_index(args.squad)
-    squad_q = [{"question": q.question, "answers": [t for t, _ in q.answers], "unanswerable": q.is_impossible}
-               for a in load_squad(args.squad) for q in a.questions]
+    squad_q = [
+        {"question": q.question, "answers": [t for t, _ in q.answers], "unanswerable": q.is_impossible}
+        for a in load_squad(args.squad)
+        for q in a.questions
+    ]
     squad_q = random.Random(0).sample(squad_q, min(args.limit, len(squad_q)))
     sets.append(("squad2_open", articles_dir, index_dir, squad_q))
     seed = json.loads(args.questions.read_text(encoding="utf-8"))["questions"]
-    seed_q = [{"question": q["question"], "answers": q.get("answers", []), "unanswerable": bool(q.get("unanswerable"))} for q in seed]
+    seed_q = [
+        {"question": q["question"], "answers": q.get("answers", []), "unanswerable": bool(q.get("unanswerable"))}
+        for q in seed
+    ]
     seed_index = ROOT / "bench" / "out" / "vs_haystack_seed_index"
     sets.append(("seed", ROOT / "seeds", seed_index, seed_q))
     for name, articles, index_dir, questions in sets:
         early = {} if args.early_exit_passages is None else {"early_exit_passages": args.early_exit_passages}
-        pipe = pipeline_for(index_dir, articles, top_k=args.top_k, reader_quantize=args.reader_quantize,
-                            reader_backend=args.reader_backend, **early)
+        pipe = pipeline_for(
+            index_dir,
+            articles,
+            top_k=args.top_k,
+            reader_quantize=args.reader_quantize,
+            reader_backend=args.reader_backend,
+            **early,
+        )
         if not pipe.store.exists():
             pipe.build_index()
         pipe.warm_up()

@@ -79,10 +79,21 @@ def pipeline(seed_index_dir, embedder, reader):
 class ServerProcess(_ServerProcess):
     """The real server with the shipped reader (whatever ARTICLEQA_READER_MODEL says outside)."""
 
-    def __init__(self, articles: Path, index_dir: Path, env: dict | None = None, extra_args: list[str] | None = None,
-                 workers: int | None = None):
-        super().__init__(articles, index_dir, env={"ARTICLEQA_READER_MODEL": str(READER), **(env or {})}, extra_args=extra_args,
-                         workers=workers)
+    def __init__(
+        self,
+        articles: Path,
+        index_dir: Path,
+        env: dict | None = None,
+        extra_args: list[str] | None = None,
+        workers: int | None = None,
+    ):
+        super().__init__(
+            articles,
+            index_dir,
+            env={"ARTICLEQA_READER_MODEL": str(READER), **(env or {})},
+            extra_args=extra_args,
+            workers=workers,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +118,8 @@ def citation_is_valid(citation: dict | object, texts: dict[str, str]) -> bool:
     return (
         0 <= c["start"] < c["end"] <= len(text)
         and text[c["start"] : c["end"]] == c["quote"]
-        and c["passage_start"] <= c["start"] and c["end"] <= c["passage_end"]
+        and c["passage_start"] <= c["start"]
+        and c["end"] <= c["passage_end"]
     )
 
 

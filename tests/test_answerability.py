@@ -6,13 +6,13 @@ import math
 import shutil
 
 import pytest
+from conftest import READER, squad_file
 from typer.testing import CliRunner
 
 from articleqa.answer import AnswerBuilder
 from articleqa.answerability import FEATURES, AnswerabilityModel, answerability_features
 from articleqa.cli import app
 from articleqa.types import Passage, ReadSpan, ScoredPassage
-from conftest import READER, squad_file
 
 PASSAGE = "President Trump ordered the strikes on Caracas. They began at 2 am on January 3, officials said."
 
@@ -67,9 +67,14 @@ def test_no_passage_read_scores_as_low_as_it_can():
 def _model(threshold=0.0, **coefs) -> AnswerabilityModel:
     """A model whose score is intercept + sum(coef * feature) (mean 0, scale 1)."""
     n = len(FEATURES)
-    return AnswerabilityModel(features=list(FEATURES), mean=[0.0] * n, scale=[1.0] * n,
-                              coef=[coefs.get(k, 0.0) for k in FEATURES], intercept=coefs.get("intercept", 0.0),
-                              threshold=threshold)
+    return AnswerabilityModel(
+        features=list(FEATURES),
+        mean=[0.0] * n,
+        scale=[1.0] * n,
+        coef=[coefs.get(k, 0.0) for k in FEATURES],
+        intercept=coefs.get("intercept", 0.0),
+        threshold=threshold,
+    )
 
 
 def test_the_model_file_round_trips_and_refuses_other_features(tmp_path):
@@ -122,7 +127,9 @@ def test_without_a_threshold_that_keeps_f1_the_fallback_counts_the_forced_refusa
     f1 = np.array([0.5, 1.0, 1.0, 1.0, 0.0, 0.0])
     f1_now = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
     now = np.array([False, True, False, False, False, False])
-    anyway = np.array([False, True, False, False, False, False])  # the mention rule refuses question 1 whatever the score
+    anyway = np.array(
+        [False, True, False, False, False, False]
+    )  # the mention rule refuses question 1 whatever the score
     t, rule = keep_answers_threshold(scores, impossible, f1, now, f1_now=f1_now, refused_anyway=anyway)
     assert "share" in rule
     # the forced refusal already uses the share: refusing question 0 (the lowest score) on top would double it
@@ -139,7 +146,9 @@ def test_the_judge_decides_not_found_in_the_answer_builder(pipeline):
     question = "Who ordered the strikes on Narnia?"
     assert AnswerBuilder(threshold=margin - 1, check_mentions=False).build(question, spans, [hit], index).found
     judge = _model(threshold=0.0, intercept=1.0, names_missing=-2.0)
-    decision = AnswerBuilder(threshold=margin - 1, check_mentions=False, judge=judge).decide(question, spans, [hit], index)
+    decision = AnswerBuilder(threshold=margin - 1, check_mentions=False, judge=judge).decide(
+        question, spans, [hit], index
+    )
     assert not decision.answer.found and decision.rule == "unanswerable" and decision.answerability == -1.0
     trace = decision.trace(question, question, "hybrid", margin - 1, spans, [hit], judge.threshold)
     assert trace.rule == "unanswerable" and trace.answerability == -1.0 and trace.answerability_threshold == 0.0
@@ -150,11 +159,10 @@ def test_the_judge_decides_not_found_in_the_answer_builder(pipeline):
     answer = AnswerBuilder(threshold=margin + 1, judge=accepting).build(asked, spans, [hit], index)
     assert answer.found and answer.answer == spans[0].text
     c = answer.citations[0]
-    assert index.articles[c.file].text[c.start:c.end] == c.quote
+    assert index.articles[c.file].text[c.start : c.end] == c.quote
 
 
 def test_the_pipeline_uses_the_shipped_model_unless_told_not_to(pipeline):
-    from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
 
     assert (READER / "answerability.json").is_file()
@@ -176,15 +184,19 @@ def test_fit_answerability_cli_writes_a_model_the_pipeline_loads(tmp_path):
     shutil.copytree(READER, model)
     (model / "answerability.json").unlink(missing_ok=True)
     runner = CliRunner()
-    res = runner.invoke(app, ["fit-answerability", str(model), "--squad", str(dev), "--work-dir", str(tmp_path / "work"),
-                              "--limit", "60"])
+    res = runner.invoke(
+        app,
+        ["fit-answerability", str(model), "--squad", str(dev), "--work-dir", str(tmp_path / "work"), "--limit", "60"],
+    )
     assert res.exit_code == 0, res.output
     assert "answerability model" in res.output and "written to" in res.output
     fitted = AnswerabilityModel.load(model)
     assert fitted is not None and fitted.fitted["target"] == "answerable"
     meta = json.loads((model / "articleqa_reader.json").read_text())
     assert fitted.fitted["validation_articles"] == meta["validation_articles"]
-    assert not set(fitted.fitted["training_articles"]) & set(meta["validation_articles"] + meta["training"]["test_articles"])
+    assert not set(fitted.fitted["training_articles"]) & set(
+        meta["validation_articles"] + meta["training"]["test_articles"]
+    )
     v = fitted.fitted["validation"]
     # the default threshold loses nothing on the answerable validation questions against the margin's refusals
     # (or, where no threshold can, wrongly refuses the same share)
@@ -197,11 +209,24 @@ def test_fit_answerability_cli_writes_a_model_the_pipeline_loads(tmp_path):
     from articleqa.pipeline import QAPipeline
 
     work = tmp_path / "work"
-    judge = QAPipeline.from_settings(Settings(reader_model=str(model), index_dir=work / "index", articles_dir=work / "corpus")).judge()
+    judge = QAPipeline.from_settings(
+        Settings(reader_model=str(model), index_dir=work / "index", articles_dir=work / "corpus")
+    ).judge()
     assert judge == fitted
     # not a trained reader, a missing file, an unknown target: exit 2 and nothing written
-    for args in (["fit-answerability", str(tmp_path), "--squad", str(dev)],
-                 ["fit-answerability", str(model), "--squad", str(tmp_path / "none.json")],
-                 ["fit-answerability", str(model), "--squad", str(dev), "--target", "everything", "--work-dir", str(tmp_path / "work")]):
+    for args in (
+        ["fit-answerability", str(tmp_path), "--squad", str(dev)],
+        ["fit-answerability", str(model), "--squad", str(tmp_path / "none.json")],
+        [
+            "fit-answerability",
+            str(model),
+            "--squad",
+            str(dev),
+            "--target",
+            "everything",
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+    ):
         assert runner.invoke(app, args).exit_code == 2
     assert not (tmp_path / "answerability.json").exists()

@@ -2,7 +2,6 @@
 
 import httpx
 import pytest
-
 from conftest import citation_is_valid, seed_qa, seed_texts
 
 QA = seed_qa()["questions"]
@@ -21,7 +20,9 @@ def test_answers_with_valid_citations_for_every_seed_question(server):
         a = r.json()
         assert set(a) >= {"answer", "found", "confidence", "citations", "timings"}
         for c in a["citations"]:
-            assert citation_is_valid(c, texts) and c["passage"] == texts[c["file"]][c["passage_start"]:c["passage_end"]]
+            assert (
+                citation_is_valid(c, texts) and c["passage"] == texts[c["file"]][c["passage_start"] : c["passage_end"]]
+            )
         if item.get("unanswerable"):
             assert not a["found"] and a["answer"] is None
         else:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import torch
-
 from conftest import READER, ROOT
 
 
@@ -32,6 +31,20 @@ def test_averaging_a_reader_with_a_shifted_copy_gives_the_midpoint(tmp_path):
 
 
 def test_average_readers_cli_refuses_a_missing_folder(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "average-readers", str(READER), str(tmp_path / "none"),
-                        "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "articleqa.cli",
+            "average-readers",
+            str(READER),
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 2 and "not found" in r.stderr and not (tmp_path / "out").exists()

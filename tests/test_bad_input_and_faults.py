@@ -13,13 +13,14 @@ import time
 import httpx
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import READER, ROOT, SEEDS, ServerProcess
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from articleqa.answer import span_citation
-from articleqa.stores import IndexCorruptError, FaissIndexStore
-from articleqa.types import Article, Passage, ReadSpan
 from articleqa.serve.jobs import UploadError, safe_filename
-from conftest import READER, ROOT, SEEDS, ServerProcess
+from articleqa.stores import FaissIndexStore, IndexCorruptError
+from articleqa.types import Article, Passage, ReadSpan
 
 # --- uploads -------------------------------------------------------------------------------------
 
@@ -41,8 +42,15 @@ def small_server(tmp_path_factory, seed_index_dir):
     base = tmp_path_factory.mktemp("small")
     shutil.copytree(SEEDS, base / "articles")
     shutil.copytree(seed_index_dir, base / "index")
-    srv = ServerProcess(base / "articles", base / "index", env={
-        "ARTICLEQA_ADMIN_TOKEN": "tok", "ARTICLEQA_MAX_UPLOAD_BYTES": "1000", "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "0"})
+    srv = ServerProcess(
+        base / "articles",
+        base / "index",
+        env={
+            "ARTICLEQA_ADMIN_TOKEN": "tok",
+            "ARTICLEQA_MAX_UPLOAD_BYTES": "1000",
+            "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "0",
+        },
+    )
     srv.base = base
     try:
         yield srv.wait_ready()
@@ -52,7 +60,11 @@ def small_server(tmp_path_factory, seed_index_dir):
 
 @pytest.mark.parametrize("name, data, status, words", BAD_UPLOADS, ids=[u[0][:20] for u in BAD_UPLOADS])
 def test_bad_uploads_are_refused(small_server, name, data, status, words):
-    r = httpx.post(small_server.url + "/api/articles?rebuild=false", files={"files": (name, data)}, headers={"X-Admin-Token": "tok"})
+    r = httpx.post(
+        small_server.url + "/api/articles?rebuild=false",
+        files={"files": (name, data)},
+        headers={"X-Admin-Token": "tok"},
+    )
     assert r.status_code == status, r.text
     assert words in r.json()["error"]
     assert sorted(p.name for p in (small_server.base / "articles").iterdir()) == sorted(p.name for p in SEEDS.iterdir())
@@ -60,7 +72,11 @@ def test_bad_uploads_are_refused(small_server, name, data, status, words):
 
 def test_path_tricks_in_upload_names_stay_inside(small_server):
     for name in ["../escape.txt", "..\\..\\escape2.txt", "sub/../../escape3.txt"]:
-        r = httpx.post(small_server.url + "/api/articles?rebuild=false", files={"files": (name, b"Plain text.")}, headers={"X-Admin-Token": "tok"})
+        r = httpx.post(
+            small_server.url + "/api/articles?rebuild=false",
+            files={"files": (name, b"Plain text.")},
+            headers={"X-Admin-Token": "tok"},
+        )
         assert r.status_code == 201, r.text
         [saved] = r.json()["saved"]
         assert "/" not in saved and "\\" not in saved and ".." not in saved
@@ -83,10 +99,17 @@ def test_rate_limit_and_body_limit(tmp_path, seed_index_dir):
     shutil.copytree(seed_index_dir, tmp_path / "index")
     srv = ServerProcess(SEEDS, tmp_path / "index", env={"ARTICLEQA_RATE_LIMIT_PER_MINUTE": "3"}).wait_ready()
     try:
-        codes = [httpx.post(srv.url + "/api/answer", json={"question": "Who is the Energy Secretary?"}, timeout=60).status_code for _ in range(4)]
+        codes = [
+            httpx.post(
+                srv.url + "/api/answer", json={"question": "Who is the Energy Secretary?"}, timeout=60
+            ).status_code
+            for _ in range(4)
+        ]
         assert codes == [200, 200, 200, 429]
         assert httpx.get(srv.url + "/api/health").status_code == 200  # reading is not limited
-        big = httpx.post(srv.url + "/api/answer", content=b"x" * 20_000_000, headers={"content-type": "application/json"})
+        big = httpx.post(
+            srv.url + "/api/answer", content=b"x" * 20_000_000, headers={"content-type": "application/json"}
+        )
         assert big.status_code == 413
     finally:
         srv.stop()
@@ -108,8 +131,14 @@ def test_admin_disabled_without_a_token(tmp_path, seed_index_dir):
 
 
 def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "articleqa.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env={**os.environ, "ARTICLEQA_READER_MODEL": str(READER), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "ARTICLEQA_READER_MODEL": str(READER), **(env or {})},
+    )
 
 
 def test_cli_bad_input_gets_clear_messages(tmp_path, seed_index_dir):
@@ -123,9 +152,17 @@ def test_cli_bad_input_gets_clear_messages(tmp_path, seed_index_dir):
     bad.write_text('{"questions": 3}')
     cases.append((cli("ask", "--questions", str(bad), "--index-dir", str(seed_index_dir)), 2, "cannot read"))
     cases.append((cli("ask", "--questions", str(tmp_path / "none.txt")), 2, "not found"))
-    cases.append((cli("ask", "Who?", "--index-dir", str(seed_index_dir), env={"ARTICLEQA_TOP_K": "many"}), 2, "bad configuration"))
+    cases.append(
+        (
+            cli("ask", "Who?", "--index-dir", str(seed_index_dir), env={"ARTICLEQA_TOP_K": "many"}),
+            2,
+            "bad configuration",
+        )
+    )
     cases.append((cli("eval-reader", "--squad", str(tmp_path / "none.json")), 2, "not found"))
-    cases.append((cli("train-reader", "--train", str(tmp_path / "none.json"), "--out", str(tmp_path / "o")), 2, "not found"))
+    cases.append(
+        (cli("train-reader", "--train", str(tmp_path / "none.json"), "--out", str(tmp_path / "o")), 2, "not found")
+    )
     for r, code, words in cases:
         assert r.returncode == code, (r.args, r.stderr)
         assert words in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -155,9 +192,16 @@ def test_broken_index_folders_get_clear_messages(tmp_path, seed_index_dir):
     (v4 / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(IndexCorruptError, match="unreadable"):
         FaissIndexStore(pickled).load()  # no pickle is ever loaded
-    for folder, words in [(truncated, "checksum"), (edited, "unreadable"), (other, "e5-small-v2"), (pickled, "unreadable")]:
+    for folder, words in [
+        (truncated, "checksum"),
+        (edited, "unreadable"),
+        (other, "e5-small-v2"),
+        (pickled, "unreadable"),
+    ]:
         r = cli("ask", "Who is the Energy Secretary?", "--index-dir", str(folder))
-        assert r.returncode == 3 and words in r.stderr and "rebuild" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert r.returncode == 3 and words in r.stderr and "rebuild" in r.stderr and "Traceback" not in r.stderr, (
+            r.stderr
+        )
     # a rebuild repairs each of them
     r = cli("index", str(SEEDS), "--index-dir", str(truncated))
     assert r.returncode == 0 and "full rebuild" in r.stdout
@@ -167,9 +211,11 @@ def test_broken_models_fail_at_start_with_a_clear_message(tmp_path, seed_index_d
     empty = tmp_path / "empty-model"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
-    for env, words in [({"ARTICLEQA_READER_MODEL": str(empty)}, "missing model weights"),
-                       ({"ARTICLEQA_READER_MODEL": str(tmp_path / "nope")}, "does not exist"),
-                       ({"ARTICLEQA_EMBEDDING_MODEL": str(tmp_path / "no-embedder")}, "cannot load embedding model")]:
+    for env, words in [
+        ({"ARTICLEQA_READER_MODEL": str(empty)}, "missing model weights"),
+        ({"ARTICLEQA_READER_MODEL": str(tmp_path / "nope")}, "does not exist"),
+        ({"ARTICLEQA_EMBEDDING_MODEL": str(tmp_path / "no-embedder")}, "cannot load embedding model"),
+    ]:
         r = cli("serve", "--port", "0", "--index-dir", str(seed_index_dir), env=env)
         assert r.returncode == 3 and words in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
 
@@ -196,8 +242,13 @@ def test_killed_server_restarts_on_the_last_published_index(tmp_path, seed_index
     for t in threads:
         t.start()
     time.sleep(2)
-    (tmp_path / "articles" / "extra.txt").write_text("An extra article about the harbour of Port Vela.\n", encoding="utf-8")
-    assert httpx.post(srv.url + "/api/rebuild", json={"full": True}, headers={"Authorization": "Bearer t"}).status_code == 202
+    (tmp_path / "articles" / "extra.txt").write_text(
+        "An extra article about the harbour of Port Vela.\n", encoding="utf-8"
+    )
+    assert (
+        httpx.post(srv.url + "/api/rebuild", json={"full": True}, headers={"Authorization": "Bearer t"}).status_code
+        == 202
+    )
     time.sleep(0.3)
     srv.proc.send_signal(signal.SIGKILL)  # while answering and while rebuilding
     srv.stop()
@@ -223,7 +274,12 @@ def test_unwritable_index_fails_the_rebuild_and_keeps_serving(pipeline, monkeypa
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
 
-    p = QAPipeline(Settings(index_dir=tmp_path / "index", reader_model=str(READER)), pipeline.embedder, pipeline.chunker, pipeline.reader)
+    p = QAPipeline(
+        Settings(index_dir=tmp_path / "index", reader_model=str(READER)),
+        pipeline.embedder,
+        pipeline.chunker,
+        pipeline.reader,
+    )
     before = p.indexes.get().version
 
     def read_only(*a, **k):
@@ -268,8 +324,14 @@ def test_reader_offsets_on_random_unicode(reader, text):
 @pytest.mark.slow
 def test_load_with_a_rebuild_in_the_middle(tmp_path):
     """16 concurrent clients on 127.0.0.1 with a full rebuild halfway: zero failures, valid citations."""
-    r = subprocess.run([sys.executable, "bench/load.py", "--clients", "16", "--seconds", "30"], capture_output=True, text=True,
-                       cwd=ROOT, timeout=600, env={**os.environ, "ARTICLEQA_BENCH_OUT": str(tmp_path)})
+    r = subprocess.run(
+        [sys.executable, "bench/load.py", "--clients", "16", "--seconds", "30"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "ARTICLEQA_BENCH_OUT": str(tmp_path)},
+    )
     print(r.stdout[-600:])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     result = json.loads((tmp_path / "load.json").read_text())

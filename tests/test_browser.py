@@ -6,14 +6,21 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, ServerProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +45,8 @@ def ask(page, question: str, n_bot: int, timeout: float = 60_000) -> tuple[str, 
     bot.nth(n_bot - 1).wait_for(timeout=timeout)
     page.wait_for_function(
         "n => { const m = document.querySelectorAll('#chat .aqa-answer, #chat .aqa-error'); return m.length >= n; }",
-        arg=n_bot, timeout=timeout,
+        arg=n_bot,
+        timeout=timeout,
     )
     elapsed = time.perf_counter() - t0
     return page.locator("#chat .aqa-answer, #chat .aqa-error").nth(n_bot - 1).inner_text(), elapsed
@@ -59,7 +67,9 @@ def test_chat_answers_follows_up_and_says_not_found(server, browser, tmp_path):
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     if os.environ.get("ARTICLEQA_UPDATE_SCREENSHOT") == "1":  # the README's and the docs' picture of the chat
-        page.screenshot(path=str(ROOT / "docs" / "img" / "chat.png"), clip={"x": 0, "y": 0, "width": 1200, "height": 900})
+        page.screenshot(
+            path=str(ROOT / "docs" / "img" / "chat.png"), clip={"x": 0, "y": 0, "width": 1200, "height": 900}
+        )
     print(f"screenshot: {shot}")
 
     text, _ = ask(page, "What was the codename of the nighttime operation in Caracas?", 2)
@@ -82,7 +92,7 @@ def test_article_markup_is_shown_as_text(tmp_path, browser, embedder):
     articles.mkdir()
     (articles / "xss <b>name.txt").write_text(
         "Harbour report. The harbour master is <script>window.__pwned = 1</script>Ana Lima "
-        "<img src=x onerror=\"window.__pwned = 2\"> and she opened the **new** bridge in 2031.\n",
+        '<img src=x onerror="window.__pwned = 2"> and she opened the **new** bridge in 2031.\n',
         encoding="utf-8",
     )
     index_dir = tmp_path / "index"
@@ -116,10 +126,13 @@ def test_chat_shows_the_pdf_page_the_original_link_and_an_unsure_answer(tmp_path
 
     articles = tmp_path / "articles"
     (articles / "web" / "news.example.org").mkdir(parents=True)
-    (articles / "release.pdf").write_bytes(news_pdf("US tells citizens to leave Venezuela", paragraphs("002_2dd9416afd3ce74f.txt")))
+    (articles / "release.pdf").write_bytes(
+        news_pdf("US tells citizens to leave Venezuela", paragraphs("002_2dd9416afd3ce74f.txt"))
+    )
     url = "https://news.example.org/world/caracas-explosions"
     page = news_page("Explosions heard in Caracas", paragraphs("001_a6813ebf46bda63b.txt")).replace(
-        '<link rel="canonical" href="https://news.example.org/world/2026/01/03/story">', "")
+        '<link rel="canonical" href="https://news.example.org/world/2026/01/03/story">', ""
+    )
     (articles / "web" / "news.example.org" / "caracas.html").write_bytes(mark_saved_from(page.encode(), url))
     index_dir = tmp_path / "index"
     IndexBuilder(embedder, SentenceChunker()).build(articles, index_dir)

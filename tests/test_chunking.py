@@ -2,12 +2,13 @@
 
 import re
 
-from hypothesis import example, given, settings, strategies as st
+from conftest import SEEDS
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from articleqa.chunking import SentenceChunker
 from articleqa.ingest import ArticleLoader
 from articleqa.types import Article
-from conftest import SEEDS
 
 
 def _words(s: str) -> int:

@@ -5,16 +5,20 @@ import os
 import subprocess
 import sys
 
+from conftest import READER, ROOT, SEEDS, citation_is_valid, seed_texts
 
 from articleqa.text import best_em_f1
-from conftest import READER, ROOT, SEEDS, citation_is_valid, seed_texts
 
 COMMANDS = ["index", "ask", "serve", "watch", "train-reader", "eval-reader"]
 
 
 def run_cli(*args, env=None, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "articleqa.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        [sys.executable, "-m", "articleqa.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
         env={**os.environ, "ARTICLEQA_READER_MODEL": str(READER), **(env or {})},
     )
 
@@ -75,12 +79,31 @@ def test_train_reader_names_a_held_out_article_it_cannot_find(tmp_path):
     from conftest import squad_file
 
     train = str(squad_file("squad-dev-v1.1-36.json"))
-    r = run_cli("train-reader", "--train", train, "--val-title", "Oxygen", "--test-title", "Not_an_article",
-                "--out", str(tmp_path / "out"))
+    r = run_cli(
+        "train-reader",
+        "--train",
+        train,
+        "--val-title",
+        "Oxygen",
+        "--test-title",
+        "Not_an_article",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert r.returncode == 2 and "Not_an_article" in r.stderr and not (tmp_path / "out").exists()
     r = run_cli("train-reader", "--train", train, "--test-title", "Oxygen", "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "--val-title" in r.stderr
-    r = run_cli("train-reader", "--train", train, "--val-title", "Oxygen", "--negatives-share", "1.5", "--out", str(tmp_path / "out"))
+    r = run_cli(
+        "train-reader",
+        "--train",
+        train,
+        "--val-title",
+        "Oxygen",
+        "--negatives-share",
+        "1.5",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert r.returncode == 2 and "--negatives-share" in r.stderr
 
 
@@ -89,7 +112,12 @@ def test_shared_normalization_needs_retrieved_passages(tmp_path):
 
     train = str(squad_file("squad-dev-v1.1-36.json"))
     r = run_cli("train-reader", "--train", train, "--shared-norm", "1", "--out", str(tmp_path / "out"))
-    assert r.returncode == 2 and "--shared-norm" in r.stderr and "--passages" in r.stderr and not (tmp_path / "out").exists()
+    assert (
+        r.returncode == 2
+        and "--shared-norm" in r.stderr
+        and "--passages" in r.stderr
+        and not (tmp_path / "out").exists()
+    )
 
 
 def test_export_stopped_needs_max_steps(tmp_path):
@@ -97,7 +125,12 @@ def test_export_stopped_needs_max_steps(tmp_path):
 
     train = str(squad_file("squad-dev-v1.1-36.json"))
     r = run_cli("train-reader", "--train", train, "--export-stopped", "--out", str(tmp_path / "out"))
-    assert r.returncode == 2 and "--max-steps" in r.stderr and "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+    assert (
+        r.returncode == 2
+        and "--max-steps" in r.stderr
+        and "Traceback" not in r.stderr
+        and not (tmp_path / "out").exists()
+    )
 
 
 def test_attention_dropout_is_checked_before_training(tmp_path):
@@ -110,6 +143,16 @@ def test_attention_dropout_is_checked_before_training(tmp_path):
     other = tmp_path / "distilbert"
     other.mkdir()
     (other / "config.json").write_text('{"model_type": "distilbert"}')
-    r = run_cli("train-reader", "--train", train, "--attention-dropout", "0", "--base-model", str(other), "--out", str(tmp_path / "out"))
+    r = run_cli(
+        "train-reader",
+        "--train",
+        train,
+        "--attention-dropout",
+        "0",
+        "--base-model",
+        str(other),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert r.returncode == 2 and "attention_probs_dropout_prob" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()

@@ -1,8 +1,9 @@
 """Cloze warm-up questions: exact answer spans, training articles only, no copy of the sentence."""
 
+from conftest import squad_file
+
 from articleqa.training.cloze import cloze_questions
 from articleqa.training.squad import load_squad, split_articles
-from conftest import squad_file
 
 
 def test_cloze_questions_are_exact_spans_of_training_paragraphs():
@@ -18,5 +19,7 @@ def test_cloze_questions_are_exact_spans_of_training_paragraphs():
         assert q.question.startswith(wh) and q.question.endswith("?")
         assert text not in q.question  # the answer is cut out
     # deterministic for a seed, different for another
-    assert [q.question for q in cloze_questions(train, 50, seed=1)] == [q.question for q in cloze_questions(train, 50, seed=1)]
+    assert [q.question for q in cloze_questions(train, 50, seed=1)] == [
+        q.question for q in cloze_questions(train, 50, seed=1)
+    ]
     assert [q.id for q in cloze_questions(train, 50, seed=1)] != [q.id for q in cloze_questions(train, 50, seed=2)]

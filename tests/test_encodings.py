@@ -18,56 +18,88 @@ import threading
 import time
 
 import pytest
+from conftest import READER, ROOT
 
 from articleqa.encoding import decode_article
 from articleqa.fetch import Fetcher, FetchError, follow_feed, save_url
 from articleqa.ingest import SOURCE_SUFFIX, ArticleLoader, IngestError, parse_article
 from articleqa.testing_pages import news_page, news_pdf
 from articleqa.verify import verify_citations
-from conftest import READER, ROOT
 
 # (question, expected answer, paragraphs): distinct stories, names with the letters each encoding carries
 STORIES = {
-    "latin1-header": ("Who is the mayor of Orléans?", "Jérôme Lefèvre", [
-        "The mayor of Orléans, Jérôme Lefèvre, announced on Monday that the city's second tramway line will open in "
-        "September 2027, two years later than first planned.",
-        "The line will run for eleven kilometres between the station and the university campus at La Source, and it "
-        "will cost 240 million euros, the council said.",
-    ]),
-    "cp1252-meta": ("Which bakery won the national baguette prize?", "Le Fournil", [
-        "The bakery “Le Fournil” in Besançon won the national baguette prize on Thursday — the first time a "
-        "bakery from the Doubs has taken the award.",
-        "Its baker, Amélie Roussel, said she would now supply the presidential palace for a year, as every winner "
-        "has done since 1994.",
-    ]),
-    "latin1-none": ("How many visitors did the exhibition of Dürer prints draw?", "85,000", [
-        "The exhibition of Dürer prints at the Kunsthaus in Zürich drew 85,000 visitors in its eight weeks, the "
-        "museum's director, Björn Müller, said on Sunday.",
-        "It closes on 12 March; the prints return to lenders in Nürnberg and Wien afterwards.",
-    ]),
-    "shift-jis": ("How many tourists visited the Golden Pavilion last year?", "5.2 million", [
-        "The Golden Pavilion (金閣寺, Kinkaku-ji) in Kyoto was visited by 5.2 million tourists last year, the city's "
-        "tourism office said on Friday.",
-        "The temple will close its garden paths for repairs from June, the office added (京都市観光協会).",
-    ]),
-    "mislabelled": ("Which coach did the São Paulo club hire?", "Luís Araújo", [
-        "The São Paulo football club hired the coach Luís Araújo in March, after a season in which the team "
-        "finished eleventh.",
-        "Araújo, who led Grêmio to the cup final in 2024, signed a contract for two seasons.",
-    ]),
-    "folder-txt": ("Who was elected president of the Andalusian wine council?", "Begoña Núñez", [
-        "Begoña Núñez was elected president of the Andalusian wine council on Tuesday, with 31 of the 40 votes.",
-        "She promised “more exports, fewer rules” — and a new label for the sherry of Jerez.",
-    ]),
-    "folder-html": ("How many tonnes of chocolate did the factory in Köln produce?", "12,000", [
-        "The chocolate factory in Köln produced 12,000 tonnes last year, its owner, Jürgen Weiß, said — a record.",
-        "The factory’s museum drew 650,000 visitors, most of them from outside Nordrhein-Westfalen.",
-    ]),
+    "latin1-header": (
+        "Who is the mayor of Orléans?",
+        "Jérôme Lefèvre",
+        [
+            "The mayor of Orléans, Jérôme Lefèvre, announced on Monday that the city's second tramway line will open in "
+            "September 2027, two years later than first planned.",
+            "The line will run for eleven kilometres between the station and the university campus at La Source, and it "
+            "will cost 240 million euros, the council said.",
+        ],
+    ),
+    "cp1252-meta": (
+        "Which bakery won the national baguette prize?",
+        "Le Fournil",
+        [
+            "The bakery “Le Fournil” in Besançon won the national baguette prize on Thursday — the first time a "
+            "bakery from the Doubs has taken the award.",
+            "Its baker, Amélie Roussel, said she would now supply the presidential palace for a year, as every winner "
+            "has done since 1994.",
+        ],
+    ),
+    "latin1-none": (
+        "How many visitors did the exhibition of Dürer prints draw?",
+        "85,000",
+        [
+            "The exhibition of Dürer prints at the Kunsthaus in Zürich drew 85,000 visitors in its eight weeks, the "
+            "museum's director, Björn Müller, said on Sunday.",
+            "It closes on 12 March; the prints return to lenders in Nürnberg and Wien afterwards.",
+        ],
+    ),
+    "shift-jis": (
+        "How many tourists visited the Golden Pavilion last year?",
+        "5.2 million",
+        [
+            "The Golden Pavilion (金閣寺, Kinkaku-ji) in Kyoto was visited by 5.2 million tourists last year, the city's "
+            "tourism office said on Friday.",
+            "The temple will close its garden paths for repairs from June, the office added (京都市観光協会).",
+        ],
+    ),
+    "mislabelled": (
+        "Which coach did the São Paulo club hire?",
+        "Luís Araújo",
+        [
+            "The São Paulo football club hired the coach Luís Araújo in March, after a season in which the team "
+            "finished eleventh.",
+            "Araújo, who led Grêmio to the cup final in 2024, signed a contract for two seasons.",
+        ],
+    ),
+    "folder-txt": (
+        "Who was elected president of the Andalusian wine council?",
+        "Begoña Núñez",
+        [
+            "Begoña Núñez was elected president of the Andalusian wine council on Tuesday, with 31 of the 40 votes.",
+            "She promised “more exports, fewer rules” — and a new label for the sherry of Jerez.",
+        ],
+    ),
+    "folder-html": (
+        "How many tonnes of chocolate did the factory in Köln produce?",
+        "12,000",
+        [
+            "The chocolate factory in Köln produced 12,000 tonnes last year, its owner, Jürgen Weiß, said — a record.",
+            "The factory’s museum drew 650,000 visitors, most of them from outside Nordrhein-Westfalen.",
+        ],
+    ),
 }
-PDF_STORY = ("How many dockworkers went on strike in Rotterdam?", "1,200", [
-    "The port of Rotterdam reopened on 4 May after a two-week strike by 1,200 dockworkers over pay and shift rules.",
-    "The port authority said the backlog of 300 container ships would take ten days to clear.",
-])
+PDF_STORY = (
+    "How many dockworkers went on strike in Rotterdam?",
+    "1,200",
+    [
+        "The port of Rotterdam reopened on 4 May after a two-week strike by 1,200 dockworkers over pay and shift rules.",
+        "The port authority said the backlog of 300 container ships would take ten days to clear.",
+    ],
+)
 
 
 def page(key: str, meta: str | None) -> str:
@@ -135,8 +167,11 @@ def site():
         "/latin1-none.html": ("text/html", page_bytes("latin1-none", None, "latin-1"), {}),
         "/shift-jis.html": ("text/html; charset=Shift_JIS", page_bytes("shift-jis", None, "shift_jis"), {}),
         "/mislabelled.html": ("text/html; charset=utf-8", page_bytes("mislabelled", "utf-8", "latin-1"), {}),
-        "/release.pdf": ("application/pdf", news_pdf("Rotterdam port reopens", PDF_STORY[2]),
-                         {"Last-Modified": "Tue, 05 May 2026 10:00:00 GMT"}),
+        "/release.pdf": (
+            "application/pdf",
+            news_pdf("Rotterdam port reopens", PDF_STORY[2]),
+            {"Last-Modified": "Tue, 05 May 2026 10:00:00 GMT"},
+        ),
         "/entities.xml": ("application/rss+xml", BILLION_LAUGHS, {}),
         "/huge.xml": ("application/rss+xml", huge_feed(10_000), {}),
         "/dated.xml": ("application/rss+xml", DATED_FEED, {}),
@@ -164,11 +199,15 @@ def corpus(site, tmp_path_factory, embedder, reader):
     files = {key: save_url(fetcher, f"{site}/{key}.html", folder) for key in FETCHED}
     files["pdf"] = save_url(fetcher, site + "/release.pdf", folder)
     q, a, paragraphs = STORIES["folder-txt"]
-    (folder / "andalusia.txt").write_bytes(("Wine council elects president\n\n" + "\n\n".join(paragraphs) + "\n").encode("cp1252"))
+    (folder / "andalusia.txt").write_bytes(
+        ("Wine council elects president\n\n" + "\n\n".join(paragraphs) + "\n").encode("cp1252")
+    )
     (folder / "koeln.html").write_bytes(page_bytes("folder-html", None, "cp1252"))
     files["folder-txt"], files["folder-html"] = "andalusia.txt", "koeln.html"
     settings = Settings(articles_dir=folder, index_dir=folder.parent / "index", reader_model=str(READER))
-    pipeline = QAPipeline(settings, embedder, SentenceChunker(settings.chunk_words, settings.chunk_overlap_words), reader)
+    pipeline = QAPipeline(
+        settings, embedder, SentenceChunker(settings.chunk_words, settings.chunk_overlap_words), reader
+    )
     pipeline.build_index()
     return pipeline, folder, files
 
@@ -189,7 +228,7 @@ def test_each_encoding_is_answered_with_exact_citations(corpus, key, site):
     texts = decoded_texts(folder)
     assert answer.citations and answer.citations[0].file == files[key]
     for c in answer.citations:
-        assert texts[c.file][c.start:c.end] == c.quote
+        assert texts[c.file][c.start : c.end] == c.quote
     assert all(check.status == "valid" for check in verify_citations(answer.citations, pipeline.indexes.get().articles))
     if key == "pdf":
         assert answer.citations[0].url == site + "/release.pdf" and answer.citations[0].date
@@ -197,7 +236,9 @@ def test_each_encoding_is_answered_with_exact_citations(corpus, key, site):
         raw = (folder / files[key]).read_bytes()
         assert raw.decode("utf-8") and b'charset="windows-1252"' not in raw
         fetched = Site.pages[f"/{key}.html"][1]
-        original = parse_article("x.html", fetched, ".html", declared=Site.pages[f"/{key}.html"][0].partition("charset=")[2] or None)
+        original = parse_article(
+            "x.html", fetched, ".html", declared=Site.pages[f"/{key}.html"][0].partition("charset=")[2] or None
+        )
         assert texts[files[key]] == original.text
 
 
@@ -209,22 +250,30 @@ def test_the_encoding_chosen_and_its_warning(caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="articleqa.encoding"):
         d = decode_article(text.encode("cp1252"), "b.html", declared="utf-8")
-    assert d.how == "detected" and d.text == text and "b.html: declared utf-8, but the bytes are not utf-8" in caplog.text
+    assert (
+        d.how == "detected" and d.text == text and "b.html: declared utf-8, but the bytes are not utf-8" in caplog.text
+    )
     # declared charsets as browsers read them; a BOM wins over a declaration
     assert decode_article("café".encode("cp1252"), "c.html", declared="ISO-8859-1").encoding == "cp1252"
-    assert decode_article(b'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">' + "Москва".encode("koi8-r"),
-                          "d.html", markup=True).text.endswith("Москва")
+    assert decode_article(
+        b'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">' + "Москва".encode("koi8-r"),
+        "d.html",
+        markup=True,
+    ).text.endswith("Москва")
     assert decode_article(b"\xef\xbb\xbf" + "caf\u00e9".encode(), "e.txt", declared="latin-1").text == "café"
     assert decode_article("Grüße".encode("utf-16"), "f.txt").text == "Grüße"
     assert decode_article("plain".encode(), "g.txt").how == "utf-8"
 
 
-@pytest.mark.parametrize("raw, reason", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
-    (b"text with a NUL\x00 in it", "binary file"),
-    (bytes(range(128, 256)) * 40 + b"\x81\x8d\x8f", "not text"),
-    (b"\x01\x02\x03\x04\x05\x06\x07\x08 abc" * 50, "binary file"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+        (b"text with a NUL\x00 in it", "binary file"),
+        (bytes(range(128, 256)) * 40 + b"\x81\x8d\x8f", "not text"),
+        (b"\x01\x02\x03\x04\x05\x06\x07\x08 abc" * 50, "binary file"),
+    ],
+)
 def test_binary_and_undecodable_files_are_still_skipped(raw, reason):
     with pytest.raises(IngestError, match=reason):
         parse_article("x.txt", raw, ".txt")
@@ -244,8 +293,15 @@ def test_the_cli_and_the_server_refuse_an_entity_feed(site, tmp_path, monkeypatc
     articles = tmp_path / "articles"
     articles.mkdir()
     shutil.copy(ROOT / "seeds" / "000_a9d1c48ba2d92731.txt", articles)
-    r = run_cli("feed", site + "/entities.xml", "--articles", str(articles), "--index-dir", str(tmp_path / "index"),
-                env={"ARTICLEQA_FETCH_ALLOW_PRIVATE": "1"})
+    r = run_cli(
+        "feed",
+        site + "/entities.xml",
+        "--articles",
+        str(articles),
+        "--index-dir",
+        str(tmp_path / "index"),
+        env={"ARTICLEQA_FETCH_ALLOW_PRIVATE": "1"},
+    )
     assert r.returncode == 2 and "feed refused: it declares XML entities" in r.stderr, r.stdout + r.stderr
     service = feed_service(tmp_path, monkeypatch, embedder, reader)
     with pytest.raises(AdminError, match="feed refused: it declares XML entities"):
@@ -281,7 +337,9 @@ def test_a_huge_feed_costs_little_and_reports_what_it_left(site, tmp_path):
 def test_the_cap_takes_the_newest_entries_first_and_the_rest_next_run(site, tmp_path, monkeypatch, embedder, reader):
     service = feed_service(tmp_path, monkeypatch, embedder, reader, feed_max_new=1)
     first = service.follow_feed(site + "/dated.xml", rebuild=False)
-    assert first["entries"] == 3 and len(first["saved"]) == 1 and "cp1252-meta" in first["saved"][0] and first["left"] == 2
+    assert (
+        first["entries"] == 3 and len(first["saved"]) == 1 and "cp1252-meta" in first["saved"][0] and first["left"] == 2
+    )
     second = service.follow_feed(site + "/dated.xml", rebuild=False)
     assert "shift-jis" in second["saved"][0] and second["known"] == 1 and second["left"] == 1
     third = service.follow_feed(site + "/dated.xml", rebuild=False)

@@ -10,15 +10,16 @@ import sys
 
 import httpx
 import pytest
+from conftest import ROOT, SEEDS, ServerProcess, citation_is_valid, seed_qa, seed_texts
 
 from articleqa.conversation import split_question
-from conftest import ROOT, SEEDS, ServerProcess, citation_is_valid, seed_qa, seed_texts
 
 FOUND = "Who is the Energy Secretary?"
 NOT_FOUND = "Who won the football world cup in 2022?"
 
 
 # --- explain ---------------------------------------------------------------------------------------
+
 
 def check_trace(answer, top_k: int):
     t = answer.trace
@@ -44,11 +45,18 @@ def test_explain_names_every_passage_and_the_rule_when_found(pipeline):
     assert best.span == "Chris Wright" and best.margin > t.threshold
     # the shipped answerability model decides to answer; its score and threshold are in the trace
     assert t.answerability > t.answerability_threshold
-    assert f"the answerability model scored {t.answerability:.2f}, above its threshold {t.answerability_threshold:.2f}" in t.explanation
+    assert (
+        f"the answerability model scored {t.answerability:.2f}, above its threshold {t.answerability_threshold:.2f}"
+        in t.explanation
+    )
     assert "Chris Wright" in t.explanation
     # without it the margin decides, and the trace says so
     margin_only = _with(pipeline, answerability=False).ask(FOUND, top_k=5, explain=True).trace
-    assert margin_only.rule == "answered" and margin_only.answerability is None and margin_only.answerability_threshold is None
+    assert (
+        margin_only.rule == "answered"
+        and margin_only.answerability is None
+        and margin_only.answerability_threshold is None
+    )
     assert "above the threshold" in margin_only.explanation and "Chris Wright" in margin_only.explanation
     texts = seed_texts()
     assert texts[best.file][best.span_start : best.span_end] == "Chris Wright"
@@ -65,8 +73,12 @@ def test_early_exit_skips_only_further_passages_of_articles_already_read(pipelin
     assert skipped and all(p.rank > 2 for p in skipped)  # sure in the first two
     assert {p.file for p in skipped} <= {p.file for p in sure.passages[:2]}  # only articles already read
     assert {p.file for p in read} == {p.file for p in sure.passages}  # every retrieved article was read
-    every = QAPipeline(Settings(**{**pipeline.settings.model_dump(), "early_exit_passages": 0}),
-                       pipeline.embedder, pipeline.chunker, pipeline.reader)
+    every = QAPipeline(
+        Settings(**{**pipeline.settings.model_dump(), "early_exit_passages": 0}),
+        pipeline.embedder,
+        pipeline.chunker,
+        pipeline.reader,
+    )
     full = every.ask(FOUND, top_k=5, explain=True)  # off: every retrieved passage is read, same answer
     assert full.answer == "Chris Wright" == pipeline.ask(FOUND).answer
     assert "not_read" not in {p.role for p in full.trace.passages}
@@ -74,8 +86,14 @@ def test_early_exit_skips_only_further_passages_of_articles_already_read(pipelin
     assert all(p.margin is not None for p in unsure.passages)
     for item in seed_qa()["questions"]:  # on every seed question: what it skips, and that it changes nothing said
         early, full = pipeline.ask(item["question"], explain=True), every.ask(item["question"])
-        said = lambda a: (a.answer, [(c.file, c.start, c.end) for c in a.citations],  # noqa: E731 (bf16 sways confidences)
-                          [(d.answer, [(c.file, c.start, c.end) for c in d.citations]) for d in a.disagreements])
+
+        def said(a):  # what is said, not the confidences (bf16 sways them)
+            return (
+                a.answer,
+                [(c.file, c.start, c.end) for c in a.citations],
+                [(d.answer, [(c.file, c.start, c.end) for c in d.citations]) for d in a.disagreements],
+            )
+
         assert said(early) == said(full)
         t = early.trace
         read = [p for p in t.passages if p.role != "not_read"]
@@ -115,7 +133,9 @@ def _with(pipeline, **settings):
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
 
-    return QAPipeline(Settings(**{**pipeline.settings.model_dump(), **settings}), pipeline.embedder, pipeline.chunker, pipeline.reader)
+    return QAPipeline(
+        Settings(**{**pipeline.settings.model_dump(), **settings}), pipeline.embedder, pipeline.chunker, pipeline.reader
+    )
 
 
 def test_a_refusal_reads_every_passage_whatever_the_early_exit_margin(pipeline):
@@ -169,7 +189,9 @@ def test_an_unsure_answer_to_a_question_naming_what_its_article_never_mentions_i
     unsure = _with(pipeline, sure_confidence=0.99, **low)
     a = unsure.ask(bbc, explain=True)
     assert not a.found and a.trace.rule == "unmatched_mention" and not a.citations
-    [best] = [p for p in a.trace.passages if p.margin == max(q.margin for q in a.trace.passages if q.margin is not None)]
+    [best] = [
+        p for p in a.trace.passages if p.margin == max(q.margin for q in a.trace.passages if q.margin is not None)
+    ]
     assert best.margin > a.trace.threshold and best.span == "Osmary Hernández"  # the reader's span, not given
     assert a.message.startswith("Not found in the articles.") and "never mentions “BBC”" in a.message
     assert "BBC" in a.trace.explanation and "never mentions" in a.trace.explanation
@@ -213,8 +235,13 @@ def test_no_trace_unless_asked(pipeline):
 
 
 def test_cli_ask_explain():
-    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "ask", FOUND, "--explain", "--index-dir", str(ROOT / "index")],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", "ask", FOUND, "--explain", "--index-dir", str(ROOT / "index")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr  # index/ is committed: exit 3 (no index) is a failure too
     assert "Chris Wright" in r.stdout and "Why this answer?" in r.stdout and "decided by: answered" in r.stdout
     assert r.stdout.count("002_2dd9416afd3ce74f.txt:") >= 2  # the citation and its row in the trace
@@ -222,18 +249,25 @@ def test_cli_ask_explain():
 
 # --- two-part questions ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("question,parts", [
-    ("Who ordered the strikes, and when did they happen?", ["Who ordered the strikes?", "When did they happen?"]),
-    ("Who ordered the strikes, when did they happen?", ["Who ordered the strikes?", "When did they happen?"]),
-    ("Who is the Energy Secretary and who is the president of Colombia?", ["Who is the Energy Secretary?", "Who is the president of Colombia?"]),
-    ("How many people died and how many were injured?", ["How many people died?", "How many were injured?"]),
-    ("Who are Tom and Jerry?", None),
-    ("Where and when did it happen?", None),
-    ("What did Trump say and why?", None),
-    ("What is the name of the river, which flows through Paris?", None),
-    ("What happened in 1998, when the bridge opened?", None),
-    ("Maduro and who else was captured?", None),
-])
+
+@pytest.mark.parametrize(
+    "question,parts",
+    [
+        ("Who ordered the strikes, and when did they happen?", ["Who ordered the strikes?", "When did they happen?"]),
+        ("Who ordered the strikes, when did they happen?", ["Who ordered the strikes?", "When did they happen?"]),
+        (
+            "Who is the Energy Secretary and who is the president of Colombia?",
+            ["Who is the Energy Secretary?", "Who is the president of Colombia?"],
+        ),
+        ("How many people died and how many were injured?", ["How many people died?", "How many were injured?"]),
+        ("Who are Tom and Jerry?", None),
+        ("Where and when did it happen?", None),
+        ("What did Trump say and why?", None),
+        ("What is the name of the river, which flows through Paris?", None),
+        ("What happened in 1998, when the bridge opened?", None),
+        ("Maduro and who else was captured?", None),
+    ],
+)
 def test_split_question(question, parts):
     assert split_question(question) == (parts or [question])
 
@@ -271,6 +305,7 @@ def test_two_part_question_from_the_issue(pipeline):
 
 # --- the server: explain over HTTP, the source page, the chat --------------------------------------
 
+
 def test_api_explain_flag(server):
     with httpx.Client(base_url=server.url, timeout=120) as client:
         r = client.post("/api/answer", json={"question": FOUND, "explain": True, "top_k": 3})
@@ -289,7 +324,9 @@ def test_source_page_highlights_every_span_and_escapes(server):
     with httpx.Client(base_url=server.url, timeout=60) as client:
         answer = client.post("/api/answer", json={"question": FOUND}).json()
         c = answer["citations"][0]
-        page = client.get(f"/view/{c['file']}", params=[("s", f"{c['start']}-{c['end']}"), ("s", "0-5"), ("s", "9-2"), ("s", "x")])
+        page = client.get(
+            f"/view/{c['file']}", params=[("s", f"{c['start']}-{c['end']}"), ("s", "0-5"), ("s", "9-2"), ("s", "x")]
+        )
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert f'<mark id="span-{c["start"]}-{c["end"]}">Chris Wright</mark>' in page.text
         assert page.text.count("<mark") == 2  # the malformed spans are ignored
@@ -301,7 +338,6 @@ def test_source_page_highlights_every_span_and_escapes(server):
 @pytest.mark.browser
 def test_chat_opens_the_cited_article_at_the_span_and_explains(tmp_path_factory):
     from playwright.sync_api import sync_playwright
-
     from test_browser import ARGS, CHROMIUM, ask
 
     base = tmp_path_factory.mktemp("open-source")
@@ -311,7 +347,8 @@ def test_chat_opens_the_cited_article_at_the_span_and_explains(tmp_path_factory)
         (articles / f.name).write_bytes(f.read_bytes())
     (articles / "zz_markup.txt").write_text(
         "Harbour news\n\nThe harbour master is <b>Ilse Marten</b> & she wrote <script>document.title='owned'</script> on the board.\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     with ServerProcess(articles, base / "index") as srv, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1200, "height": 1400})
@@ -334,7 +371,9 @@ def test_chat_opens_the_cited_article_at_the_span_and_explains(tmp_path_factory)
         assert marks.count() >= 1 and all("Southern Spear" in m for m in marks.all_inner_texts())
         target = view.evaluate("() => location.hash")
         assert target.startswith("#span-") and view.locator(target).inner_text().startswith("Southern Spear")
-        assert view.evaluate(f"() => {{ const r = document.querySelector('{target}').getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }}")
+        assert view.evaluate(
+            f"() => {{ const r = document.querySelector('{target}').getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }}"
+        )
 
         text, _ = ask(page, "Who is the harbour master?", 2)
         assert "Ilse Marten" in text
@@ -363,15 +402,21 @@ def test_chat_marks_a_re_asked_answer_whose_citation_went_stale(tmp_path):
 
     articles = tmp_path / "articles"
     articles.mkdir()
-    (articles / "a.txt").write_text("Port report\n\nThe harbour master is Ilse Marten, appointed in May.\n", encoding="utf-8")
-    settings = Settings(articles_dir=articles, index_dir=tmp_path / "index", reader_model=str(ROOT / "models" / "reader"))
+    (articles / "a.txt").write_text(
+        "Port report\n\nThe harbour master is Ilse Marten, appointed in May.\n", encoding="utf-8"
+    )
+    settings = Settings(
+        articles_dir=articles, index_dir=tmp_path / "index", reader_model=str(ROOT / "models" / "reader")
+    )
     pipeline = QAPipeline.from_settings(settings)
     pipeline.build_index()
     demo = build_chat(pipeline, ArticleService(pipeline))
     respond = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "respond")
     _, chat, turns, asked = respond("Who is the harbour master?", [], [], {})
     assert "Ilse Marten" in chat[-1]["content"] and "aqa-stale" not in chat[-1]["content"]
-    (articles / "a.txt").write_text("Port report (updated)\n\nSince June the harbour master is Ilse Marten.\n", encoding="utf-8")
+    (articles / "a.txt").write_text(
+        "Port report (updated)\n\nSince June the harbour master is Ilse Marten.\n", encoding="utf-8"
+    )
     pipeline.build_index()
     pipeline.indexes.reload_now()
     _, chat, turns, asked = respond("Who is the harbour master?", chat, turns, asked)
@@ -380,6 +425,7 @@ def test_chat_marks_a_re_asked_answer_whose_citation_went_stale(tmp_path):
 
 
 # --- progress bars on a terminal ---------------------------------------------------------------------
+
 
 def test_index_progress_bars_are_drawn_once_on_a_terminal(tmp_path):
     """Log lines printed while a bar is drawn used to break it in two (issue 19: 'embedding 3 file(s)'
@@ -397,8 +443,14 @@ def test_index_progress_bars_are_drawn_once_on_a_terminal(tmp_path):
         (articles / f.name).write_bytes(f.read_bytes())
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 150, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "articleqa.cli", "index", str(articles), "--index-dir", str(tmp_path / "index")],
-                            stdin=child, stdout=child, stderr=child, cwd=ROOT, env={**os.environ, "COLUMNS": "150"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "articleqa.cli", "index", str(articles), "--index-dir", str(tmp_path / "index")],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "150"},
+    )
     os.close(child)
     out = b""
     while True:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import READER, ROOT, SEEDS, ServerProcess
 
 from articleqa.fetch import Fetcher, FetchError, follow_feed, save_url, saved_name
 from articleqa.ingest import ArticleLoader
 from articleqa.testing_pages import news_page, news_pdf
-from conftest import READER, ROOT, SEEDS, ServerProcess
 
 
 def paragraphs(name: str) -> list[str]:
@@ -65,8 +65,11 @@ class NewsSite(http.server.BaseHTTPRequestHandler):
 
 def _page(headline: str, name: str) -> bytes:
     html = news_page(headline, paragraphs(name))
-    return html.replace('<link rel="canonical" href="https://news.example.org/world/2026/01/03/story">', "").replace(
-        '"url": "https://news.example.org/world/2026/01/03/story"', '"x": 1').encode("utf-8")
+    return (
+        html.replace('<link rel="canonical" href="https://news.example.org/world/2026/01/03/story">', "")
+        .replace('"url": "https://news.example.org/world/2026/01/03/story"', '"x": 1')
+        .encode("utf-8")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +79,14 @@ def site():
 <item><title>US tells citizens to leave</title><link>/world/leave-venezuela.html</link></item>
 </channel></rss>"""
     NewsSite.pages = {
-        "/world/caracas-explosions.html": ("text/html; charset=utf-8", _page("Explosions heard in Caracas", "001_a6813ebf46bda63b.txt")),
-        "/world/leave-venezuela.html": ("text/html; charset=utf-8", _page("US tells citizens to leave Venezuela", "002_2dd9416afd3ce74f.txt")),
+        "/world/caracas-explosions.html": (
+            "text/html; charset=utf-8",
+            _page("Explosions heard in Caracas", "001_a6813ebf46bda63b.txt"),
+        ),
+        "/world/leave-venezuela.html": (
+            "text/html; charset=utf-8",
+            _page("US tells citizens to leave Venezuela", "002_2dd9416afd3ce74f.txt"),
+        ),
         "/release.pdf": ("application/pdf", news_pdf("Maduro captured", paragraphs("000_a9d1c48ba2d92731.txt"))),
         "/feed.xml": ("application/rss+xml", rss.encode()),
         "/notfeed": ("text/html", b"<html><body><p>Just a page.</p></body></html>"),
@@ -102,14 +111,17 @@ def test_private_and_loopback_targets_are_refused_unless_allowed(site, tmp_path)
     assert files_in(tmp_path) == set()
 
 
-@pytest.mark.parametrize("path, message", [
-    ("/missing.html", "404"),
-    ("/image.png", "content type image/png"),
-    ("/big", "over the 5,000,000-byte limit"),
-    ("/loop", "redirects"),
-    ("/slow", "no answer within 1 s"),
-    ("/empty.html", "no text"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/missing.html", "404"),
+        ("/image.png", "content type image/png"),
+        ("/big", "over the 5,000,000-byte limit"),
+        ("/loop", "redirects"),
+        ("/slow", "no answer within 1 s"),
+        ("/empty.html", "no text"),
+    ],
+)
 def test_a_bad_url_gets_an_error_naming_it_and_leaves_nothing(site, tmp_path, path, message):
     with pytest.raises(FetchError) as err:
         save_url(Fetcher(allow_private=True, timeout=1.0), site + path, tmp_path)
@@ -125,7 +137,9 @@ def test_a_fetched_page_is_saved_as_fetched_and_indexed_with_its_url(site, tmp_p
     name = save_url(Fetcher(allow_private=True), url, tmp_path)
     assert name == saved_name(url, ".html") and name.startswith("web/127.0.0.1/caracas-explosions-")
     raw = (tmp_path / name).read_bytes()
-    assert raw.startswith(b"<!-- saved from url=(") and raw.endswith(NewsSite.pages["/world/caracas-explosions.html"][1])
+    assert raw.startswith(b"<!-- saved from url=(") and raw.endswith(
+        NewsSite.pages["/world/caracas-explosions.html"][1]
+    )
     [article], skipped = ArticleLoader().load(tmp_path)
     assert not skipped and article.url == url and article.title == "Explosions heard in Caracas"
     pdf = save_url(Fetcher(allow_private=True), site + "/release.pdf", tmp_path)
@@ -147,8 +161,14 @@ def test_a_feed_adds_only_its_new_entries(site, tmp_path):
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "articleqa.cli", *args], capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={**os.environ, "ARTICLEQA_READER_MODEL": str(READER), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "ARTICLEQA_READER_MODEL": str(READER), **(env or {})},
+    )
 
 
 def test_cli_add_and_feed_then_answer_with_the_source_url(site, tmp_path):
@@ -157,17 +177,27 @@ def test_cli_add_and_feed_then_answer_with_the_source_url(site, tmp_path):
     shutil.copy(SEEDS / "000_a9d1c48ba2d92731.txt", articles)
     common = ["--articles", str(articles), "--index-dir", str(index_dir)]
     refused = run_cli("add", site + "/world/caracas-explosions.html", *common)
-    assert refused.returncode == 2 and "private or loopback" in refused.stderr and files_in(articles) == {"000_a9d1c48ba2d92731.txt"}
+    assert (
+        refused.returncode == 2
+        and "private or loopback" in refused.stderr
+        and files_in(articles) == {"000_a9d1c48ba2d92731.txt"}
+    )
     allow = {"ARTICLEQA_FETCH_ALLOW_PRIVATE": "1"}
     r = run_cli("add", site + "/world/caracas-explosions.html", site + "/missing.html", *common, "--json", env=allow)
     assert r.returncode == 1, r.stderr  # one added, one failed
     out = json.loads(r.stdout)
-    assert len(out["saved"]) == 1 and out["errors"][0]["url"] == site + "/missing.html" and out["saved"][0] in out["rebuild"]["added"]
+    assert (
+        len(out["saved"]) == 1
+        and out["errors"][0]["url"] == site + "/missing.html"
+        and out["saved"][0] in out["rebuild"]["added"]
+    )
     r = run_cli("feed", site + "/feed.xml", *common, env=allow)
     assert r.returncode == 0 and "2 entries, 1 new, 1 already here" in r.stdout, r.stdout + r.stderr
     r = run_cli("feed", site + "/notfeed", *common, env=allow)
     assert r.returncode == 2 and site + "/notfeed" in r.stderr
-    r = run_cli("ask", "How many explosions were heard in Caracas on January 3?", "--index-dir", str(index_dir), "--json")
+    r = run_cli(
+        "ask", "How many explosions were heard in Caracas on January 3?", "--index-dir", str(index_dir), "--json"
+    )
     answer = json.loads(r.stdout)
     assert answer["found"] and "seven" in answer["answer"]
     web = [c for c in answer["citations"] if c["file"].startswith("web/")]
@@ -176,7 +206,9 @@ def test_cli_add_and_feed_then_answer_with_the_source_url(site, tmp_path):
 
 def test_admin_api_fetch_refuses_private_targets_and_bad_bodies(server, site):
     auth = {"Authorization": "Bearer " + server.token}
-    r = httpx.post(server.url + "/api/fetch", json={"urls": [site + "/world/caracas-explosions.html"]}, headers=auth, timeout=60)
+    r = httpx.post(
+        server.url + "/api/fetch", json={"urls": [site + "/world/caracas-explosions.html"]}, headers=auth, timeout=60
+    )
     assert r.status_code == 400 and "private or loopback" in r.json()["error"]
     assert httpx.post(server.url + "/api/fetch", json={"urls": ["x"]}, timeout=60).status_code == 401
     for body in ({}, {"urls": []}, {"urls": "http://a"}, {"urls": [1]}, {"url": 5}, []):
@@ -191,8 +223,12 @@ def test_serve_follows_a_feed(site, tmp_path):
     articles, index_dir = tmp_path / "articles", tmp_path / "index"
     articles.mkdir()
     shutil.copy(SEEDS / "000_a9d1c48ba2d92731.txt", articles)
-    srv = ServerProcess(articles, index_dir, env={"ARTICLEQA_FETCH_ALLOW_PRIVATE": "1", "ARTICLEQA_ADMIN_TOKEN": "t"},
-                        extra_args=["--feed", site + "/feed.xml", "--feed-every", "10s"]).wait_ready()
+    srv = ServerProcess(
+        articles,
+        index_dir,
+        env={"ARTICLEQA_FETCH_ALLOW_PRIVATE": "1", "ARTICLEQA_ADMIN_TOKEN": "t"},
+        extra_args=["--feed", site + "/feed.xml", "--feed-every", "10s"],
+    ).wait_ready()
     try:
         deadline = time.time() + 120
         files: set[str] = set()
@@ -202,7 +238,9 @@ def test_serve_follows_a_feed(site, tmp_path):
                 break
             time.sleep(1)
         assert len([f for f in files if f.startswith("web/127.0.0.1/")]) == 2, files
-        r = httpx.post(srv.url + "/api/feed", json={"url": site + "/feed.xml"}, headers={"Authorization": "Bearer t"}, timeout=60)
+        r = httpx.post(
+            srv.url + "/api/feed", json={"url": site + "/feed.xml"}, headers={"Authorization": "Bearer t"}, timeout=60
+        )
         assert r.status_code == 200 and r.json()["known"] == 2 and r.json()["saved"] == []
     finally:
         srv.stop()
@@ -220,7 +258,9 @@ def test_the_chat_status_line_shows_the_last_feed_fetch(site, tmp_path, monkeypa
     articles.mkdir()
     shutil.copy(SEEDS / "000_a9d1c48ba2d92731.txt", articles)
     settings = Settings(articles_dir=articles, index_dir=tmp_path / "index", reader_model=str(READER))
-    pipeline = QAPipeline(settings, embedder, SentenceChunker(settings.chunk_words, settings.chunk_overlap_words), reader)
+    pipeline = QAPipeline(
+        settings, embedder, SentenceChunker(settings.chunk_words, settings.chunk_overlap_words), reader
+    )
     pipeline.build_index()
     service = ArticleService(pipeline)
     assert "feed" not in index_note(service)

@@ -14,15 +14,14 @@ from __future__ import annotations
 import html
 import json
 import os
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import pytest
-
 from conftest import READER, ROOT, SEEDS, ServerProcess, citation_is_valid
 
 CANARY = "ZEBRA-CANARY-7731"
@@ -30,8 +29,13 @@ SECRET_TEXT = f"The secret launch code of the harbour is {CANARY}. The harbour m
 
 
 def cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "articleqa.cli", *args], capture_output=True, cwd=ROOT, timeout=timeout,
-                          env={**os.environ, "ARTICLEQA_READER_MODEL": str(READER), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", *args],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env={**os.environ, "ARTICLEQA_READER_MODEL": str(READER), **(env or {})},
+    )
 
 
 def assert_error_shape(r: httpx.Response, status: int | tuple[int, ...]):
@@ -64,10 +68,23 @@ def hostile(tmp_path_factory, request):
     index = cli("index", str(articles), "--index-dir", str(base / "index"))
     assert index.returncode == 0, index.stderr.decode()
     gradio_tmp = base / "gradio-tmp"
-    srv = ServerProcess(articles, base / "index", env={
-        "ARTICLEQA_ADMIN_TOKEN": "tok", "GRADIO_TEMP_DIR": str(gradio_tmp), "ARTICLEQA_MAX_UPLOAD_BYTES": "100000"},
-        workers=request.param)
-    srv.base, srv.articles, srv.secret_dir, srv.gradio_tmp, srv.index_result = base, articles, secret_dir, gradio_tmp, index
+    srv = ServerProcess(
+        articles,
+        base / "index",
+        env={
+            "ARTICLEQA_ADMIN_TOKEN": "tok",
+            "GRADIO_TEMP_DIR": str(gradio_tmp),
+            "ARTICLEQA_MAX_UPLOAD_BYTES": "100000",
+        },
+        workers=request.param,
+    )
+    srv.base, srv.articles, srv.secret_dir, srv.gradio_tmp, srv.index_result = (
+        base,
+        articles,
+        secret_dir,
+        gradio_tmp,
+        index,
+    )
     try:
         yield srv.wait_ready()
     finally:
@@ -75,29 +92,42 @@ def hostile(tmp_path_factory, request):
 
 
 def texts_of(url: str) -> dict[str, str]:
-    return {a["file"]: httpx.get(f"{url}/api/articles/{a['file']}").json()["text"] for a in httpx.get(url + "/api/articles").json()}
+    return {
+        a["file"]: httpx.get(f"{url}/api/articles/{a['file']}").json()["text"]
+        for a in httpx.get(url + "/api/articles").json()
+    }
 
 
 # --- 1. no 500 on questions the API accepts ------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [
-    '{"question": "\\ud800"}',
-    '{"question": "Who is the \\udfff Energy Secretary?"}',
-    '{"question": "\\ud83d"}',  # the first half of an emoji, alone
-], ids=["lone-high", "low-inside", "half-emoji"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"question": "\\ud800"}',
+        '{"question": "Who is the \\udfff Energy Secretary?"}',
+        '{"question": "\\ud83d"}',  # the first half of an emoji, alone
+    ],
+    ids=["lone-high", "low-inside", "half-emoji"],
+)
 def test_lone_surrogates_are_refused_with_422(hostile, raw):
-    r = httpx.post(hostile.url + "/api/answer", content=raw.encode(), headers={"content-type": "application/json"}, timeout=60)
+    r = httpx.post(
+        hostile.url + "/api/answer", content=raw.encode(), headers={"content-type": "application/json"}, timeout=60
+    )
     assert_error_shape(r, 422)
     assert "surrogate" in r.json()["error"]
 
 
-@pytest.mark.parametrize("question", [
-    "中" * 1000,                                     # 1,000 characters, ~1,000 tokens
-    " ".join(["x"] * 490),                           # 490 short words
-    "Who is the Energy Secretary? " + "please " * 130,  # the question first, then padding
-    "ø " * 499,
-], ids=["cjk", "short-words", "padded", "latin"])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "中" * 1000,  # 1,000 characters, ~1,000 tokens
+        " ".join(["x"] * 490),  # 490 short words
+        "Who is the Energy Secretary? " + "please " * 130,  # the question first, then padding
+        "ø " * 499,
+    ],
+    ids=["cjk", "short-words", "padded", "latin"],
+)
 def test_questions_longer_than_the_reader_window_are_answered(hostile, question):
     r = httpx.post(hostile.url + "/api/answer", json={"question": question}, timeout=120)
     assert r.status_code == 200, r.text[:300]
@@ -109,14 +139,22 @@ def test_questions_longer_than_the_reader_window_are_answered(hostile, question)
         assert body["answer"] == "Chris Wright"
 
 
-@pytest.mark.parametrize("history", [
-    [{"question": "What was the codename of the nighttime operation in Caracas?", "answer": "Operation " * 999}],
-    [{"question": "中" * 9000, "answer": "中" * 9000}],
-    [{"question": "q", "answer": None}] * 20,
-], ids=["long-answer", "cjk-turn", "twenty-turns"])
+@pytest.mark.parametrize(
+    "history",
+    [
+        [{"question": "What was the codename of the nighttime operation in Caracas?", "answer": "Operation " * 999}],
+        [{"question": "中" * 9000, "answer": "中" * 9000}],
+        [{"question": "q", "answer": None}] * 20,
+    ],
+    ids=["long-answer", "cjk-turn", "twenty-turns"],
+)
 def test_follow_ups_with_huge_or_odd_history_are_answered(hostile, history):
-    r = httpx.post(hostile.url + "/api/answer", content=json.dumps({"question": "When did it happen?", "history": history}).encode(),
-                   headers={"content-type": "application/json"}, timeout=120)
+    r = httpx.post(
+        hostile.url + "/api/answer",
+        content=json.dumps({"question": "When did it happen?", "history": history}).encode(),
+        headers={"content-type": "application/json"},
+        timeout=120,
+    )
     assert r.status_code == 200, r.text[:300]
     texts = texts_of(hostile.url)
     assert all(citation_is_valid(c, texts) for c in r.json()["citations"])
@@ -124,7 +162,9 @@ def test_follow_ups_with_huge_or_odd_history_are_answered(hostile, history):
 
 def test_surrogates_in_history_are_refused_with_422(hostile):
     body = '{"question": "When did it happen?", "history": [{"question": "Who?", "answer": "\\ud800 broken"}]}'
-    r = httpx.post(hostile.url + "/api/answer", content=body.encode(), headers={"content-type": "application/json"}, timeout=60)
+    r = httpx.post(
+        hostile.url + "/api/answer", content=body.encode(), headers={"content-type": "application/json"}, timeout=60
+    )
     assert_error_shape(r, 422)
     assert "history.0.answer" in r.json()["error"]
 
@@ -149,10 +189,21 @@ def test_index_skips_links_out_of_the_folder_naming_them(hostile):
     files = {a["file"] for a in httpx.get(hostile.url + "/api/articles").json()}
     assert "inside-link.txt" in files
     assert not {"outside.txt", "loop.txt", "dangling.txt", "dirlink/inner.txt", "dirlink/secret.txt"} & files
-    skipped = {s["file"] for s in json.loads(subprocess.run(
-        [sys.executable, "-c", f"import json,pathlib; p=pathlib.Path({str(hostile.base / 'index')!r}); v=(p/'CURRENT').read_text().strip(); "
-         f"print(json.dumps(json.loads((p/'versions'/v/'manifest.json').read_text())['skipped']))"],
-        capture_output=True, text=True).stdout)}
+    skipped = {
+        s["file"]
+        for s in json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"import json,pathlib; p=pathlib.Path({str(hostile.base / 'index')!r}); v=(p/'CURRENT').read_text().strip(); "
+                    f"print(json.dumps(json.loads((p/'versions'/v/'manifest.json').read_text())['skipped']))",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+    }
     assert {"outside.txt", "loop.txt", "dangling.txt"} <= skipped
 
 
@@ -160,15 +211,25 @@ def test_files_behind_links_are_never_served_or_cited(hostile):
     for name in ("outside.txt", "loop.txt", "dirlink/secret.txt", "dirlink/inner.txt", "dirlink.txt"):
         r = httpx.get(f"{hostile.url}/api/articles/{name}")
         assert_error_shape(r, 404)
-    r = httpx.post(hostile.url + "/api/answer", json={"question": "What is the secret launch code of the harbour?"}, timeout=60)
+    r = httpx.post(
+        hostile.url + "/api/answer", json={"question": "What is the secret launch code of the harbour?"}, timeout=60
+    )
     assert r.status_code == 200 and CANARY not in r.text
     assert all(c["file"] in texts_of(hostile.url) for c in r.json()["citations"] + r.json()["context"])
 
 
-@pytest.mark.parametrize("name, words", [
-    ("outside.txt", "link"), ("loop.txt", "link"), ("dangling.txt", "link"), ("dirlink", "link"),
-    ("dirlink.txt", "link"), ("dirlink/secret.txt", "outside"), ("dirlink/inner.txt", "outside"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("outside.txt", "link"),
+        ("loop.txt", "link"),
+        ("dangling.txt", "link"),
+        ("dirlink", "link"),
+        ("dirlink.txt", "link"),
+        ("dirlink/secret.txt", "outside"),
+        ("dirlink/inner.txt", "outside"),
+    ],
+)
 def test_deleting_links_is_refused_and_touches_nothing(hostile, name, words):
     r = httpx.delete(f"{hostile.url}/api/articles/{name}?rebuild=false", headers={"Authorization": "Bearer tok"})
     assert_error_shape(r, 400)
@@ -180,8 +241,11 @@ def test_deleting_links_is_refused_and_touches_nothing(hostile, name, words):
 
 def test_uploads_never_write_through_a_link(hostile):
     for name in ("outside.txt", "dirlink.txt"):
-        r = httpx.post(hostile.url + "/api/articles?rebuild=false&overwrite=true", files={"files": (name, b"Replaced by an attacker.")},
-                       headers={"Authorization": "Bearer tok"})
+        r = httpx.post(
+            hostile.url + "/api/articles?rebuild=false&overwrite=true",
+            files={"files": (name, b"Replaced by an attacker.")},
+            headers={"Authorization": "Bearer tok"},
+        )
         assert_error_shape(r, 409)
     assert (hostile.secret_dir / "secret.txt").read_text(encoding="utf-8") == SECRET_TEXT
 
@@ -207,7 +271,10 @@ def test_server_paths_posted_as_chat_uploads_are_refused(hostile, token):
     secret = hostile.secret_dir / "secret.txt"
     before = set(os.listdir(hostile.articles))
     for path in (str(secret), "/etc/hostname", str(ROOT / "pyproject.toml")):
-        out = gradio_call(hostile.url, [[{"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "stolen.txt"}], token, True])
+        out = gradio_call(
+            hostile.url,
+            [[{"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "stolen.txt"}], token, True],
+        )
         assert "saved" not in out, out
         assert CANARY not in out
     assert set(os.listdir(hostile.articles)) == before
@@ -221,7 +288,9 @@ def test_a_real_chat_upload_still_works_and_needs_the_token(hostile, tmp_path):
     from gradio_client import Client, handle_file
 
     story = tmp_path / "harbour-story.txt"
-    story.write_text("The new harbour bridge in Tallinn opened on 3 May 2021, said mayor Mihhail Kõlvart.\n", encoding="utf-8")
+    story.write_text(
+        "The new harbour bridge in Tallinn opened on 3 May 2021, said mayor Mihhail Kõlvart.\n", encoding="utf-8"
+    )
     client = Client(hostile.url, verbose=False)
     refused = client.predict([handle_file(str(story))], "Bearer wrong", False, api_name="/upload_and_rebuild")
     assert "token" in refused and not (hostile.articles / story.name).exists()
@@ -229,11 +298,15 @@ def test_a_real_chat_upload_still_works_and_needs_the_token(hostile, tmp_path):
     assert "saved harbour-story.txt" in html.unescape(done), done
     assert (hostile.articles / story.name).read_bytes() == story.read_bytes()
     deadline = time.time() + 120
-    while time.time() < deadline and "harbour-story.txt" not in {a["file"] for a in httpx.get(hostile.url + "/api/articles").json()}:
+    while time.time() < deadline and "harbour-story.txt" not in {
+        a["file"] for a in httpx.get(hostile.url + "/api/articles").json()
+    }:
         time.sleep(1)
     for _ in range(60):  # with several workers, each loads the published version within a second or two
         with httpx.Client(timeout=60) as c:
-            r = c.post(hostile.url + "/api/answer", json={"question": "When did the new harbour bridge in Tallinn open?"}).json()
+            r = c.post(
+                hostile.url + "/api/answer", json={"question": "When did the new harbour bridge in Tallinn open?"}
+            ).json()
         if r["found"]:
             break
         time.sleep(1)
@@ -255,13 +328,16 @@ def chunks(total: int, size: int = 1 << 16, multipart: bool = False):
         yield b" " * n
 
 
-@pytest.mark.parametrize("path, headers", [
-    ("/api/answer", {"content-type": "application/json"}),
-    ("/api/articles", {"content-type": "multipart/form-data; boundary=x", "Authorization": "Bearer tok"}),
-    ("/api/rebuild", {"content-type": "application/json", "Authorization": "Bearer tok"}),
-    ("/gradio_api/upload", {"content-type": "multipart/form-data; boundary=x"}),
-    ("/gradio_api/queue/join", {"content-type": "application/json"}),
-])
+@pytest.mark.parametrize(
+    "path, headers",
+    [
+        ("/api/answer", {"content-type": "application/json"}),
+        ("/api/articles", {"content-type": "multipart/form-data; boundary=x", "Authorization": "Bearer tok"}),
+        ("/api/rebuild", {"content-type": "application/json", "Authorization": "Bearer tok"}),
+        ("/gradio_api/upload", {"content-type": "multipart/form-data; boundary=x"}),
+        ("/gradio_api/queue/join", {"content-type": "application/json"}),
+    ],
+)
 def test_chunked_bodies_over_the_limit_get_413(hostile, path, headers):
     multipart = headers["content-type"].startswith("multipart")
     r = httpx.post(hostile.url + path, content=chunks(12_000_000, multipart=multipart), headers=headers, timeout=60)
@@ -273,7 +349,12 @@ def test_chunked_bodies_over_the_limit_get_413(hostile, path, headers):
 
 def test_small_chunked_bodies_still_work(hostile):
     body = json.dumps({"question": "Who is the Energy Secretary?"}).encode()
-    r = httpx.post(hostile.url + "/api/answer", content=iter([body[:10], body[10:]]), headers={"content-type": "application/json"}, timeout=60)
+    r = httpx.post(
+        hostile.url + "/api/answer",
+        content=iter([body[:10], body[10:]]),
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
     assert r.status_code == 200 and r.json()["answer"] == "Chris Wright"
 
 
@@ -281,8 +362,10 @@ def test_declared_lengths_over_the_limit_get_413_before_the_body(hostile):
     host, port = hostile.url.removeprefix("http://").split(":")
     for path in ("/api/answer", "/api/articles"):
         with socket.create_connection((host, int(port)), timeout=30) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: 50000000\r\n\r\n{{}}".encode())
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Type: application/json\r\n"
+                f"Content-Length: 50000000\r\n\r\n{{}}".encode()
+            )
             reply = b""
             while b'"error"' not in reply and (chunk := sock.recv(65536)):
                 reply += chunk
@@ -307,7 +390,16 @@ def test_index_skips_oversized_files_and_non_files_with_progress(tmp_path):
     assert "huge.txt" in err and "too large" in err and "pipe.txt" in err and "not a regular file" in err
     assert "reading files" in err and "embedding" in err  # progress bars
     assert time.monotonic() - t < 200
-    limited = cli("index", str(folder), "--index-dir", str(tmp_path / "index2"), "--max-article-bytes", "60000", "--json", timeout=240)
+    limited = cli(
+        "index",
+        str(folder),
+        "--index-dir",
+        str(tmp_path / "index2"),
+        "--max-article-bytes",
+        "60000",
+        "--json",
+        timeout=240,
+    )
     report = json.loads(limited.stdout)
     assert {s["file"] for s in report["skipped"]} == {"huge.txt", "medium.txt", "pipe.txt"}, report["skipped"]
 
@@ -318,13 +410,41 @@ def test_index_skips_oversized_files_and_non_files_with_progress(tmp_path):
 def test_every_api_error_has_the_error_shape(hostile):
     u, tok = hostile.url, {"Authorization": "Bearer tok"}
     cases = [
-        (httpx.post(u + "/api/answer", content=b"[" * 100_000, headers={"content-type": "application/json"}), (400, 422)),
-        (httpx.post(u + "/api/answer", content=b'{"question": "caf\xe9 \xff"}', headers={"content-type": "application/json"}), (400, 422)),
+        (
+            httpx.post(u + "/api/answer", content=b"[" * 100_000, headers={"content-type": "application/json"}),
+            (400, 422),
+        ),
+        (
+            httpx.post(
+                u + "/api/answer", content=b'{"question": "caf\xe9 \xff"}', headers={"content-type": "application/json"}
+            ),
+            (400, 422),
+        ),
         (httpx.post(u + "/api/answer", content=b'{"question": "x"}', headers={"content-type": "text/plain"}), 422),
-        (httpx.post(u + "/api/articles", content=b"--x\r\nbroken", headers={**tok, "content-type": "multipart/form-data; boundary=x"}), (400, 422)),
-        (httpx.post(u + "/api/articles", content=b"plain", headers={**tok, "content-type": "multipart/form-data"}), (400, 422)),
-        (httpx.post(u + "/api/articles?rebuild=false", headers=tok, files=[("files", (f"f{i}.txt", b"text")) for i in range(25)]), 413),
-        (httpx.post(u + "/api/rebuild", content=b"{bad", headers={**tok, "content-type": "application/json"}), (400, 422)),
+        (
+            httpx.post(
+                u + "/api/articles",
+                content=b"--x\r\nbroken",
+                headers={**tok, "content-type": "multipart/form-data; boundary=x"},
+            ),
+            (400, 422),
+        ),
+        (
+            httpx.post(u + "/api/articles", content=b"plain", headers={**tok, "content-type": "multipart/form-data"}),
+            (400, 422),
+        ),
+        (
+            httpx.post(
+                u + "/api/articles?rebuild=false",
+                headers=tok,
+                files=[("files", (f"f{i}.txt", b"text")) for i in range(25)],
+            ),
+            413,
+        ),
+        (
+            httpx.post(u + "/api/rebuild", content=b"{bad", headers={**tok, "content-type": "application/json"}),
+            (400, 422),
+        ),
         (httpx.get(u + "/api"), 404),
         (httpx.get(u + "/api/"), 404),
         (httpx.get(u + "/api/no/such/thing"), 404),
@@ -350,9 +470,15 @@ def test_forwarded_for_does_not_bypass_the_rate_limit(tmp_path, seed_index_dir):
     shutil.copytree(seed_index_dir, tmp_path / "index")
     srv = ServerProcess(SEEDS, tmp_path / "index", env={"ARTICLEQA_RATE_LIMIT_PER_MINUTE": "2"}).wait_ready()
     try:
-        codes = [httpx.post(srv.url + "/api/answer", json={"question": "Who is the Energy Secretary?"},
-                            headers={"X-Forwarded-For": f"203.0.113.{i}", "Forwarded": f"for=198.51.100.{i}"}, timeout=60).status_code
-                 for i in range(4)]
+        codes = [
+            httpx.post(
+                srv.url + "/api/answer",
+                json={"question": "Who is the Energy Secretary?"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}", "Forwarded": f"for=198.51.100.{i}"},
+                timeout=60,
+            ).status_code
+            for i in range(4)
+        ]
         assert codes == [200, 200, 429, 429]
     finally:
         srv.stop()
@@ -360,11 +486,21 @@ def test_forwarded_for_does_not_bypass_the_rate_limit(tmp_path, seed_index_dir):
 
 def test_forwarded_for_is_believed_from_a_configured_proxy(tmp_path, seed_index_dir):
     shutil.copytree(seed_index_dir, tmp_path / "index")
-    srv = ServerProcess(SEEDS, tmp_path / "index", env={"ARTICLEQA_RATE_LIMIT_PER_MINUTE": "1", "ARTICLEQA_TRUSTED_PROXIES": "127.0.0.1"}).wait_ready()
+    srv = ServerProcess(
+        SEEDS,
+        tmp_path / "index",
+        env={"ARTICLEQA_RATE_LIMIT_PER_MINUTE": "1", "ARTICLEQA_TRUSTED_PROXIES": "127.0.0.1"},
+    ).wait_ready()
     try:
+
         def ask(client):
-            return httpx.post(srv.url + "/api/answer", json={"question": "Who is the Energy Secretary?"},
-                              headers={"X-Forwarded-For": client}, timeout=60).status_code
+            return httpx.post(
+                srv.url + "/api/answer",
+                json={"question": "Who is the Energy Secretary?"},
+                headers={"X-Forwarded-For": client},
+                timeout=60,
+            ).status_code
+
         assert [ask("203.0.113.1"), ask("203.0.113.2"), ask("203.0.113.1")] == [200, 200, 429]
     finally:
         srv.stop()

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from articleqa.ingest import ArticleLoader, find_date
 from conftest import SEEDS
+
+from articleqa.ingest import ArticleLoader, find_date
 
 
 def test_seed_articles_are_kept_verbatim():

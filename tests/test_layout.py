@@ -25,7 +25,8 @@ def test_the_stores_import_one_way():
     assert not any(m.startswith("articleqa.stores") for m in base)
     for mods in (faiss, milvus):
         assert {m for m in mods if m.startswith("articleqa.stores")} <= {"articleqa.stores.base"} | {
-            m for m in mods if m.startswith("articleqa.stores.base.")}
+            m for m in mods if m.startswith("articleqa.stores.base.")
+        }
     assert not (PACKAGE / "store.py").exists() and not (PACKAGE / "milvus_store.py").exists()
 
 
@@ -80,7 +81,9 @@ def test_a_retriever_plugs_in_without_touching_the_pipeline(pipeline):
             first = sorted(index.articles)[0]
             return [h for h in BM25Retriever().retrieve(index, query, 50) if h.passage.file == first][:top_k]
 
-    p = QAPipeline(pipeline.settings, pipeline.embedder, pipeline.chunker, pipeline.reader, retriever=FirstArticleOnly())
+    p = QAPipeline(
+        pipeline.settings, pipeline.embedder, pipeline.chunker, pipeline.reader, retriever=FirstArticleOnly()
+    )
     answer = p.ask("Who is the Energy Secretary?")
     first = sorted(p.indexes.get().articles)[0]
     assert all(c.file == first for c in answer.citations + answer.context)

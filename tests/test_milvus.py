@@ -19,9 +19,10 @@ import pytest
 
 pytest.importorskip("pymilvus", reason="the Milvus store needs pip install 'articleqa[scale]'")
 
+from conftest import READER, ROOT, SEEDS, ServerProcess, citation_is_valid, seed_qa, seed_texts  # noqa: E402
+
 from articleqa.protocols import IndexStore, IndexVersion  # noqa: E402
 from articleqa.text import best_em_f1  # noqa: E402
-from conftest import READER, ROOT, SEEDS, ServerProcess, citation_is_valid, seed_qa, seed_texts  # noqa: E402
 
 QA = seed_qa()["questions"]
 
@@ -48,10 +49,28 @@ def test_the_same_tests_pass_on_the_native_engine_in_a_file(tmp_path):
     from articleqa.testing import native_milvus_python
 
     python = native_milvus_python()
-    r = subprocess.run([str(python), "-m", "pytest", __file__, "-k", "lite-file or expected_milvus_lite", "-q",
-                        "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "t"), "-m", "not browser"],
-                       capture_output=True, text=True, timeout=1800, cwd=ROOT,
-                       env={**os.environ, "ARTICLEQA_EXPECT_MILVUS_LITE": "2.5.1"})
+    r = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            __file__,
+            "-k",
+            "lite-file or expected_milvus_lite",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+            str(tmp_path / "t"),
+            "-m",
+            "not browser",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+        env={**os.environ, "ARTICLEQA_EXPECT_MILVUS_LITE": "2.5.1"},
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     summary = r.stdout.strip().splitlines()[-1]
     assert " failed" not in summary and int(summary.split(" passed")[0].split()[-1]) >= 17, summary
@@ -73,7 +92,14 @@ def make_pipeline(articles, index_dir, embedder, reader, engine=None, **settings
     from articleqa.pipeline import QAPipeline
 
     store, prefix = engine(index_dir) if engine else (f"milvus:{index_dir / 'milvus.db'}", "articleqa")
-    s = Settings(articles_dir=articles, index_dir=index_dir, reader_model=str(READER), store=store, milvus_prefix=prefix, **settings)
+    s = Settings(
+        articles_dir=articles,
+        index_dir=index_dir,
+        reader_model=str(READER),
+        store=store,
+        milvus_prefix=prefix,
+        **settings,
+    )
     return QAPipeline(s, embedder, SentenceChunker(s.chunk_words, s.chunk_overlap_words), reader)
 
 
@@ -133,8 +159,12 @@ def test_incremental_rebuild_add_edit_delete_and_versions_kept(tmp_path, embedde
     assert first.embedded == first.passages
     v1 = p.store.current_version()
 
-    (articles / "zz_new.txt").write_text("Port report\n\nThe harbour master of Kelmar is Ilse Marten.\n", encoding="utf-8")
-    edited = (articles / "001_a6813ebf46bda63b.txt").read_text(encoding="utf-8") + "\nThe Kelmar ferry is named Aurora.\n"
+    (articles / "zz_new.txt").write_text(
+        "Port report\n\nThe harbour master of Kelmar is Ilse Marten.\n", encoding="utf-8"
+    )
+    edited = (articles / "001_a6813ebf46bda63b.txt").read_text(
+        encoding="utf-8"
+    ) + "\nThe Kelmar ferry is named Aurora.\n"
     (articles / "001_a6813ebf46bda63b.txt").write_text(edited, encoding="utf-8")
     (articles / "000_a9d1c48ba2d92731.txt").unlink()
     second = p.build_index()
@@ -172,14 +202,32 @@ def test_a_build_killed_midway_leaves_the_published_version_answering(tmp_path, 
 
     words = "harbour bridge council mayor river city port ship trade market school hospital road rail".split()
     for i in range(60):
-        (articles / f"gen_{i:03d}.txt").write_text(f"Report {i}\n\n" + " ".join(words[(i * j) % len(words)] for j in range(1500)), encoding="utf-8")
+        (articles / f"gen_{i:03d}.txt").write_text(
+            f"Report {i}\n\n" + " ".join(words[(i * j) % len(words)] for j in range(1500)), encoding="utf-8"
+        )
     log = tmp_path / "build.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "articleqa.cli", "index", str(articles), "--index-dir", str(tmp_path / "index"),
-                                 "--store", store], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, "ARTICLEQA_MILVUS_PREFIX": prefix})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "articleqa.cli",
+                "index",
+                str(articles),
+                "--index-dir",
+                str(tmp_path / "index"),
+                "--store",
+                store,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "ARTICLEQA_MILVUS_PREFIX": prefix},
+        )
         deadline = time.monotonic() + 240
-        while "embedding" not in log.read_text(errors="replace") and time.monotonic() < deadline and proc.poll() is None:
+        while (
+            "embedding" not in log.read_text(errors="replace") and time.monotonic() < deadline and proc.poll() is None
+        ):
             time.sleep(0.2)
         assert proc.poll() is None, log.read_text(errors="replace")
         time.sleep(1.0)
@@ -215,13 +263,22 @@ def test_server_with_a_milvus_store_answers_over_http_and_in_the_chat(tmp_path):
             answer = client.post("/api/answer", json={"question": "Who is the Energy Secretary?"}).json()
             assert answer["answer"] == "Chris Wright"
             assert citation_is_valid(answer["citations"][0], seed_texts())
-            follow = client.post("/api/answer", json={"question": "When did it happen?", "history": [
-                {"question": "What was the codename of the nighttime operation in Caracas?", "answer": "Operation Absolute Resolve"}]}).json()
+            follow = client.post(
+                "/api/answer",
+                json={
+                    "question": "When did it happen?",
+                    "history": [
+                        {
+                            "question": "What was the codename of the nighttime operation in Caracas?",
+                            "answer": "Operation Absolute Resolve",
+                        }
+                    ],
+                },
+            ).json()
             assert follow["found"] and "January 3" in follow["answer"]
             text = client.get("/api/articles/002_2dd9416afd3ce74f.txt").json()["text"]
             assert text == seed_texts()["002_2dd9416afd3ce74f.txt"]
         from playwright.sync_api import sync_playwright
-
         from test_browser import ARGS, CHROMIUM, ask
 
         with sync_playwright() as p:
@@ -236,6 +293,11 @@ def test_server_with_a_milvus_store_answers_over_http_and_in_the_chat(tmp_path):
 
 
 def test_unknown_store_is_a_clear_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "articleqa.cli", "ask", "Who?", "--index-dir", str(tmp_path), "--store", "elastic"],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", "ask", "Who?", "--index-dir", str(tmp_path), "--store", "elastic"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert r.returncode == 2 and "store" in r.stderr and "Traceback" not in r.stderr

@@ -2,9 +2,10 @@
 
 import re
 
+from conftest import squad_file
+
 from articleqa.training.negatives import hard_negatives
 from articleqa.training.squad import load_squad, split_articles
-from conftest import squad_file
 
 
 def test_hard_negatives_are_other_paragraphs_of_the_article_without_the_answer():
@@ -70,7 +71,7 @@ def _changed(a: str, b: str) -> tuple[str, str]:
     tail = 0
     while tail < min(len(ta), len(tb)) - head and ta[-1 - tail] == tb[-1 - tail]:
         tail += 1
-    return "".join(ta[head:len(ta) - tail]).strip(), "".join(tb[head:len(tb) - tail]).strip()
+    return "".join(ta[head : len(ta) - tail]).strip(), "".join(tb[head : len(tb) - tail]).strip()
 
 
 def test_entity_swaps_change_one_name_to_one_the_paragraph_never_mentions():
@@ -98,15 +99,26 @@ def test_an_entity_swap_keeps_the_question_words_and_swaps_within_a_kind():
     from articleqa.training.negatives import swapped_entity_questions
     from articleqa.training.squad import SquadQuestion
 
-    paras = ["In 1998 Alice Smith founded the Harbour Trust in Leeds.", "Bob Jones ran the Trust from 2004, after Carol Diaz."]
-    questions = [SquadQuestion("q1", "Where did Alice Smith found the Harbour Trust?", paras[0], "T", (("Leeds", 49),)),
-                 SquadQuestion("q2", "What did Alice Smith found in 1998?", paras[0], "T", (("the Harbour Trust", 25),)),
-                 SquadQuestion("q3", "Who ran the Trust?", paras[1], "T", (("Bob Jones", 0),)),
-                 SquadQuestion("q4", "Who ran it after her?", paras[1], "T", (("Bob Jones", 0),))]
+    paras = [
+        "In 1998 Alice Smith founded the Harbour Trust in Leeds.",
+        "Bob Jones ran the Trust from 2004, after Carol Diaz.",
+    ]
+    questions = [
+        SquadQuestion("q1", "Where did Alice Smith found the Harbour Trust?", paras[0], "T", (("Leeds", 49),)),
+        SquadQuestion("q2", "What did Alice Smith found in 1998?", paras[0], "T", (("the Harbour Trust", 25),)),
+        SquadQuestion("q3", "Who ran the Trust?", paras[1], "T", (("Bob Jones", 0),)),
+        SquadQuestion("q4", "Who ran it after her?", paras[1], "T", (("Bob Jones", 0),)),
+    ]
     swaps = {s.id: s.question for s in swapped_entity_questions(questions, per_question=1, seed=0)}
-    assert swaps["q1-swap0"] in {"Where did Bob Jones found the Harbour Trust?", "Where did Carol Diaz found the Harbour Trust?"}
-    assert swaps["q2-swap0"] in {"What did Alice Smith found in 2004?", "What did Bob Jones found in 1998?",
-                                 "What did Carol Diaz found in 1998?"}
+    assert swaps["q1-swap0"] in {
+        "Where did Bob Jones found the Harbour Trust?",
+        "Where did Carol Diaz found the Harbour Trust?",
+    }
+    assert swaps["q2-swap0"] in {
+        "What did Alice Smith found in 2004?",
+        "What did Bob Jones found in 1998?",
+        "What did Carol Diaz found in 1998?",
+    }
     # never a name containing the one swapped out ("Harbour Trust" for "Trust"): that could still be answerable
     assert swaps["q3-swap0"] in {"Who ran the Alice Smith?", "Who ran the Leeds?"}
     assert "q4-swap0" not in swaps  # names nothing
@@ -120,8 +132,12 @@ def test_a_checkpoint_from_before_a_setting_existed_still_resumes():
     cfg = TrainConfig(base_model="m", out="runs/a", negatives=1)
     old = {k: v for k, v in asdict(cfg).items() if k != "entity_swaps"}  # written before --entity-swaps existed
     assert _resume_key(old) == _resume_key(asdict(cfg))
-    assert _resume_key({**asdict(cfg), "out": "models/reader", "max_steps": 3}) == _resume_key(asdict(cfg))  # moved, stopped early
-    assert _resume_key(old) != _resume_key(asdict(TrainConfig(base_model="m", out="runs/a", negatives=1, entity_swaps=1)))
+    assert _resume_key({**asdict(cfg), "out": "models/reader", "max_steps": 3}) == _resume_key(
+        asdict(cfg)
+    )  # moved, stopped early
+    assert _resume_key(old) != _resume_key(
+        asdict(TrainConfig(base_model="m", out="runs/a", negatives=1, entity_swaps=1))
+    )
     assert _resume_key(old) != _resume_key(asdict(TrainConfig(base_model="m", out="runs/a", negatives=2)))
 
 
@@ -130,19 +146,31 @@ def test_antonym_swaps_turn_one_word_into_its_opposite_the_paragraph_never_uses(
     from articleqa.training.squad import SquadQuestion
 
     para = "The western half of the island was settled first, after the war; the largest town is Port Ely."
-    questions = [SquadQuestion("q1", "Which half of the island was settled first?", para, "T", (("The western half", 0),)),
-                 SquadQuestion("q2", "What is the largest town on the Western side?", para, "T", (("Port Ely", 88),)),
-                 SquadQuestion("q3", "Who settled the island after the war?", para, "T", (("nobody", 0),)),
-                 SquadQuestion("q4", "What happened before and after the war?", para + " Before it, nothing.", "T", (("settled", 30),))]
+    questions = [
+        SquadQuestion("q1", "Which half of the island was settled first?", para, "T", (("The western half", 0),)),
+        SquadQuestion("q2", "What is the largest town on the Western side?", para, "T", (("Port Ely", 88),)),
+        SquadQuestion("q3", "Who settled the island after the war?", para, "T", (("nobody", 0),)),
+        SquadQuestion(
+            "q4", "What happened before and after the war?", para + " Before it, nothing.", "T", (("settled", 30),)
+        ),
+    ]
     swaps = {s.id: s for s in swapped_word_questions(questions, per_question=1, seed=0)}
     assert swaps["q1-opp0"].question == "Which half of the island was settled last?"
     # "Western" is in the paragraph and "eastern" is not, but "largest" -> "smallest" is as good; capitals kept
-    assert swaps["q2-opp0"].question in {"What is the smallest town on the Western side?", "What is the largest town on the Eastern side?"}
+    assert swaps["q2-opp0"].question in {
+        "What is the smallest town on the Western side?",
+        "What is the largest town on the Eastern side?",
+    }
     assert swaps["q3-opp0"].question == "Who settled the island before the war?"
     assert "q4-opp0" not in swaps  # the paragraph says "before" and "after": either question could be answerable
     for s in swaps.values():
-        assert s.is_impossible and not s.answers and s.context == next(q.context for q in questions if s.id.startswith(q.id))
+        assert (
+            s.is_impossible
+            and not s.answers
+            and s.context == next(q.context for q in questions if s.id.startswith(q.id))
+        )
     assert swapped_word_questions(questions, per_question=0) == []
+
 
 def test_a_share_of_the_questions_gets_negatives_and_the_rest_none():
     train, _ = split_articles(load_squad(squad_file("squad-dev-v1.1-36.json")), 4, seed=0)
@@ -177,8 +205,10 @@ def test_the_whole_training_set_loads_from_gzip_and_named_articles_are_held_out(
 def test_unmatched_mentions_are_names_and_numbers_the_article_never_mentions():
     from articleqa.mentions import unmatched_mentions
 
-    article = ("On January 3, 2026, explosions were heard in Caracas. The U.S. strikes, ordered by Donald Trump, "
-               "followed Nicolás Maduro's 2013 rise; Saharan dust and the 1950s were not mentioned by Reuters.")
+    article = (
+        "On January 3, 2026, explosions were heard in Caracas. The U.S. strikes, ordered by Donald Trump, "
+        "followed Nicolás Maduro's 2013 rise; Saharan dust and the 1950s were not mentioned by Reuters."
+    )
     assert unmatched_mentions("Who is the president of Brazil?", article) == ["Brazil"]
     assert unmatched_mentions("What did the US say about Caracas in 2026?", article) == []  # U.S. = US
     assert unmatched_mentions("When did Nicolas Maduro rise?", article) == []  # accents folded
@@ -195,19 +225,24 @@ def test_negated_twins_negate_the_question_only_where_the_paragraph_negates_noth
 
     para = "In 1998 Alice Smith founded the Harbour Trust in Leeds. She was the first mayor of the city."
     negating = "Bob Jones ran the Trust, but he was never its mayor."
-    questions = [SquadQuestion("q1", "Who was the first mayor of Leeds?", para, "T", (("Alice Smith", 8),)),
-                 SquadQuestion("q2", "Who founded the Harbour Trust?", para, "T", (("Alice Smith", 8),)),
-                 SquadQuestion("q3", "Which city is the Harbour Trust in?", para, "T", (("Leeds", 49),)),
-                 SquadQuestion("q4", "Where was the Harbour Trust founded?", para, "T", (("Leeds", 49),)),  # subject after the verb
-                 SquadQuestion("q5", "Who was Alice Smith?", para, "T", (("the first mayor", 69),)),  # a name after the verb
-                 SquadQuestion("q6", "Who ran the Trust?", negating, "T", (("Bob Jones", 0),)),  # "ran" is no -ed verb
-                 SquadQuestion("q7", "Who was the mayor?", negating, "T", (("Bob Jones", 0),)),  # the paragraph negates
-                 SquadQuestion("q8", "Who was not the founder?", para, "T", (("Bob", 0),))]  # already negated
+    questions = [
+        SquadQuestion("q1", "Who was the first mayor of Leeds?", para, "T", (("Alice Smith", 8),)),
+        SquadQuestion("q2", "Who founded the Harbour Trust?", para, "T", (("Alice Smith", 8),)),
+        SquadQuestion("q3", "Which city is the Harbour Trust in?", para, "T", (("Leeds", 49),)),
+        SquadQuestion(
+            "q4", "Where was the Harbour Trust founded?", para, "T", (("Leeds", 49),)
+        ),  # subject after the verb
+        SquadQuestion("q5", "Who was Alice Smith?", para, "T", (("the first mayor", 69),)),  # a name after the verb
+        SquadQuestion("q6", "Who ran the Trust?", negating, "T", (("Bob Jones", 0),)),  # "ran" is no -ed verb
+        SquadQuestion("q7", "Who was the mayor?", negating, "T", (("Bob Jones", 0),)),  # the paragraph negates
+        SquadQuestion("q8", "Who was not the founder?", para, "T", (("Bob", 0),)),
+    ]  # already negated
     twins = {t.id: t for t in negated_questions(questions, per_question=1)}
     assert {k: t.question for k, t in twins.items()} == {
         "q1-neg": "Who was not the first mayor of Leeds?",
         "q2-neg": "Who never founded the Harbour Trust?",
-        "q3-neg": "Which city is not the Harbour Trust in?"}
+        "q3-neg": "Which city is not the Harbour Trust in?",
+    }
     assert all(t.is_impossible and not t.answers and t.context == para for t in twins.values())
     assert negated_questions(questions, per_question=0) == []
 
@@ -231,19 +266,27 @@ def test_condition_twins_add_a_year_of_the_article_the_paragraph_never_mentions(
     from articleqa.training.negatives import conditioned_questions
     from articleqa.training.squad import SquadQuestion
 
-    paras = ["In 1998 Alice Smith founded the Harbour Trust in Leeds.", "Bob Jones ran the Trust from 2004.",
-             "Carol Diaz chairs the Trust.", "The Trust moved in 2011 and again in 2015."]
-    questions = [SquadQuestion("q1", "Who founded the Harbour Trust?", paras[0], "T", (("Alice Smith", 8),)),
-                 SquadQuestion("q2", "Who ran the Trust", paras[1], "T", (("Bob Jones", 0),)),  # no question mark
-                 SquadQuestion("q3", "When did Bob Jones run the Trust?", paras[1], "T", (("2004", 28),)),  # asks a time
-                 SquadQuestion("q4", "Who founded the Trust in 1998?", paras[0], "T", (("Alice Smith", 8),)),  # names a year
-                 SquadQuestion("q5", "Who chairs the Trust?", paras[2], "T", (("Carol Diaz", 0),)),  # undated paragraph
-                 SquadQuestion("q6", "In which year did the Trust first move?", paras[3], "T", (("2011", 20),))]
+    paras = [
+        "In 1998 Alice Smith founded the Harbour Trust in Leeds.",
+        "Bob Jones ran the Trust from 2004.",
+        "Carol Diaz chairs the Trust.",
+        "The Trust moved in 2011 and again in 2015.",
+    ]
+    questions = [
+        SquadQuestion("q1", "Who founded the Harbour Trust?", paras[0], "T", (("Alice Smith", 8),)),
+        SquadQuestion("q2", "Who ran the Trust", paras[1], "T", (("Bob Jones", 0),)),  # no question mark
+        SquadQuestion("q3", "When did Bob Jones run the Trust?", paras[1], "T", (("2004", 28),)),  # asks a time
+        SquadQuestion("q4", "Who founded the Trust in 1998?", paras[0], "T", (("Alice Smith", 8),)),  # names a year
+        SquadQuestion("q5", "Who chairs the Trust?", paras[2], "T", (("Carol Diaz", 0),)),  # undated paragraph
+        SquadQuestion("q6", "In which year did the Trust first move?", paras[3], "T", (("2011", 20),)),
+    ]
     twins = {t.id: t.question for t in conditioned_questions(questions, per_question=1, seed=0)}
     assert set(twins) == {"q1-cond0", "q2-cond0"}
     assert twins["q1-cond0"] in {f"Who founded the Harbour Trust in {y}?" for y in ("2004", "2011", "2015")}
     assert twins["q2-cond0"] in {f"Who ran the Trust in {y}?" for y in ("1998", "2011", "2015")}
     two = conditioned_questions(questions, per_question=2, seed=0)
     assert len(two) == 4 and len({t.question for t in two}) == 4  # two different years each
-    assert conditioned_questions(questions, per_question=1, seed=0) == conditioned_questions(questions, per_question=1, seed=0)
+    assert conditioned_questions(questions, per_question=1, seed=0) == conditioned_questions(
+        questions, per_question=1, seed=0
+    )
     assert conditioned_questions(questions, per_question=0) == []

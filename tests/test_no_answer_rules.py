@@ -3,10 +3,10 @@ margins (exact expectations) and through real retrieval with the shipped reader.
 
 import numpy as np
 import pytest
+from conftest import READER, squad_file
 
 from articleqa.training.evaluate import best_threshold, budget_threshold, calibrate_pipeline
 from articleqa.training.squad import load_squad
-from conftest import READER, squad_file
 
 
 def _refused(margins, impossible, t):
@@ -30,7 +30,14 @@ def test_the_refusal_budget_refuses_the_lowest_answerable_margins_and_no_more():
         assert _refused(m, imp, t) <= budget and t >= last
         last = t
     # ties: two answerable at -1.0 and a budget for one refuses neither
-    assert _refused(np.array([-1.0, -1.0, 2.0, 3.0]), np.zeros(4, bool), budget_threshold(np.array([-1.0, -1.0, 2.0, 3.0]), np.zeros(4, bool), 0.25)) == 0.0
+    assert (
+        _refused(
+            np.array([-1.0, -1.0, 2.0, 3.0]),
+            np.zeros(4, bool),
+            budget_threshold(np.array([-1.0, -1.0, 2.0, 3.0]), np.zeros(4, bool), 0.25),
+        )
+        == 0.0
+    )
 
 
 def test_the_expected_f1_rule_refuses_more_when_more_questions_have_no_answer():
@@ -51,8 +58,10 @@ def test_refusal_budget_through_real_retrieval_with_the_shipped_reader():
     assert any(q.is_impossible for q in questions) and not all(q.is_impossible for q in questions)
     reader = ExtractiveReader(str(READER), quantize="none", backend="torch")
     reader.warm_up()
-    runs = {b: calibrate_pipeline(reader.tokenizer, reader.model, articles, questions, 30, threshold=None, refusal_budget=b)
-            for b in (0.05, 0.3)}
+    runs = {
+        b: calibrate_pipeline(reader.tokenizer, reader.model, articles, questions, 30, threshold=None, refusal_budget=b)
+        for b in (0.05, 0.3)
+    }
     for budget, cal in runs.items():
         assert cal["refusal_budget"] == budget and cal["wrongly_refused"] <= 100 * budget
         assert cal["no_answer"]["threshold"] == cal["calibration"]["threshold"]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import SEEDS, ServerProcess
 
 from articleqa.ingest import ArticleLoader, IngestError, parse_article, pdf_to_text, text_title
 from articleqa.serve.view import article_page
 from articleqa.testing_pages import CHROME_FACTS, news_page, news_pdf
-from conftest import SEEDS, ServerProcess
 
 HEADLINES = {
     "000_a9d1c48ba2d92731.txt": "Trump says Maduro captured after US strikes on Venezuela",
@@ -37,10 +37,15 @@ def pages_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("pages") / "articles"
     folder.mkdir()
     for n, (name, headline) in enumerate(HEADLINES.items()):
-        page = news_page(headline, seed_paragraphs(name), url=f"https://news.example.org/world/story-{n}", author=f"Reporter {n}")
+        page = news_page(
+            headline, seed_paragraphs(name), url=f"https://news.example.org/world/story-{n}", author=f"Reporter {n}"
+        )
         (folder / name.replace(".txt", ".html")).write_text(page, encoding="utf-8")
-    (folder / "release.pdf").write_bytes(news_pdf(HEADLINES["002_2dd9416afd3ce74f.txt"], seed_paragraphs("002_2dd9416afd3ce74f.txt"),
-                                                  hyphenate="contingency"))
+    (folder / "release.pdf").write_bytes(
+        news_pdf(
+            HEADLINES["002_2dd9416afd3ce74f.txt"], seed_paragraphs("002_2dd9416afd3ce74f.txt"), hyphenate="contingency"
+        )
+    )
     return folder
 
 
@@ -73,8 +78,10 @@ def test_a_page_without_main_text_falls_back_to_all_visible_text_with_a_warning(
 
 
 def test_plain_text_titles_are_not_date_or_byline_lines():
-    assert text_title((SEEDS / "001_a6813ebf46bda63b.txt").read_text(encoding="utf-8")) == \
-        "On January 3, at least seven explosions were heard in Caracas (Venezuela)."
+    assert (
+        text_title((SEEDS / "001_a6813ebf46bda63b.txt").read_text(encoding="utf-8"))
+        == "On January 3, at least seven explosions were heard in Caracas (Venezuela)."
+    )
     assert text_title("date 2026-01-03\nBy Ana Ruiz\nStrikes hit Caracas\n\nBody text.") == "Strikes hit Caracas"
     assert text_title("January 3, 2026\n\n# Harbour report\n\nText") == "Harbour report"
     assert text_title("Port news\n\nBody") == "Port news"

@@ -3,10 +3,11 @@ the closest passages without it as no-answer)."""
 
 from collections import Counter
 
+from conftest import squad_file
+
 from articleqa.chunking import SentenceChunker
 from articleqa.training.passages import retrieved_passages
 from articleqa.training.squad import SquadQuestion, load_squad, split_articles, write_squad_corpus
-from conftest import squad_file
 
 
 def test_passages_are_the_index_passages_with_the_answer_at_its_place_or_none(tmp_path):
@@ -30,7 +31,7 @@ def test_passages_are_the_index_passages_with_the_answer_at_its_place_or_none(tm
         if tail == "":  # the passage holding the answer
             assert not ex.is_impossible and ex.answers
             for text, start in ex.answers:
-                assert ex.context[start:start + len(text)] == text
+                assert ex.context[start : start + len(text)] == text
                 assert text in {t for t, _ in q.answers}
             kinds["answer"] += 1
         else:
@@ -44,25 +45,37 @@ def test_passages_are_the_index_passages_with_the_answer_at_its_place_or_none(tm
 
 
 def test_a_long_paragraph_cut_in_two_gives_the_answer_in_its_half_and_the_other_half_as_no_answer():
-    filler = [f"The council met on day {i} to discuss the harbour accounts and the state of the roads." for i in range(20)]
+    filler = [
+        f"The council met on day {i} to discuss the harbour accounts and the state of the roads." for i in range(20)
+    ]
     paragraph = " ".join(filler[:15] + ["The lighthouse keeper was named Edwin Marsh."] + filler[15:])
     other = "Fishing boats leave before dawn. The market opens at six and closes at noon."
     start = paragraph.index("Edwin Marsh")
-    q = SquadQuestion(id="q1", question="Who was the lighthouse keeper of the harbour?", context=paragraph, title="Harbour",
-                      answers=(("Edwin Marsh", start),))
-    filler_q = SquadQuestion(id="q2", question="When does the market open?", context=other, title="Harbour",
-                             answers=(("six", other.index("six")),))
+    q = SquadQuestion(
+        id="q1",
+        question="Who was the lighthouse keeper of the harbour?",
+        context=paragraph,
+        title="Harbour",
+        answers=(("Edwin Marsh", start),),
+    )
+    filler_q = SquadQuestion(
+        id="q2",
+        question="When does the market open?",
+        context=other,
+        title="Harbour",
+        answers=(("six", other.index("six")),),
+    )
     examples = {ex.id: ex for ex in retrieved_passages([q, filler_q], per_question=3, seed=0)}
     article = paragraph + "\n\n" + other + "\n"
     answer = examples["q1-psg"]
     assert answer.context in article and not answer.context.startswith(paragraph)  # cut inside the paragraph
     [(text, at)] = answer.answers
-    assert answer.context[at:at + len(text)] == "Edwin Marsh"
+    assert answer.context[at : at + len(text)] == "Edwin Marsh"
     negatives = [ex for key, ex in examples.items() if key.startswith("q1-psg") and key != "q1-psg"]
     assert negatives and all("Edwin Marsh" not in ex.context for ex in negatives)
     assert any(ex.context.startswith(filler[0]) for ex in negatives)  # the paragraph's first part
     market = examples["q2-psg"]
-    assert market.context.endswith(other) and market.context[market.answers[0][1]:].startswith("six")
+    assert market.context.endswith(other) and market.context[market.answers[0][1] :].startswith("six")
 
 
 def test_a_share_of_the_questions_gets_passages_and_zero_means_none():
@@ -70,14 +83,18 @@ def test_a_share_of_the_questions_gets_passages_and_zero_means_none():
     questions = [q for q in train[0].questions if not q.is_impossible]
     half = {ex.id.rpartition("-psg")[0] for ex in retrieved_passages(questions, per_question=1, share=0.5, seed=1)}
     assert 0.35 * len(questions) < len(half) < 0.65 * len(questions)
-    assert half == {ex.id.rpartition("-psg")[0] for ex in retrieved_passages(questions, per_question=1, share=0.5, seed=1)}
+    assert half == {
+        ex.id.rpartition("-psg")[0] for ex in retrieved_passages(questions, per_question=1, share=0.5, seed=1)
+    }
     assert retrieved_passages(questions, per_question=0) == [] and retrieved_passages(questions, share=0.0) == []
 
 
 def test_a_questions_passages_are_batched_together_and_batches_without_groups_are_unchanged():
     from articleqa.training.train import Feature, batch_order
 
-    feats = [Feature([1] * (10 + i % 7), [0] * (10 + i % 7), [0], [0], group=(i // 3 if i >= 60 else -1)) for i in range(120)]
+    feats = [
+        Feature([1] * (10 + i % 7), [0] * (10 + i % 7), [0], [0], group=(i // 3 if i >= 60 else -1)) for i in range(120)
+    ]
     batches = batch_order(feats, 8, seed=3, epoch=0)
     assert sorted(i for b in batches for i in b) == list(range(120))
     for g in range(20, 40):

@@ -40,7 +40,8 @@ def test_ray_build_matches_the_in_process_build(tmp_path, embedder, local_ray):
     remote = FaissIndexStore(tmp_path / "ray").load()
     assert remote.passages == local.passages  # same files, offsets, texts, ids
     cosine = np.sum(local.vectors * remote.vectors, axis=1) / (
-        np.linalg.norm(local.vectors, axis=1) * np.linalg.norm(remote.vectors, axis=1))
+        np.linalg.norm(local.vectors, axis=1) * np.linalg.norm(remote.vectors, axis=1)
+    )
     assert cosine.min() >= 0.999, cosine.min()
 
 
@@ -52,12 +53,19 @@ def test_ray_build_into_milvus_answers(tmp_path, embedder, reader, local_ray):
 
     articles = tmp_path / "articles"
     shutil.copytree(SEEDS, articles)
-    s = Settings(articles_dir=articles, index_dir=tmp_path / "index", reader_model=str(READER), embed_with="ray",
-                 store=f"milvus:{tmp_path / 'index' / 'milvus.db'}")
+    s = Settings(
+        articles_dir=articles,
+        index_dir=tmp_path / "index",
+        reader_model=str(READER),
+        embed_with="ray",
+        store=f"milvus:{tmp_path / 'index' / 'milvus.db'}",
+    )
     p = QAPipeline(s, embedder, SentenceChunker(s.chunk_words, s.chunk_overlap_words), reader)
     report = p.build_index()
     assert report.embedded == report.passages > 0
-    (articles / "zz_new.txt").write_text("Port report\n\nThe harbour master of Kelmar is Ilse Marten.\n", encoding="utf-8")
+    (articles / "zz_new.txt").write_text(
+        "Port report\n\nThe harbour master of Kelmar is Ilse Marten.\n", encoding="utf-8"
+    )
     report = p.build_index()
     assert report.added == ["zz_new.txt"] and report.embedded == 1  # incremental: only the new file went to Ray
     p.indexes.reload_now()
@@ -77,8 +85,13 @@ def test_without_ray_the_index_command_says_how_to_install(tmp_path):
         "sys.argv = ['articleqa'] + sys.argv[1:]\n"
         "app()\n"
     )
-    r = subprocess.run([sys.executable, "-c", blocker, "index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--embed-with", "ray"],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-c", blocker, "index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--embed-with", "ray"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.returncode == 2, r.stderr
     assert "pip install 'articleqa[scale]'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "i" / "CURRENT").exists()

@@ -34,7 +34,9 @@ def corpus(folder):
     for i in range(16):
         lines = [f"Harbour bulletin {i}", ""] + [
             f"Ship {i}-{k} of the {['north', 'south', 'east'][k % 3]} fleet docked at berth {k + i} on day {k}. "
-            f"Its master, captain number {i * 10 + k}, reported {k + 2} crates of cargo." for k in range(160)]
+            f"Its master, captain number {i * 10 + k}, reported {k + 2} crates of cargo."
+            for k in range(160)
+        ]
         (folder / f"bulletin_{i:02d}.txt").write_text("\n\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
@@ -45,8 +47,14 @@ def without_ray_env() -> dict:
 
 
 def index(folder, out, env, *extra):
-    return subprocess.run([sys.executable, "-m", "articleqa.cli", "index", str(folder), "--index-dir", str(out), "--json", *extra],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", "index", str(folder), "--index-dir", str(out), "--json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def test_index_on_a_two_node_cluster_matches_the_in_process_build(tmp_path, cluster):
@@ -57,17 +65,29 @@ def test_index_on_a_two_node_cluster_matches_the_in_process_build(tmp_path, clus
     local = index(articles, tmp_path / "local", env)
     assert local.returncode == 0, local.stderr[-3000:]
     # the driver has only the token's path: articleqa turns Ray's token mode on by itself
-    remote = index(articles, tmp_path / "ray", {**env, **cluster.driver_env}, "--embed-with", "ray", "--ray-address", cluster.address)
+    remote = index(
+        articles,
+        tmp_path / "ray",
+        {**env, **cluster.driver_env},
+        "--embed-with",
+        "ray",
+        "--ray-address",
+        cluster.address,
+    )
     assert remote.returncode == 0, remote.stderr[-3000:]
     report = json.loads(remote.stdout.strip().splitlines()[-1])
-    assert report["embedded"] == report["passages"] == json.loads(local.stdout.strip().splitlines()[-1])["passages"] > 500
+    assert (
+        report["embedded"] == report["passages"] == json.loads(local.stdout.strip().splitlines()[-1])["passages"] > 500
+    )
     assert "with token authentication" in remote.stderr
     assert "on 2 node(s)" in remote.stderr, remote.stderr[-3000:]  # both raylets ran encoder actors
 
     a = FaissIndexStore(tmp_path / "local").load()
     b = FaissIndexStore(tmp_path / "ray").load()
     assert b.passages == a.passages  # same files, offsets, texts, ids
-    cosine = np.sum(a.vectors * b.vectors, axis=1) / (np.linalg.norm(a.vectors, axis=1) * np.linalg.norm(b.vectors, axis=1))
+    cosine = np.sum(a.vectors * b.vectors, axis=1) / (
+        np.linalg.norm(a.vectors, axis=1) * np.linalg.norm(b.vectors, axis=1)
+    )
     assert cosine.min() >= 0.999, cosine.min()
 
 

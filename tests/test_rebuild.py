@@ -10,12 +10,12 @@ import time
 
 import httpx
 import pytest
+from conftest import READER, ROOT, SEEDS, ServerProcess, citation_is_valid, squad_file
 
 from articleqa.chunking import SentenceChunker
 from articleqa.indexing import IndexBuilder
-from articleqa.training.squad import load_squad, write_squad_corpus
 from articleqa.stores import FaissIndexStore
-from conftest import READER, ROOT, SEEDS, ServerProcess, citation_is_valid, squad_file
+from articleqa.training.squad import load_squad, write_squad_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,10 @@ def corpus(tmp_path_factory):
 def _index_cli(articles, index_dir, *extra):
     return subprocess.Popen(
         [sys.executable, "-m", "articleqa.cli", "-v", "index", str(articles), "--index-dir", str(index_dir), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
     )
 
 
@@ -56,7 +59,9 @@ def pipeline_factory(embedder, reader):
     return make
 
 
-@pytest.mark.parametrize("marker", ["full rebuild", "rebuild: embedding", "rebuild: writing", "rebuild: published", None])
+@pytest.mark.parametrize(
+    "marker", ["full rebuild", "rebuild: embedding", "rebuild: writing", "rebuild: published", None]
+)
 def test_sigkill_at_any_point_leaves_a_loadable_index(tmp_path, corpus, embedder, pipeline_factory, marker):
     index_dir = tmp_path / "index"
     IndexBuilder(embedder, SentenceChunker()).build(SEEDS, index_dir)
@@ -110,7 +115,10 @@ def test_two_rebuilds_at_once(tmp_path, corpus, embedder):
             break
     refused = subprocess.run(
         [sys.executable, "-m", "articleqa.cli", "index", str(corpus), "--index-dir", str(index_dir), "--no-wait"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     waiting = _index_cli(corpus, index_dir)
     first.communicate(timeout=300)
@@ -208,7 +216,9 @@ def test_add_change_delete_through_the_api(tmp_path, embedder):
         changed = text.replace("Ana Lima", "Rui Costa")
         r = httpx.post(srv.url + "/api/articles", files={"files": ("port vela.txt", changed.encode())}, headers=auth)
         assert r.status_code == 409
-        r = httpx.post(srv.url + "/api/articles?overwrite=true", files={"files": ("port vela.txt", changed.encode())}, headers=auth)
+        r = httpx.post(
+            srv.url + "/api/articles?overwrite=true", files={"files": ("port vela.txt", changed.encode())}, headers=auth
+        )
         assert r.status_code == 201
         wait_rebuilt()
         a = ask()
@@ -233,7 +243,9 @@ def test_serve_watch_rebuilds_when_files_change(tmp_path, embedder):
     try:
         before = httpx.get(srv.url + "/api/health").json()["index_version"]
         time.sleep(1)
-        (articles / "harbour.txt").write_text("Harbour news. The Port Vela bridge was opened by mayor Ana Lima.\n", encoding="utf-8")
+        (articles / "harbour.txt").write_text(
+            "Harbour news. The Port Vela bridge was opened by mayor Ana Lima.\n", encoding="utf-8"
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             h = httpx.get(srv.url + "/api/health").json()
@@ -241,7 +253,9 @@ def test_serve_watch_rebuilds_when_files_change(tmp_path, embedder):
                 break
             time.sleep(0.5)
         assert h["index_version"] != before and h["articles"] == 4
-        a = httpx.post(srv.url + "/api/answer", json={"question": "Who opened the Port Vela bridge?"}, timeout=60).json()
+        a = httpx.post(
+            srv.url + "/api/answer", json={"question": "Who opened the Port Vela bridge?"}, timeout=60
+        ).json()
         assert a["found"] and a["citations"][0]["file"] == "harbour.txt"
     finally:
         srv.stop()

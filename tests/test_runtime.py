@@ -11,13 +11,12 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import READER, SEEDS, squad_file
 
 from articleqa.reader import ExtractiveReader, read_reader_meta
 from articleqa.runtime import bf16_is_fast, choose_path
 from articleqa.serve.batching import BatchingReader
 from articleqa.types import Passage
-
-from conftest import READER, SEEDS, squad_file
 
 QUESTIONS = [
     "Who ordered the strikes?",
@@ -120,7 +119,10 @@ def test_auto_falls_back_to_torch_when_the_export_cannot_be_written(tmp_path, mo
     with caplog.at_level("WARNING"):
         r.warm_up()
     assert r.inference_path == "torch fp32" and "running torch fp32" in caplog.text
-    assert r.read(QUESTIONS[0], [Passage(0, "a.txt", 0, 32, "Donald Trump ordered the strikes.")])[0].text == "Donald Trump"
+    assert (
+        r.read(QUESTIONS[0], [Passage(0, "a.txt", 0, 32, "Donald Trump ordered the strikes.")])[0].text
+        == "Donald Trump"
+    )
     explicit = ExtractiveReader(str(READER), backend="onnx", quantize="none")
     with pytest.raises(OSError):  # asked for onnx by name: no silent fallback
         explicit.warm_up()
@@ -174,5 +176,6 @@ def test_onnx_encoder_gives_the_torch_vectors(cache, seed_passages):
     assert float((a * b).sum(1).min()) >= 0.9999
     assert onnx_e.encode([]).shape == (0, torch_e.dimension)
     # a question finds the same passages through either encoder
-    assert [int(i) for i in np.argsort(-(a[: len(seed_passages)] @ a[-1]))[:5]] == \
-           [int(i) for i in np.argsort(-(b[: len(seed_passages)] @ b[-1]))[:5]]
+    assert [int(i) for i in np.argsort(-(a[: len(seed_passages)] @ a[-1]))[:5]] == [
+        int(i) for i in np.argsort(-(b[: len(seed_passages)] @ b[-1]))[:5]
+    ]

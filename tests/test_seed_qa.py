@@ -2,11 +2,11 @@
 "not found"."""
 
 import pytest
+from conftest import citation_is_valid, seed_qa, seed_texts
 
 from articleqa.conversation import Turn
 from articleqa.pipeline import QuestionError
 from articleqa.text import best_em_f1
-from conftest import citation_is_valid, seed_qa, seed_texts
 
 QA = seed_qa()["questions"] if True else []
 ANSWERABLE = [q for q in QA if not q.get("unanswerable")]

@@ -5,12 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import SEEDS
 
 from articleqa.chunking import SentenceChunker
 from articleqa.indexing import IndexBuilder
 from articleqa.retrieval import HybridRetriever
-from articleqa.stores import IndexCorruptError, IndexMismatchError, IndexNotFoundError, FaissIndexStore
-from conftest import SEEDS
+from articleqa.stores import FaissIndexStore, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 
 
 def test_round_trip_gives_same_results(tmp_path, embedder, seed_index_dir):
@@ -21,7 +21,9 @@ def test_round_trip_gives_same_results(tmp_path, embedder, seed_index_dir):
     assert np.array_equal(a.vectors, b.vectors)
     retriever = HybridRetriever(embedder)
     for q in ["Who is the Energy Secretary?", "explosions in Caracas"]:
-        assert [h.passage.id for h in retriever.retrieve(a, q, 5)] == [h.passage.id for h in retriever.retrieve(b, q, 5)]
+        assert [h.passage.id for h in retriever.retrieve(a, q, 5)] == [
+            h.passage.id for h in retriever.retrieve(b, q, 5)
+        ]
     m = a.manifest
     assert m["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2" and m["dimension"] == 384
     assert set(m["files"]) == {p.name for p in SEEDS.glob("*.txt")}
@@ -63,12 +65,16 @@ def test_incremental_add_change_delete(tmp_path, embedder):
     assert first.full and first.embedded == first.passages
     assert builder.build(articles, index_dir).up_to_date
 
-    (articles / "new.txt").write_text("The harbour bridge of Port Vela was opened by mayor Ana Lima in 2031.", encoding="utf-8")
+    (articles / "new.txt").write_text(
+        "The harbour bridge of Port Vela was opened by mayor Ana Lima in 2031.", encoding="utf-8"
+    )
     added = builder.build(articles, index_dir)
     assert added.added == ["new.txt"] and not added.full
     assert added.embedded == 1 and added.passages == first.passages + 1
 
-    (articles / "new.txt").write_text("The harbour bridge of Port Vela was opened by mayor Rui Costa in 2032.", encoding="utf-8")
+    (articles / "new.txt").write_text(
+        "The harbour bridge of Port Vela was opened by mayor Rui Costa in 2032.", encoding="utf-8"
+    )
     changed = builder.build(articles, index_dir)
     assert changed.changed == ["new.txt"] and changed.embedded == 1
     index = FaissIndexStore(index_dir).load(embedder.name)

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import httpx
+from conftest import READER, ROOT, SEEDS, citation_is_valid, seed_qa, seed_texts
 
 from articleqa.answer import TENTATIVE
 from articleqa.serve.render import answer_html
-from conftest import ROOT, READER, SEEDS, citation_is_valid, seed_qa, seed_texts
 
 
 def _pipeline_with(seed_index_dir, embedder, reader, sure: float):
@@ -48,12 +48,27 @@ def test_chat_html_and_cli_show_a_tentative_answer_as_unsure(seed_index_dir, emb
     assert unsure.found and sure.found and unsure.answer == sure.answer == "Chris Wright"
     assert unsure.tentative and not sure.tentative
     html_unsure, html_sure = answer_html(unsure), answer_html(sure)
-    assert "The articles may not say" in html_unsure and "(unsure)" in html_unsure and "<strong>Chris Wright</strong>" not in html_unsure
-    assert "The articles may not say" not in html_sure and "(unsure)" not in html_sure and "<strong>Chris Wright</strong>" in html_sure
+    assert (
+        "The articles may not say" in html_unsure
+        and "(unsure)" in html_unsure
+        and "<strong>Chris Wright</strong>" not in html_unsure
+    )
+    assert (
+        "The articles may not say" not in html_sure
+        and "(unsure)" not in html_sure
+        and "<strong>Chris Wright</strong>" in html_sure
+    )
 
     env = {**os.environ, "ARTICLEQA_SURE_CONFIDENCE": "1.0", "ARTICLEQA_READER_MODEL": str(READER)}
-    cmd = [sys.executable, "-m", "articleqa.cli", "ask", "Who is the Energy Secretary?",
-           "--index-dir", str(seed_index_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "articleqa.cli",
+        "ask",
+        "Who is the Energy Secretary?",
+        "--index-dir",
+        str(seed_index_dir),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert TENTATIVE in out.stdout and "(unsure)" in out.stdout and "Chris Wright" in out.stdout

@@ -12,9 +12,9 @@ import sys
 
 import httpx
 import pytest
+from conftest import READER, SEEDS, ServerProcess, citation_is_valid, seed_qa, seed_texts
 
 from articleqa.verify import CitationRef, FolderArticles, citations_of, verify_citation, verify_citations
-from conftest import READER, SEEDS, ServerProcess, citation_is_valid, seed_qa, seed_texts
 
 #: "Who cut the ribbon?": the name, or the name with its appositive (both are the article's span; readers differ)
 RIBBON = ("Anna Brod", "The mayor, Anna Brod")
@@ -62,6 +62,7 @@ def texts_of(folder) -> dict[str, str]:
 
 # --- citations carry hash and date ---------------------------------------------------------------
 
+
 def test_citations_carry_the_file_hash_title_and_date(bridge):
     answer = bridge.ask("Who cut the ribbon?")
     assert answer.found and answer.answer in RIBBON
@@ -80,8 +81,10 @@ def test_seed_citations_carry_the_file_hash(pipeline):
 def test_dates_come_from_html_metadata(tmp_path):
     from articleqa.ingest import parse_article
 
-    page = (b'<html><head><title>Port news</title><meta property="article:published_time" content="2025-02-03T10:00:00Z">'
-            b"</head><body><p>Written 1999-01-01 in the archive.</p></body></html>")
+    page = (
+        b'<html><head><title>Port news</title><meta property="article:published_time" content="2025-02-03T10:00:00Z">'
+        b"</head><body><p>Written 1999-01-01 in the archive.</p></body></html>"
+    )
     assert parse_article("p.html", page, ".html").date == "2025-02-03"
     timed = b'<html><body><time datetime="2024-12-31">New Year</time><p>Text of 2020-01-01.</p></body></html>'
     assert parse_article("t.html", timed, ".html").date == "2024-12-31"
@@ -89,6 +92,7 @@ def test_dates_come_from_html_metadata(tmp_path):
 
 
 # --- disagreements --------------------------------------------------------------------------------
+
 
 def test_contradicting_articles_yield_a_disagreement_naming_both(bridge):
     answer = bridge.ask(QUESTION)
@@ -123,17 +127,18 @@ def test_seed_questions_give_exactly_one_answer_each(pipeline):
 
 
 def test_sources_differ_block_puts_the_newest_article_first(bridge):
-    from articleqa.serve.render import answer_html
-
     import html as html_lib
 
+    from articleqa.serve.render import answer_html
+
     html = html_lib.unescape(answer_html(bridge.ask(QUESTION)))
-    block = html[html.index("Sources differ"):]
+    block = html[html.index("Sources differ") :]
     assert block.index("2025-06-10") < block.index("2024-03-02")  # b.md (2001) is the newer article
     assert block.index("2001") < block.index("1998")
 
 
 # --- verify ---------------------------------------------------------------------------------------
+
 
 def test_verify_valid_stale_moved_gone_missing_invalid(bridge, tmp_path):
     answer = bridge.ask("Who cut the ribbon?")
@@ -196,7 +201,9 @@ def test_citations_of_saved_answers(bridge):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "articleqa.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "articleqa.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def test_cli_verify_exit_codes(bridge, tmp_path):
@@ -231,6 +238,7 @@ def test_cli_verify_exit_codes(bridge, tmp_path):
 
 # --- the server: /api/verify after a rebuild, the source page, the chat ---------------------------
 
+
 @pytest.fixture(scope="module")
 def bridge_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("bridge-server")
@@ -263,12 +271,18 @@ def test_api_verify_and_source_page_follow_edits_and_deletes(bridge_server):
         assert result["counts"]["valid"] == 2, result
 
         by_file = {c["file"]: c for c in cites}
-        page = client.get(f"/view/a.txt?s={by_file['a.txt']['start']}-{by_file['a.txt']['end']}&q=1998&sha={by_file['a.txt']['sha256']}")
-        assert page.status_code == 200 and "<mark id=\"span-" in page.text and "Stale" not in page.text
+        page = client.get(
+            f"/view/a.txt?s={by_file['a.txt']['start']}-{by_file['a.txt']['end']}&q=1998&sha={by_file['a.txt']['sha256']}"
+        )
+        assert page.status_code == 200 and '<mark id="span-' in page.text and "Stale" not in page.text
 
         before = client.get("/api/health").json()["index_version"]
         edited = BRIDGE_A.replace("The Kelmar harbour bridge", "Kelmar's old harbour bridge")
-        r = client.post("/api/articles?overwrite=true", files={"files": ("a.txt", edited.encode())}, headers={"Authorization": "Bearer tok"})
+        r = client.post(
+            "/api/articles?overwrite=true",
+            files={"files": ("a.txt", edited.encode())},
+            headers={"Authorization": "Bearer tok"},
+        )
         assert r.status_code == 201, r.text
         version = wait_for_rebuild(client, before)
         r = client.request("DELETE", "/api/articles/b.md", headers={"Authorization": "Bearer tok"})
@@ -289,22 +303,30 @@ def test_api_verify_and_source_page_follow_edits_and_deletes(bridge_server):
         assert client.get("/view/../../etc/hostname").status_code in (400, 404)
 
         # refused requests get the API's error shape
-        for body in [{}, {"citations": "x"}, {"citations": [{"file": "a.txt"}]}, {"citations": [{"file": "a.txt", "start": -1, "end": 2, "quote": "x"}]}]:
+        for body in [
+            {},
+            {"citations": "x"},
+            {"citations": [{"file": "a.txt"}]},
+            {"citations": [{"file": "a.txt", "start": -1, "end": 2, "quote": "x"}]},
+        ]:
             r = client.post("/api/verify", json=body)
             assert r.status_code == 422 and "error" in r.json(), body
-        r = client.post("/api/verify", json={"citations": [{"file": "a.txt", "start": 0, "end": 1, "quote": "H"}] * 201})
+        r = client.post(
+            "/api/verify", json={"citations": [{"file": "a.txt", "start": 0, "end": 1, "quote": "H"}] * 201}
+        )
         assert r.status_code == 422
 
 
 @pytest.mark.browser
 def test_chat_shows_sources_differ_with_both_sources_escaped(tmp_path_factory):
-    from test_browser import ARGS, CHROMIUM, ask
-
     from playwright.sync_api import sync_playwright
+    from test_browser import ARGS, CHROMIUM, ask
 
     base = tmp_path_factory.mktemp("differ-chat")
     articles = write_corpus(base / "articles")
-    (articles / "b.md").write_text(BRIDGE_B.replace("# Kelmar looks back", "# Kelmar <i>looks</i> back"), encoding="utf-8")
+    (articles / "b.md").write_text(
+        BRIDGE_B.replace("# Kelmar looks back", "# Kelmar <i>looks</i> back"), encoding="utf-8"
+    )
     with ServerProcess(articles, base / "index") as srv, sync_playwright() as p:
         srv.wait_ready()
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)

@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import SEEDS, ServerProcess
 
 
@@ -17,8 +16,12 @@ def test_two_workers_answer_and_all_see_a_rebuild_made_through_one(tmp_path, see
     articles, index_dir = tmp_path / "articles", tmp_path / "index"
     shutil.copytree(SEEDS, articles)
     shutil.copytree(seed_index_dir, index_dir)
-    srv = ServerProcess(articles, index_dir, workers=2,
-                        env={"ARTICLEQA_ADMIN_TOKEN": "t", "ARTICLEQA_WATCH": "1", "ARTICLEQA_READER_BATCHING": "0"})
+    srv = ServerProcess(
+        articles,
+        index_dir,
+        workers=2,
+        env={"ARTICLEQA_ADMIN_TOKEN": "t", "ARTICLEQA_WATCH": "1", "ARTICLEQA_READER_BATCHING": "0"},
+    )
     try:
         srv.wait_ready(timeout=300)
         pids, versions = set(), set()
@@ -31,9 +34,14 @@ def test_two_workers_answer_and_all_see_a_rebuild_made_through_one(tmp_path, see
             pids.add(r.headers.get("x-articleqa-worker"))
         assert len(pids) == 2, pids
         old = versions.pop()
-        r = httpx.post(srv.url + "/api/articles", headers={"Authorization": "Bearer t"},
-                       files={"files": ("port.txt", b"Port report\n\nThe harbour master of La Guaira is Ilse Marten.\n", "text/plain")},
-                       timeout=60)
+        r = httpx.post(
+            srv.url + "/api/articles",
+            headers={"Authorization": "Bearer t"},
+            files={
+                "files": ("port.txt", b"Port report\n\nThe harbour master of La Guaira is Ilse Marten.\n", "text/plain")
+            },
+            timeout=60,
+        )
         assert r.status_code == 201, r.text
         deadline, seen = time.time() + 180, {}
         while time.time() < deadline:
@@ -60,7 +68,6 @@ def test_deployment_files_are_well_formed():
     import subprocess
 
     import yaml
-
     from conftest import ROOT
 
     deploy = ROOT / "app" / "deploy"
@@ -72,8 +79,12 @@ def test_deployment_files_are_well_formed():
     unit = (deploy / "articleqa.service").read_text()
     assert "uvicorn app.main:app" in unit and "--workers 2" in unit
     if sh.which("systemd-analyze"):
-        r = subprocess.run(["systemd-analyze", "verify", str(deploy / "articleqa.service")], capture_output=True, text=True)
-        problems = [line for line in (r.stdout + r.stderr).splitlines() if line.strip() and "is not executable" not in line]
+        r = subprocess.run(
+            ["systemd-analyze", "verify", str(deploy / "articleqa.service")], capture_output=True, text=True
+        )
+        problems = [
+            line for line in (r.stdout + r.stderr).splitlines() if line.strip() and "is not executable" not in line
+        ]
         assert not problems, problems
 
 
@@ -87,8 +98,9 @@ def two_workers(tmp_path_factory, seed_index_dir):
     articles, index_dir = base / "articles", base / "index"
     shutil.copytree(SEEDS, articles)
     shutil.copytree(seed_index_dir, index_dir)
-    srv = ServerProcess(articles, index_dir, workers=2, env={
-        "ARTICLEQA_ADMIN_TOKEN": "t", "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "40"})
+    srv = ServerProcess(
+        articles, index_dir, workers=2, env={"ARTICLEQA_ADMIN_TOKEN": "t", "ARTICLEQA_RATE_LIMIT_PER_MINUTE": "40"}
+    )
     srv.articles, srv.index_dir = articles, index_dir
     try:
         yield srv.wait_ready(timeout=300)
@@ -108,14 +120,17 @@ def from_each_worker(url: str, method: str = "GET", **kwargs) -> dict[str, httpx
     return answers
 
 
-QUESTIONS = ["Who is the Energy Secretary?", "What was the codename of the nighttime operation in Caracas?",
-             "How many explosions were heard in Caracas on January 3?", "Who won the football world cup in 2022?"]
+QUESTIONS = [
+    "Who is the Energy Secretary?",
+    "What was the codename of the nighttime operation in Caracas?",
+    "How many explosions were heard in Caracas on January 3?",
+    "Who won the football world cup in 2022?",
+]
 
 
 def test_every_chat_question_is_answered_in_fresh_pages(two_workers):
-    from test_browser import ARGS, CHROMIUM, ask
-
     from playwright.sync_api import sync_playwright
+    from test_browser import ARGS, CHROMIUM, ask
 
     answered = []
     with sync_playwright() as p:
@@ -144,7 +159,10 @@ def test_the_gradio_client_api_works_through_either_worker(two_workers):
         assert "Chris Wright" in str(out[1])
     for _ in range(6):  # the raw call API: POST starts an event, GET streams its result
         with httpx.Client(timeout=120) as c:
-            r = c.post(two_workers.url + "/gradio_api/call/respond", json={"data": ["Who is the Energy Secretary?", [], [], {}]})
+            r = c.post(
+                two_workers.url + "/gradio_api/call/respond",
+                json={"data": ["Who is the Energy Secretary?", [], [], {}]},
+            )
         assert r.status_code == 200, r.text
         event = r.json()["event_id"]
         with httpx.Client(timeout=120) as c:
@@ -154,8 +172,17 @@ def test_the_gradio_client_api_works_through_either_worker(two_workers):
 
 def test_an_upload_and_its_rebuild_look_the_same_from_both_workers(two_workers):
     auth = {"Authorization": "Bearer t"}
-    r = httpx.post(two_workers.url + "/api/articles", headers=auth, timeout=60,
-                   files={"files": ("bridge.txt", b"Bridge report\n\nThe new bridge over the Guaire was opened by engineer Rosa Ibarra.\n")})
+    r = httpx.post(
+        two_workers.url + "/api/articles",
+        headers=auth,
+        timeout=60,
+        files={
+            "files": (
+                "bridge.txt",
+                b"Bridge report\n\nThe new bridge over the Guaire was opened by engineer Rosa Ibarra.\n",
+            )
+        },
+    )
     assert r.status_code == 201, r.text
     job = r.json()["rebuild"]
     assert job["request"] in ("started", "joined", "queued")
@@ -166,7 +193,9 @@ def test_an_upload_and_its_rebuild_look_the_same_from_both_workers(two_workers):
     while time.time() < deadline and httpx.get(two_workers.url + "/api/rebuild").json()["state"] == "running":
         time.sleep(0.5)
     done = from_each_worker(two_workers.url + "/api/rebuild")
-    assert {s.json()["state"] for s in done.values()} == {"done"} and len({s.json()["finished_at"] for s in done.values()}) == 1
+    assert {s.json()["state"] for s in done.values()} == {"done"} and len(
+        {s.json()["finished_at"] for s in done.values()}
+    ) == 1
     served: dict[str, str] = {}  # each worker loads the published version within seconds of it
     deadline = time.time() + 60
     while len(served) < 2 and time.time() < deadline:

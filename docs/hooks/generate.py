@@ -23,7 +23,9 @@ def on_files(files, config):
     for path in sorted((ROOT / "bench").glob("*.png")):
         files.append(File.generated(config, f"benchmarks/{path.name}", abs_src_path=str(path)))
     files.append(File.generated(config, "benchmarks/report.md", abs_src_path=str(ROOT / "bench" / "report.md")))
-    files.append(File.generated(config, "reader/model-card.md", abs_src_path=str(ROOT / "models" / "reader" / "README.md")))
+    files.append(
+        File.generated(config, "reader/model-card.md", abs_src_path=str(ROOT / "models" / "reader" / "README.md"))
+    )
     return files
 
 
@@ -60,7 +62,11 @@ def cli_reference() -> str:
                     rows.append((p.name.upper(), "argument", getattr(p, "help", "") or ""))
                 elif not p.hidden:
                     flags = " / ".join(p.opts + p.secondary_opts)
-                    default = "" if p.default in (None, False, ()) or p.is_flag and not p.default else f" [default: {p.default}]"
+                    default = (
+                        ""
+                        if p.default in (None, False, ()) or p.is_flag and not p.default
+                        else f" [default: {p.default}]"
+                    )
                     rows.append((flags, "option", (p.help or "") + default))
             if rows:
                 out.append("| | | |\n|---|---|---|")
@@ -97,7 +103,9 @@ def settings_reference() -> str:
         if isinstance(default, Path):
             default = str(default)
         kind = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
-        rows.append(f"| `ARTICLEQA_{name.upper()}` | `{_cell(kind)}` | `{default!s}` | {_cell(comments.get(name, ''))} |")
+        rows.append(
+            f"| `ARTICLEQA_{name.upper()}` | `{_cell(kind)}` | `{default!s}` | {_cell(comments.get(name, ''))} |"
+        )
     return "\n".join(rows) + "\n"
 
 

@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass, field
 
 from articleqa.mentions import unmatched_mentions
-from articleqa.text import normalize_answer
 from articleqa.protocols import AnswerabilityJudge, IndexVersion
+from articleqa.text import normalize_answer
 from articleqa.types import Answer, Citation, Disagreement, Passage, ReadSpan, ScoredPassage, Trace, TracePassage
 
 NOT_FOUND = "Not found in the articles."
@@ -54,9 +54,18 @@ class AnswerBuilder:
         tentative when its confidence is below ``sure_confidence``. ``threshold`` still ranks the spans.
     """
 
-    def __init__(self, threshold: float = 0.0, max_citations: int = 5, context_passages: int = 3,
-                 max_disagreements: int = 3, disagreement_ratio: float = 0.5, sure_confidence: float = 0.5,
-                 rank_prior: float = 0.0, check_mentions: bool = True, judge: AnswerabilityJudge | None = None):
+    def __init__(
+        self,
+        threshold: float = 0.0,
+        max_citations: int = 5,
+        context_passages: int = 3,
+        max_disagreements: int = 3,
+        disagreement_ratio: float = 0.5,
+        sure_confidence: float = 0.5,
+        rank_prior: float = 0.0,
+        check_mentions: bool = True,
+        judge: AnswerabilityJudge | None = None,
+    ):
         self.threshold = threshold
         self.judge = judge
         self.check_mentions = check_mentions
@@ -71,7 +80,9 @@ class AnswerBuilder:
         """The answer (or "not found") from the reader's spans. ``answer.trace`` is left to ``explain``."""
         return self.decide(question, spans, hits, index).answer
 
-    def decide(self, question: str, spans: list[ReadSpan], hits: list[ScoredPassage], index: IndexVersion) -> "Decision":
+    def decide(
+        self, question: str, spans: list[ReadSpan], hits: list[ScoredPassage], index: IndexVersion
+    ) -> "Decision":
         """The answer together with the rule that decided it and each span's role (for ``explain``)."""
         rank = {h.passage.id: i for i, h in enumerate(hits, 1)}
         # refusal is decided by the best margin alone; the rank prior only chooses between answers
@@ -108,7 +119,8 @@ class AnswerBuilder:
                 found=False,
                 confidence=round(best.confidence, 4) if best else 0.0,
                 context=[passage_citation(h.passage, index) for h in hits[: self.context_passages]],
-                message=NOT_FOUND + (f" ({best.passage.file} never mentions {_quoted(unmatched)}.)" if unmatched else ""),
+                message=NOT_FOUND
+                + (f" ({best.passage.file} never mentions {_quoted(unmatched)}.)" if unmatched else ""),
                 index_version=index.version,
             )
             return Decision(answer, rule, best, roles, unmatched, judged)
@@ -144,8 +156,9 @@ class AnswerBuilder:
         )
         return Decision(answer, rule, best, roles, answerability=judged)
 
-    def _disagreements(self, others: list[ReadSpan], answer_files: set[str], min_confidence: float,
-                       index: IndexVersion, roles: dict) -> list[Disagreement]:
+    def _disagreements(
+        self, others: list[ReadSpan], answer_files: set[str], min_confidence: float, index: IndexVersion, roles: dict
+    ) -> list[Disagreement]:
         """Other confident answers from articles that do not support the main answer. An article
         giving two different spans is the reader hesitating, not sources differing."""
         groups: list[list[ReadSpan]] = []
@@ -168,7 +181,9 @@ class AnswerBuilder:
                 if (cite.file, cite.start, cite.end) not in seen and len(cites) < self.max_citations:
                     seen.add((cite.file, cite.start, cite.end))
                     cites.append(cite)
-            result.append(Disagreement(answer=cites[0].quote, confidence=round(group[0].confidence, 4), citations=cites))
+            result.append(
+                Disagreement(answer=cites[0].quote, confidence=round(group[0].confidence, 4), citations=cites)
+            )
         return result
 
 
@@ -183,60 +198,103 @@ class Decision:
     unmatched: list[str] = field(default_factory=list)  # rule unmatched_mention: what the article never mentions
     answerability: float | None = None  # the judge's score, where one decided
 
-    def trace(self, question: str, retrieval_query: str, retriever: str, threshold: float,
-              spans: list[ReadSpan], hits: list[ScoredPassage], judge_threshold: float | None = None) -> Trace:
+    def trace(
+        self,
+        question: str,
+        retrieval_query: str,
+        retriever: str,
+        threshold: float,
+        spans: list[ReadSpan],
+        hits: list[ScoredPassage],
+        judge_threshold: float | None = None,
+    ) -> Trace:
         best = self.best
-        judged = (f"; the answerability model scored {self.answerability:.2f}, "
-                  f"{'above' if self.rule != 'unanswerable' else 'not above'} its threshold {judge_threshold:.2f}"
-                  if self.answerability is not None and judge_threshold is not None else "")
+        judged = (
+            f"; the answerability model scored {self.answerability:.2f}, "
+            f"{'above' if self.rule != 'unanswerable' else 'not above'} its threshold {judge_threshold:.2f}"
+            if self.answerability is not None and judge_threshold is not None
+            else ""
+        )
         explanation = {
             "no_passages": "retrieval returned no passages, so there was nothing to read",
             "below_threshold": (
                 f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}, "
-                f"not above the threshold {threshold:.2f}: not found" if best else ""
+                f"not above the threshold {threshold:.2f}: not found"
+                if best
+                else ""
             ),
             "unanswerable": (
                 f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}{judged} "
-                "(margins, agreement between passages, retrieval ranks, question words found): not found" if best else ""
+                "(margins, agreement between passages, retrieval ranks, question words found): not found"
+                if best
+                else ""
             ),
             "empty_span": "the best span is only punctuation or spaces: not found",
             "unmatched_mention": (
                 f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}, above the "
                 f"threshold {threshold:.2f} but unsure (confidence {best.confidence:.2f}), and the question names "
-                f"{_quoted(self.unmatched)}, which that article never mentions: not found" if best else ""
+                f"{_quoted(self.unmatched)}, which that article never mentions: not found"
+                if best
+                else ""
             ),
             "answered": (
-                (f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}{judged}"
-                 if judged else f"the best span ({best.text!r} in {best.passage.file}) scored a margin of "
-                 f"{best.margin:.2f}, above the threshold {threshold:.2f}") if best else ""
+                (
+                    f"the best span ({best.text!r} in {best.passage.file}) scored a margin of {best.margin:.2f}{judged}"
+                    if judged
+                    else f"the best span ({best.text!r} in {best.passage.file}) scored a margin of "
+                    f"{best.margin:.2f}, above the threshold {threshold:.2f}"
+                )
+                if best
+                else ""
             ),
         }[self.rule]
         top = max(spans, key=lambda s: s.margin, default=None)
         if self.rule == "answered" and top is not None and top is not best and not same_answer(top.text, best.text):
             rank = {h.passage.id: i for i, h in enumerate(hits, 1)}
-            explanation += (f"; chosen over {top.text!r} (margin {top.margin:.2f}, passage {rank.get(top.passage.id)}) "
-                            f"as its passage ranks higher in retrieval ({rank.get(best.passage.id)})")
+            explanation += (
+                f"; chosen over {top.text!r} (margin {top.margin:.2f}, passage {rank.get(top.passage.id)}) "
+                f"as its passage ranks higher in retrieval ({rank.get(best.passage.id)})"
+            )
         if len(spans) < len(hits) and best is not None:
-            explanation += (f"; {len(hits) - len(spans)} retrieved passage(s) were not read (early exit): the first "
-                            "passages already held a sure span, and their articles had been read")
+            explanation += (
+                f"; {len(hits) - len(spans)} retrieved passage(s) were not read (early exit): the first "
+                "passages already held a sure span, and their articles had been read"
+            )
         by_passage = {s.passage.id: s for s in spans}
         rows = []
         for rank, hit in enumerate(hits, 1):
             p = hit.passage
             span = by_passage.get(p.id)
             margin = None if span is None or span.margin == float("-inf") else round(span.margin, 4)
-            rows.append(TracePassage(
-                rank=rank, file=p.file, title=p.title, passage_start=p.start, passage_end=p.end,
-                dense_rank=hit.ranks.get("dense"), bm25_rank=hit.ranks.get("bm25"), fused_score=round(hit.score, 6),
-                span=span.text if span else "", span_start=span.start if span else p.start,
-                span_end=span.end if span else p.start, margin=margin,
-                confidence=round(span.confidence, 4) if span else 0.0,
-                role=self.roles.get(id(span), "below_threshold") if span else "not_read",
-            ))
-        return Trace(question=question, retrieval_query=retrieval_query, retriever=retriever, threshold=round(threshold, 4),
-                     answerability=None if self.answerability is None else round(self.answerability, 4),
-                     answerability_threshold=None if judge_threshold is None else round(judge_threshold, 4),
-                     rule=self.rule, explanation=explanation, passages=rows)
+            rows.append(
+                TracePassage(
+                    rank=rank,
+                    file=p.file,
+                    title=p.title,
+                    passage_start=p.start,
+                    passage_end=p.end,
+                    dense_rank=hit.ranks.get("dense"),
+                    bm25_rank=hit.ranks.get("bm25"),
+                    fused_score=round(hit.score, 6),
+                    span=span.text if span else "",
+                    span_start=span.start if span else p.start,
+                    span_end=span.end if span else p.start,
+                    margin=margin,
+                    confidence=round(span.confidence, 4) if span else 0.0,
+                    role=self.roles.get(id(span), "below_threshold") if span else "not_read",
+                )
+            )
+        return Trace(
+            question=question,
+            retrieval_query=retrieval_query,
+            retriever=retriever,
+            threshold=round(threshold, 4),
+            answerability=None if self.answerability is None else round(self.answerability, 4),
+            answerability_threshold=None if judge_threshold is None else round(judge_threshold, 4),
+            rule=self.rule,
+            explanation=explanation,
+            passages=rows,
+        )
 
 
 def same_answer(a: str, b: str) -> bool:
@@ -262,16 +320,29 @@ def span_citation(span: ReadSpan, index: IndexVersion) -> Citation:
         start, end = span.start, span.end
     p = span.passage
     return Citation(
-        file=p.file, start=start, end=end, quote=text[start:end], passage=text[p.start : p.end],
-        passage_start=p.start, passage_end=p.end, score=round(span.confidence, 4), **_article_fields(index, p.file, span.start),
+        file=p.file,
+        start=start,
+        end=end,
+        quote=text[start:end],
+        passage=text[p.start : p.end],
+        passage_start=p.start,
+        passage_end=p.end,
+        score=round(span.confidence, 4),
+        **_article_fields(index, p.file, span.start),
     )
 
 
 def passage_citation(p: Passage, index: IndexVersion) -> Citation:
     text = index.articles[p.file].text
     return Citation(
-        file=p.file, start=p.start, end=p.end, quote=text[p.start : p.end], passage=text[p.start : p.end],
-        passage_start=p.start, passage_end=p.end, **_article_fields(index, p.file, p.start),
+        file=p.file,
+        start=p.start,
+        end=p.end,
+        quote=text[p.start : p.end],
+        passage=text[p.start : p.end],
+        passage_start=p.start,
+        passage_end=p.end,
+        **_article_fields(index, p.file, p.start),
     )
 
 
@@ -279,7 +350,14 @@ def _article_fields(index: IndexVersion, file: str, start: int) -> dict:
     """Title, date, author, URL and content hash of the cited article, as indexed, and the page a
     span starting at ``start`` is on (PDFs)."""
     a = index.articles[file]
-    return {"title": a.title, "date": a.date, "sha256": a.sha256, "author": a.author, "url": a.url, "page": a.page_at(start)}
+    return {
+        "title": a.title,
+        "date": a.date,
+        "sha256": a.sha256,
+        "author": a.author,
+        "url": a.url,
+        "page": a.page_at(start),
+    }
 
 
 def _opens_inside(text: str, start: int, end: int) -> bool:

@@ -37,25 +37,25 @@ ANSWERABILITY_FILE = "answerability.json"
 
 #: the features, in the order the model's coefficients follow
 FEATURES = (
-    "margin",            # best span's no-answer margin over the read passages
-    "second_margin",     # the best margin of any other read passage
-    "mean_margin",       # mean margin over the read passages
-    "above_threshold",   # read passages whose margin clears the reader's threshold
+    "margin",  # best span's no-answer margin over the read passages
+    "second_margin",  # the best margin of any other read passage
+    "mean_margin",  # mean margin over the read passages
+    "above_threshold",  # read passages whose margin clears the reader's threshold
     "passages_read",
-    "agreeing",          # other read passages whose span is the same answer
-    "log_rank",          # ln(retrieval rank) of the answer's passage
-    "log_dense_rank",    # ln(dense rank), 60 where dense retrieval did not return it
-    "log_bm25_rank",     # ln(BM25 rank), 60 where BM25 did not return it
-    "top_fused",         # retrieval's score of its first passage
-    "answer_fused",      # retrieval's score of the answer's passage
-    "question_in_passage",   # share of the question's content words found in the answer's passage
+    "agreeing",  # other read passages whose span is the same answer
+    "log_rank",  # ln(retrieval rank) of the answer's passage
+    "log_dense_rank",  # ln(dense rank), 60 where dense retrieval did not return it
+    "log_bm25_rank",  # ln(BM25 rank), 60 where BM25 did not return it
+    "top_fused",  # retrieval's score of its first passage
+    "answer_fused",  # retrieval's score of the answer's passage
+    "question_in_passage",  # share of the question's content words found in the answer's passage
     "question_in_sentence",  # ... in the sentence holding the span
-    "names_missing",     # capitalised question words the passage never mentions
+    "names_missing",  # capitalised question words the passage never mentions
     "span_in_question",  # share of the span's words that the question already holds
     "span_words",
-    "question_words",    # content words of the question
+    "question_words",  # content words of the question
     "negated_question",  # not / never / n't / no ...
-    "type_mismatch",     # how many / when / who asked, and the span has no digit / no digit / no capital
+    "type_mismatch",  # how many / when / who asked, and the span has no digit / no digit / no capital
 )
 
 _NO_RANK = 60  # candidates per retriever in hybrid retrieval: a rank past them
@@ -86,7 +86,7 @@ def _sentence(text: str, start: int, end: int) -> str:
     """The sentence of ``text`` around [start, end)."""
     before = max(text.rfind(". ", 0, start), text.rfind("\n", 0, start))
     after = re.search(r"\.\s|\n", text[end:])
-    return text[before + 1 if before >= 0 else 0: end + after.end() if after else len(text)]
+    return text[before + 1 if before >= 0 else 0 : end + after.end() if after else len(text)]
 
 
 def _question_type(question: str) -> str:
@@ -100,8 +100,9 @@ def _question_type(question: str) -> str:
     return "other"
 
 
-def answerability_features(question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage],
-                           reader_threshold: float) -> dict[str, float]:
+def answerability_features(
+    question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
+) -> dict[str, float]:
     """The numbers :class:`AnswerabilityModel` weighs, from one question's read spans and retrieval hits."""
     read = sorted((s for s in spans if s.margin != float("-inf")), key=lambda s: -s.margin)
     rank = {h.passage.id: (i, h) for i, h in enumerate(hits, 1)}
@@ -113,8 +114,14 @@ def answerability_features(question: str, spans: Sequence[ReadSpan], hits: Seque
     f["negated_question"] = float(bool(_NEGATION.search(question)))
     f["top_fused"] = float(hits[0].score) if hits else 0.0
     if not read:
-        f.update(margin=_NO_MARGIN, second_margin=_NO_MARGIN, mean_margin=_NO_MARGIN, log_rank=math.log(_NO_RANK),
-                 log_dense_rank=math.log(_NO_RANK), log_bm25_rank=math.log(_NO_RANK))
+        f.update(
+            margin=_NO_MARGIN,
+            second_margin=_NO_MARGIN,
+            mean_margin=_NO_MARGIN,
+            log_rank=math.log(_NO_RANK),
+            log_dense_rank=math.log(_NO_RANK),
+            log_bm25_rank=math.log(_NO_RANK),
+        )
         return f
     best = read[0]
     f["margin"] = best.margin
@@ -144,8 +151,9 @@ def answerability_features(question: str, spans: Sequence[ReadSpan], hits: Seque
     f["span_words"] = float(len(span_words))
     f["span_in_question"] = sum(_stem(w) in asked for w in span_words) / max(len(span_words), 1)
     has_digit = bool(re.search(r"\d", best.text))
-    f["type_mismatch"] = float((kind in ("number", "date") and not has_digit)
-                               or (kind == "person" and not best.text[:1].isupper()))
+    f["type_mismatch"] = float(
+        (kind in ("number", "date") and not has_digit) or (kind == "person" and not best.text[:1].isupper())
+    )
     return f
 
 
@@ -173,10 +181,13 @@ class AnswerabilityModel:
             raise ValueError("answerability model: mean, scale and coef must each have one value per feature")
 
     def score_features(self, f: dict[str, float]) -> float:
-        return self.intercept + sum(c * (f[k] - m) / (s or 1.0)
-                                    for k, m, s, c in zip(self.features, self.mean, self.scale, self.coef))
+        return self.intercept + sum(
+            c * (f[k] - m) / (s or 1.0) for k, m, s, c in zip(self.features, self.mean, self.scale, self.coef)
+        )
 
-    def score(self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float) -> float:
+    def score(
+        self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
+    ) -> float:
         return self.score_features(answerability_features(question, spans, hits, reader_threshold))
 
     def save(self, model_dir: str | Path) -> Path:

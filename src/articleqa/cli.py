@@ -16,8 +16,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-IndexDirOpt = Annotated[Optional[Path], typer.Option("--index-dir", help="Index folder [env ARTICLEQA_INDEX_DIR; default index/]")]
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Where the index lives: faiss (the index folder) or milvus:<uri>, a milvus-lite file (milvus:./index/milvus.db) or a server (milvus:http://host:19530, token in ARTICLEQA_MILVUS_TOKEN) [env ARTICLEQA_STORE; default faiss].")]
+IndexDirOpt = Annotated[
+    Optional[Path], typer.Option("--index-dir", help="Index folder [env ARTICLEQA_INDEX_DIR; default index/]")
+]
+StoreOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--store",
+        help="Where the index lives: faiss (the index folder) or milvus:<uri>, a milvus-lite file (milvus:./index/milvus.db) or a server (milvus:http://host:19530, token in ARTICLEQA_MILVUS_TOKEN) [env ARTICLEQA_STORE; default faiss].",
+    ),
+]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -26,7 +34,17 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("httpx", "sentence_transformers", "transformers", "urllib3", "filelock", "faiss.loader", "faiss", "bm25s", "pymilvus"):
+    for noisy in (
+        "httpx",
+        "sentence_transformers",
+        "transformers",
+        "urllib3",
+        "filelock",
+        "faiss.loader",
+        "faiss",
+        "bm25s",
+        "pymilvus",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -41,7 +59,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     _setup_logging(verbose)
 
@@ -51,7 +71,9 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-ArticlesOpt = Annotated[Optional[Path], typer.Option("--articles", help="Articles folder [env ARTICLEQA_ARTICLES_DIR; default seeds/]")]
+ArticlesOpt = Annotated[
+    Optional[Path], typer.Option("--articles", help="Articles folder [env ARTICLEQA_ARTICLES_DIR; default seeds/]")
+]
 
 
 def _pipeline(**overrides):
@@ -67,15 +89,35 @@ def _pipeline(**overrides):
 
 @app.command("index")
 def index_cmd(
-    folder: Annotated[Optional[Path], typer.Argument(help="Articles folder [default: seeds/ or ARTICLEQA_ARTICLES_DIR].")] = None,
+    folder: Annotated[
+        Optional[Path], typer.Argument(help="Articles folder [default: seeds/ or ARTICLEQA_ARTICLES_DIR].")
+    ] = None,
     index_dir: IndexDirOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything, even unchanged files.")] = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail at once if another rebuild is running.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
-    max_article_bytes: Annotated[Optional[int], typer.Option("--max-article-bytes", help="Skip larger files with a warning [env ARTICLEQA_MAX_ARTICLE_BYTES; default 5000000].")] = None,
+    max_article_bytes: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-article-bytes",
+            help="Skip larger files with a warning [env ARTICLEQA_MAX_ARTICLE_BYTES; default 5000000].",
+        ),
+    ] = None,
     store: StoreOpt = None,
-    embed_with: Annotated[Optional[str], typer.Option("--embed-with", help="process (default) or ray: chunk and embed as a Ray Data job, local or on --ray-address [env ARTICLEQA_EMBED_WITH; needs pip install 'articleqa[scale]'].")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster for --embed-with ray: HEAD_IP:6379 (its GCS), ray://host:10001 or auto [env RAY_ADDRESS; default: a local Ray]. With token authentication (ray start's default) set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH.")] = None,
+    embed_with: Annotated[
+        Optional[str],
+        typer.Option(
+            "--embed-with",
+            help="process (default) or ray: chunk and embed as a Ray Data job, local or on --ray-address [env ARTICLEQA_EMBED_WITH; needs pip install 'articleqa[scale]'].",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster for --embed-with ray: HEAD_IP:6379 (its GCS), ray://host:10001 or auto [env RAY_ADDRESS; default: a local Ray]. With token authentication (ray start's default) set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH.",
+        ),
+    ] = None,
 ) -> None:
     """Build or incrementally update the index of an articles folder.
 
@@ -85,8 +127,14 @@ def index_cmd(
     """
     from articleqa.stores import IndexStoreError
 
-    pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, max_article_bytes=max_article_bytes, store=store,
-                         embed_with=embed_with, ray_address=ray_address)
+    pipeline = _pipeline(
+        articles_dir=folder,
+        index_dir=index_dir,
+        max_article_bytes=max_article_bytes,
+        store=store,
+        embed_with=embed_with,
+        ray_address=ray_address,
+    )
     settings = pipeline.settings
     if not settings.articles_dir.is_dir():
         _fail(f"articles folder not found: {settings.articles_dir}")
@@ -133,7 +181,9 @@ def add_cmd(
     urls: Annotated[list[str], typer.Argument(help="http(s) URLs of news pages or PDFs.")],
     articles: ArticlesOpt = None,
     index_dir: IndexDirOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print what was saved and the rebuild report as JSON.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print what was saved and the rebuild report as JSON.")
+    ] = False,
 ) -> None:
     """Fetch news pages (or PDFs) by URL into the articles folder, then update the index.
 
@@ -143,7 +193,7 @@ def add_cmd(
     only; private and loopback addresses are refused unless ARTICLEQA_FETCH_ALLOW_PRIVATE=1. Exit 0
     when every URL was added, 1 when some failed, 2 when none could be.
     """
-    from articleqa.fetch import FetchError, Fetcher, save_url
+    from articleqa.fetch import Fetcher, FetchError, save_url
 
     pipeline = _pipeline(articles_dir=articles, index_dir=index_dir)
     folder = pipeline.settings.articles_dir
@@ -183,23 +233,30 @@ def feed_cmd(
     """
     from dataclasses import asdict
 
-    from articleqa.fetch import FetchError, Fetcher, follow_feed
+    from articleqa.fetch import Fetcher, FetchError, follow_feed
 
     pipeline = _pipeline(articles_dir=articles, index_dir=index_dir)
     folder = pipeline.settings.articles_dir
     if not folder.is_dir():
         _fail(f"articles folder not found: {folder}")
     try:
-        report = follow_feed(Fetcher(), url, folder, max_new=pipeline.settings.feed_max_new,
-                             max_bytes=pipeline.settings.feed_max_bytes)
+        report = follow_feed(
+            Fetcher(), url, folder, max_new=pipeline.settings.feed_max_new, max_bytes=pipeline.settings.feed_max_bytes
+        )
     except FetchError as exc:
         _fail(str(exc))
     for e in report.errors:
         typer.secho(f"error: {e['error']}", err=True, fg=typer.colors.RED)
     if not json_out:
-        left = f", {report.left} left for the next run (at most {pipeline.settings.feed_max_new} per run)" if report.left else ""
-        typer.echo(f"{url}: {report.entries} entries, {len(report.saved)} new, {report.known} already here, "
-                   f"{len(report.errors)} failed{left}")
+        left = (
+            f", {report.left} left for the next run (at most {pipeline.settings.feed_max_new} per run)"
+            if report.left
+            else ""
+        )
+        typer.echo(
+            f"{url}: {report.entries} entries, {len(report.saved)} new, {report.known} already here, "
+            f"{len(report.errors)} failed{left}"
+        )
     rebuild = _rebuild_after_adding(pipeline, json_out) if report.saved else None
     if json_out:
         typer.echo(json.dumps({**asdict(report), "rebuild": rebuild}))
@@ -229,7 +286,13 @@ class ProgressBars:
             self.close()
             self.stage = p.stage
         if spec and self.bar is None and getattr(p, spec[3]):
-            self.bar = tqdm(total=getattr(p, spec[3]), desc=spec[0].format(**vars(p)), unit=spec[1], disable=self.disable, leave=True)
+            self.bar = tqdm(
+                total=getattr(p, spec[3]),
+                desc=spec[0].format(**vars(p)),
+                unit=spec[1],
+                disable=self.disable,
+                leave=True,
+            )
         if self.bar is not None and spec:
             self.bar.total = getattr(p, spec[3]) or self.bar.total
             self.bar.n = getattr(p, spec[2])
@@ -259,7 +322,7 @@ def _cite_line(n: int, c) -> str:
     if c.author:
         source = f"{source}, {c.author}" if source else c.author
     page = f" (page {c.page})" if c.page else ""
-    line = f"[{n}] {c.file}:{c.start}-{c.end}{page}  \"{c.quote}\"" + (f"  — {source}" if source else "")
+    line = f'[{n}] {c.file}:{c.start}-{c.end}{page}  "{c.quote}"' + (f"  — {source}" if source else "")
     return line + (f"\n      {c.url}" if c.url else "")
 
 
@@ -304,20 +367,34 @@ def _print_trace(t) -> None:
     typer.echo(f"  {'#':>2} {'dense':>5} {'bm25':>5} {'fused':>8} {'margin':>7}  {'role':<15} passage -> span")
     for p in t.passages:
         margin = f"{p.margin:7.2f}" if p.margin is not None else "      -"
-        typer.echo(f"  {p.rank:>2} {p.dense_rank or '-':>5} {p.bm25_rank or '-':>5} {p.fused_score:8.4f} {margin}  "
-                   f"{p.role:<15} {p.file}:{p.passage_start}-{p.passage_end} -> \"{p.span}\"")
+        typer.echo(
+            f"  {p.rank:>2} {p.dense_rank or '-':>5} {p.bm25_rank or '-':>5} {p.fused_score:8.4f} {margin}  "
+            f'{p.role:<15} {p.file}:{p.passage_start}-{p.passage_end} -> "{p.span}"'
+        )
 
 
 @app.command("ask")
 def ask_cmd(
     question: Annotated[Optional[str], typer.Argument(help="The question.")] = None,
-    questions: Annotated[Optional[Path], typer.Option("--questions", help="File of questions: one per line, or a JSON list of strings.")] = None,
+    questions: Annotated[
+        Optional[Path], typer.Option("--questions", help="File of questions: one per line, or a JSON list of strings.")
+    ] = None,
     index_dir: IndexDirOpt = None,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Passages to read [env ARTICLEQA_TOP_K; default 5].")] = None,
+    top_k: Annotated[
+        Optional[int], typer.Option("--top-k", help="Passages to read [env ARTICLEQA_TOP_K; default 5].")
+    ] = None,
     retrieval: Annotated[Optional[str], typer.Option(help="hybrid (default), dense or bm25.")] = None,
-    reader: Annotated[Optional[str], typer.Option("--reader", help="Reader model folder or hub id [default: models/reader].")] = None,
+    reader: Annotated[
+        Optional[str], typer.Option("--reader", help="Reader model folder or hub id [default: models/reader].")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Answer as JSON (one object per line).")] = False,
-    explain: Annotated[bool, typer.Option("--explain", help="Show why: retrieval ranks, the reader's span and margin per passage, the threshold and the deciding rule.")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Show why: retrieval ranks, the reader's span and margin per passage, the threshold and the deciding rule.",
+        ),
+    ] = False,
     store: StoreOpt = None,
 ) -> None:
     """Answer a question from the indexed articles, citing file and character span.
@@ -369,8 +446,18 @@ def ask_cmd(
 
 @app.command("verify")
 def verify_cmd(
-    file: Annotated[Path, typer.Argument(help="A saved answer (JSON from `ask --json` or /api/answer), a JSON list of citations, or {\"citations\": [...]}.")],
-    articles: Annotated[Optional[Path], typer.Option("--articles", help="Check against the files of this folder as they are now, instead of the index.")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help='A saved answer (JSON from `ask --json` or /api/answer), a JSON list of citations, or {"citations": [...]}.'
+        ),
+    ],
+    articles: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--articles", help="Check against the files of this folder as they are now, instead of the index."
+        ),
+    ] = None,
     index_dir: IndexDirOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
     store: StoreOpt = None,
@@ -390,12 +477,16 @@ def verify_cmd(
         _fail(f"file not found: {file}")
     try:
         text = file.read_text(encoding="utf-8")
-        data = [json.loads(line) for line in text.splitlines() if line.strip()] if file.suffix == ".jsonl" else json.loads(text)
+        data = (
+            [json.loads(line) for line in text.splitlines() if line.strip()]
+            if file.suffix == ".jsonl"
+            else json.loads(text)
+        )
     except (ValueError, UnicodeDecodeError) as exc:
         _fail(f"cannot read {file}: {exc}")
     cites = [c for d in data for c in citations_of(d)] if file.suffix == ".jsonl" else citations_of(data)
     if not cites:
-        _fail(f"no citations in {file}: expected an answer with \"citations\" or a list of citations")
+        _fail(f'no citations in {file}: expected an answer with "citations" or a list of citations')
     try:
         settings = get_settings(index_dir=index_dir, store=store)
     except Exception as exc:
@@ -416,13 +507,25 @@ def verify_cmd(
         _fail(f"bad citation in {file}: {exc}")
     counts = summary(checks)
     if json_out:
-        typer.echo(json.dumps({"against": against, "counts": counts, "results": [c.model_dump() for c in checks]}, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {"against": against, "counts": counts, "results": [c.model_dump() for c in checks]}, ensure_ascii=False
+            )
+        )
     else:
-        colors = {"valid": typer.colors.GREEN, "stale": typer.colors.YELLOW, "missing": typer.colors.RED, "invalid": typer.colors.RED}
+        colors = {
+            "valid": typer.colors.GREEN,
+            "stale": typer.colors.YELLOW,
+            "missing": typer.colors.RED,
+            "invalid": typer.colors.RED,
+        }
         for c in checks:
             typer.secho(f"{c.status:<8}", fg=colors[c.status], nl=False)
-            typer.echo(f" {c.file}:{c.start}-{c.end} \"{c.quote[:60]}\"  {c.message}")
-        typer.echo(f"checked {len(checks)} citation(s) against {against}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+            typer.echo(f' {c.file}:{c.start}-{c.end} "{c.quote[:60]}"  {c.message}')
+        typer.echo(
+            f"checked {len(checks)} citation(s) against {against}: "
+            + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        )
     if counts["valid"] != len(checks):
         raise typer.Exit(1)
 
@@ -434,17 +537,39 @@ def serve_cmd(
     index_dir: IndexDirOpt = None,
     articles: ArticlesOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Rebuild when files in the articles folder change.")] = False,
-    feed: Annotated[Optional[list[str]], typer.Option("--feed", help="Follow this RSS/Atom feed (repeatable): new entries are added and indexed.")] = None,
-    feed_every: Annotated[Optional[str], typer.Option("--feed-every", help="How often --feed is fetched: e.g. 15m, 1h, 90s [env ARTICLEQA_FEED_EVERY; default 15m].")] = None,
-    trusted_proxies: Annotated[Optional[str], typer.Option("--trusted-proxies", help="Comma-separated proxy addresses whose X-Forwarded-For is believed [env ARTICLEQA_TRUSTED_PROXIES; default none].")] = None,
+    feed: Annotated[
+        Optional[list[str]],
+        typer.Option("--feed", help="Follow this RSS/Atom feed (repeatable): new entries are added and indexed."),
+    ] = None,
+    feed_every: Annotated[
+        Optional[str],
+        typer.Option(
+            "--feed-every",
+            help="How often --feed is fetched: e.g. 15m, 1h, 90s [env ARTICLEQA_FEED_EVERY; default 15m].",
+        ),
+    ] = None,
+    trusted_proxies: Annotated[
+        Optional[str],
+        typer.Option(
+            "--trusted-proxies",
+            help="Comma-separated proxy addresses whose X-Forwarded-For is believed [env ARTICLEQA_TRUSTED_PROXIES; default none].",
+        ),
+    ] = None,
     store: StoreOpt = None,
 ) -> None:
     """Serve the chat UI (/) and the HTTP API (/api, docs at /docs) in one process."""
     from articleqa.config import get_settings
 
     try:
-        settings = get_settings(index_dir=index_dir, articles_dir=articles, trusted_proxies=trusted_proxies, store=store,
-                                watch=watch or None, feeds=",".join(feed) if feed else None, feed_every=feed_every)
+        settings = get_settings(
+            index_dir=index_dir,
+            articles_dir=articles,
+            trusted_proxies=trusted_proxies,
+            store=store,
+            watch=watch or None,
+            feeds=",".join(feed) if feed else None,
+            feed_every=feed_every,
+        )
     except Exception as exc:
         _fail(f"bad configuration: {exc}")
     from articleqa.serve.jobs import parse_interval

@@ -16,8 +16,25 @@ import re
 from dataclasses import dataclass
 
 _REFERRING = {
-    "it", "its", "he", "him", "his", "she", "her", "they", "them", "their", "this", "that", "these",
-    "those", "there", "then", "the same", "also", "else",
+    "it",
+    "its",
+    "he",
+    "him",
+    "his",
+    "she",
+    "her",
+    "they",
+    "them",
+    "their",
+    "this",
+    "that",
+    "these",
+    "those",
+    "there",
+    "then",
+    "the same",
+    "also",
+    "else",
 }
 _FOLLOW_UP_START = re.compile(r"^\s*(and|also|what about|how about|but|so|then)\b", re.I)
 _WORDS = re.compile(r"[\w']+")
@@ -66,8 +83,24 @@ def contextualize(question: str, history: list[Turn] | None, max_turns: int = 2)
 
 _QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how"}
 _FIRST_WORDS = _QUESTION_WORDS | {
-    "is", "are", "was", "were", "did", "does", "do", "can", "could", "has", "have", "had", "will", "would", "should",
-    "name", "list", "tell",
+    "is",
+    "are",
+    "was",
+    "were",
+    "did",
+    "does",
+    "do",
+    "can",
+    "could",
+    "has",
+    "have",
+    "had",
+    "will",
+    "would",
+    "should",
+    "name",
+    "list",
+    "tell",
 }
 _WH = r"(?:who|whom|whose|what|when|where|which|why|how)"
 _AUX = r"(?:did|does|do|is|are|was|were|will|would|can|could|has|have|had|should|many|much|long|old|often)"

@@ -72,9 +72,7 @@ class Embedder:
             if self.offline:
                 os.environ["HF_HUB_OFFLINE"] = "1"
             try:
-                self._model = SentenceTransformer(
-                    self.model_path, device="cpu", local_files_only=local or self.offline
-                )
+                self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=local or self.offline)
             except Exception as exc:  # OSError, or the hub client's validation errors for odd names
                 raise FileNotFoundError(f"cannot load embedding model {self.model_path!r}: {exc}") from exc
             self._onnx = self._onnx_session()
@@ -95,8 +93,12 @@ class Embedder:
         modules = list(self._model)
         kinds = [type(m).__name__ for m in modules]
         pooling = getattr(modules[1], "pooling_mode", None) if len(modules) > 1 else None
-        plain = (kinds[:2] == ["Transformer", "Pooling"] and set(kinds[2:]) <= {"Normalize"}
-                 and pooling in ("mean", "cls") and hasattr(modules[0], "auto_model"))
+        plain = (
+            kinds[:2] == ["Transformer", "Pooling"]
+            and set(kinds[2:]) <= {"Normalize"}
+            and pooling in ("mean", "cls")
+            and hasattr(modules[0], "auto_model")
+        )
         if not plain:
             if self.backend == "onnx":
                 raise ValueError(f"the onnx embedding backend runs a transformer with mean or CLS pooling, not {kinds}")
@@ -108,7 +110,9 @@ class Embedder:
         except Exception as exc:
             if self.backend == "onnx":
                 raise
-            log.warning("ONNX Runtime path unavailable for the embedding model (%s: %s); running torch", type(exc).__name__, exc)
+            log.warning(
+                "ONNX Runtime path unavailable for the embedding model (%s: %s); running torch", type(exc).__name__, exc
+            )
             return None
 
     @property
@@ -153,8 +157,13 @@ class Embedder:
         with tqdm(total=len(texts), desc="embedding", unit="passage", disable=not show) as bar:
             for b in range(0, len(texts), self.batch_size):
                 idx = order[b : b + self.batch_size]
-                enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                max_length=self.max_seq_length, return_tensors="np")
+                enc = tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_seq_length,
+                    return_tensors="np",
+                )
                 feed = onnx_feed(names, enc)
                 hidden = self._onnx.run(None, feed)[0]
                 if self._pooling == "cls":

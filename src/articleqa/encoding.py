@@ -39,8 +39,14 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 #: labels browsers read as another encoding than Python's codec of that name
-_WHATWG = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
-           "gb2312": "gbk", "x-sjis": "shift_jis"}
+_WHATWG = {
+    "iso-8859-1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "gb2312": "gbk",
+    "x-sjis": "shift_jis",
+}
 _META = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
 _XML_DECL = re.compile(rb"""^\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9_.:\-]+)["']""", re.I)
 #: text declarations rewritten by ``as_utf8_page``
@@ -119,10 +125,43 @@ def _try(raw: bytes, enc: str) -> str | None:
 
 
 #: what a detector may choose: the encodings of the WHATWG standard (the web's; no DOS code pages)
-WEB_ENCODINGS = ("utf_8", "cp1252", "iso8859_15", "cp1251", "koi8_r", "koi8_u", "shift_jis", "euc_jp", "iso2022_jp",
-                 "gb18030", "gbk", "big5", "euc_kr", "cp1250", "iso8859_2", "cp1253", "iso8859_7", "cp1254", "cp1255",
-                 "iso8859_8", "cp1256", "iso8859_6", "cp1257", "iso8859_13", "cp1258", "cp874", "cp866", "iso8859_3",
-                 "iso8859_4", "iso8859_5", "iso8859_10", "iso8859_14", "iso8859_16", "mac_roman", "mac_cyrillic")
+WEB_ENCODINGS = (
+    "utf_8",
+    "cp1252",
+    "iso8859_15",
+    "cp1251",
+    "koi8_r",
+    "koi8_u",
+    "shift_jis",
+    "euc_jp",
+    "iso2022_jp",
+    "gb18030",
+    "gbk",
+    "big5",
+    "euc_kr",
+    "cp1250",
+    "iso8859_2",
+    "cp1253",
+    "iso8859_7",
+    "cp1254",
+    "cp1255",
+    "iso8859_8",
+    "cp1256",
+    "iso8859_6",
+    "cp1257",
+    "iso8859_13",
+    "cp1258",
+    "cp874",
+    "cp866",
+    "iso8859_3",
+    "iso8859_4",
+    "iso8859_5",
+    "iso8859_10",
+    "iso8859_14",
+    "iso8859_16",
+    "mac_roman",
+    "mac_cyrillic",
+)
 
 
 def _detect(raw: bytes) -> tuple[str, str] | None:

@@ -43,8 +43,15 @@ MAX_FETCH_BYTES = 5_000_000
 TIMEOUT_S = 15.0
 USER_AGENT = "articleqa/1 (+https://github.com/articleqa)"
 PAGE_TYPES = {"text/html": ".html", "application/xhtml+xml": ".html", "application/pdf": ".pdf"}
-FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/xml", "text/xml", "application/rdf+xml",
-              "application/feed+json", "text/plain"}
+FEED_TYPES = {
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/xml",
+    "text/xml",
+    "application/rdf+xml",
+    "application/feed+json",
+    "text/plain",
+}
 #: a feed is refused over this many bytes, before it is parsed (real feeds are tens to hundreds of KB)
 MAX_FEED_BYTES = 2_000_000
 #: new entries fetched from one feed per run, newest first (real feeds hold 10-100 entries)
@@ -112,8 +119,13 @@ class Fetcher:
     so a name that resolves to another address a moment later (DNS rebinding) cannot slip through.
     Redirects are followed here, hop by hop, under the same check."""
 
-    def __init__(self, allow_private: bool | None = None, max_bytes: int = MAX_FETCH_BYTES, timeout: float = TIMEOUT_S,
-                 max_redirects: int = MAX_REDIRECTS):
+    def __init__(
+        self,
+        allow_private: bool | None = None,
+        max_bytes: int = MAX_FETCH_BYTES,
+        timeout: float = TIMEOUT_S,
+        max_redirects: int = MAX_REDIRECTS,
+    ):
         if allow_private is None:
             allow_private = os.environ.get("ARTICLEQA_FETCH_ALLOW_PRIVATE", "") in ("1", "true", "yes")
         self.allow_private = allow_private
@@ -132,8 +144,10 @@ class Fetcher:
         if not self.allow_private:
             private = [a for a in addresses if not ipaddress.ip_address(a).is_global]
             if private:
-                raise FetchError(f"{url}: {host} is a private or loopback address ({private[0]}); not fetched "
-                                 "(set ARTICLEQA_FETCH_ALLOW_PRIVATE=1 to allow)")
+                raise FetchError(
+                    f"{url}: {host} is a private or loopback address ({private[0]}); not fetched "
+                    "(set ARTICLEQA_FETCH_ALLOW_PRIVATE=1 to allow)"
+                )
         name = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
         host_header = name if u.port is None else f"{name}:{u.port}"
         return u.copy_with(host=addresses[0]), host_header, host
@@ -146,12 +160,15 @@ class Fetcher:
         url = check_url(url)
         limit = max_bytes or self.max_bytes
         try:
-            with httpx.Client(follow_redirects=False, timeout=self.timeout, headers={"User-Agent": USER_AGENT}) as client:
+            with httpx.Client(
+                follow_redirects=False, timeout=self.timeout, headers={"User-Agent": USER_AGENT}
+            ) as client:
                 current = url
                 for _hop in range(self.max_redirects + 1):
                     target, host_header, sni = self.pinned(current)
-                    request = client.build_request("GET", target, headers={"Host": host_header},
-                                                   extensions={"sni_hostname": sni})
+                    request = client.build_request(
+                        "GET", target, headers={"Host": host_header}, extensions={"sni_hostname": sni}
+                    )
                     r = client.send(request, stream=True)
                     try:
                         if r.status_code in REDIRECTS and r.headers.get("location"):
@@ -183,8 +200,9 @@ class Fetcher:
             body += chunk
             if len(body) > limit:
                 raise FetchError(f"{url}: the body is over the {limit:,}-byte limit")
-        return Fetched(url, final_url, ctype, bytes(body), charset=r.charset_encoding,
-                       last_modified=r.headers.get("last-modified"))
+        return Fetched(
+            url, final_url, ctype, bytes(body), charset=r.charset_encoding, last_modified=r.headers.get("last-modified")
+        )
 
 
 def saved_name(url: str, suffix: str) -> str:
@@ -243,8 +261,11 @@ def save_url(fetcher: Fetcher, url: str, articles_dir: Path, overwrite: bool = F
     except IngestError as exc:
         raise FetchError(f"{url}: {exc}") from None
     if source is not None:  # first, so the PDF is never indexed without it
-        write_atomically(Path(articles_dir), name + SOURCE_SUFFIX,
-                         json.dumps({k: v for k, v in source.items() if v}, indent=1).encode("utf-8"))
+        write_atomically(
+            Path(articles_dir),
+            name + SOURCE_SUFFIX,
+            json.dumps({k: v for k, v in source.items() if v}, indent=1).encode("utf-8"),
+        )
     write_atomically(Path(articles_dir), name, data)
     return name
 
@@ -324,7 +345,9 @@ def feed_entries(fetcher: Fetcher, url: str, max_bytes: int = MAX_FEED_BYTES) ->
         if link:
             link = urljoin(got.final_url, link)
             published = entry.get("published_parsed") or entry.get("updated_parsed")
-            entries.setdefault(link, FeedEntry(link, entry.get("title") or None, tuple(published) if published else None))
+            entries.setdefault(
+                link, FeedEntry(link, entry.get("title") or None, tuple(published) if published else None)
+            )
     # newest first; undated entries keep their feed order, after the dated ones (sorted() is stable)
     return sorted(entries.values(), key=lambda e: (e.published is None, tuple(-x for x in e.published or ())[:6]))
 
@@ -334,8 +357,9 @@ def feed_links(fetcher: Fetcher, url: str) -> list[str]:
     return [e.link for e in feed_entries(fetcher, url)]
 
 
-def follow_feed(fetcher: Fetcher, url: str, articles_dir: Path, max_new: int = MAX_FEED_NEW,
-                max_bytes: int = MAX_FEED_BYTES) -> FeedReport:
+def follow_feed(
+    fetcher: Fetcher, url: str, articles_dir: Path, max_new: int = MAX_FEED_NEW, max_bytes: int = MAX_FEED_BYTES
+) -> FeedReport:
     """Save the entries of the feed at ``url`` that are not in ``articles_dir`` yet, newest first, at most
     ``max_new`` of them in this run (the rest are counted in ``left`` for the next run). A feed that cannot
     be read or is refused raises ``FetchError``; an entry that cannot be saved is reported in ``errors``."""
@@ -360,6 +384,10 @@ def follow_feed(fetcher: Fetcher, url: str, articles_dir: Path, max_new: int = M
         except FetchError as exc:
             report.errors.append({"url": str(entry.link), "error": str(exc)})
     if report.left:
-        log.warning("%s: %d new entries left for the next run (at most %d are fetched per run, "
-                    "ARTICLEQA_FEED_MAX_NEW)", url, report.left, max_new)
+        log.warning(
+            "%s: %d new entries left for the next run (at most %d are fetched per run, ARTICLEQA_FEED_MAX_NEW)",
+            url,
+            report.left,
+            max_new,
+        )
     return report

@@ -88,8 +88,14 @@ class IndexBuilder:
         (passages, vectors)``, e.g. ``RayChunkEmbedder``) instead of in this process.
     """
 
-    def __init__(self, embedder: Embedder, chunker: Chunker, keep_versions: int = 2, max_article_bytes: int = MAX_ARTICLE_BYTES,
-                 batch_job=None):
+    def __init__(
+        self,
+        embedder: Embedder,
+        chunker: Chunker,
+        keep_versions: int = 2,
+        max_article_bytes: int = MAX_ARTICLE_BYTES,
+        batch_job=None,
+    ):
         self.embedder = embedder
         self.chunker = chunker
         self.batch_job = batch_job  # e.g. ray_embedding.RayChunkEmbedder: chunks and embeds as a distributed job
@@ -119,7 +125,9 @@ class IndexBuilder:
             with lock:
                 return self._run_locked(Path(folder), store, full, on_progress)
         except Timeout:
-            raise RebuildInProgressError(f"a rebuild of {store.root} is already running; try again when it has finished") from None
+            raise RebuildInProgressError(
+                f"a rebuild of {store.root} is already running; try again when it has finished"
+            ) from None
 
     def _run_locked(self, folder: Path, store: IndexStore, full: bool, on_progress) -> BuildReport:
         t0 = time.perf_counter()
@@ -135,7 +143,11 @@ class IndexBuilder:
         report()
         store.cleanup(keep=self.keep_versions)  # leftovers of an interrupted rebuild
         articles, skipped = ArticleLoader(self.max_article_bytes).load(
-            folder, on_file=lambda done, total: report(files_read=done, files_total=total) if done % 20 == 0 or done == total else None)
+            folder,
+            on_file=lambda done, total: (
+                report(files_read=done, files_total=total) if done % 20 == 0 or done == total else None
+            ),
+        )
         chunking = self.chunking_settings()
         model = self.embedder.name
 
@@ -165,8 +177,13 @@ class IndexBuilder:
         if previous is not None and not (added or changed or removed):
             report(stage="done", files_total=len(articles), passages_total=len(previous.passages))
             return BuildReport(
-                version=previous.version, up_to_date=True, full=False, full_reason=None,
-                unchanged=len(unchanged), passages=len(previous.passages), skipped=skipped,
+                version=previous.version,
+                up_to_date=True,
+                full=False,
+                full_reason=None,
+                unchanged=len(unchanged),
+                passages=len(previous.passages),
+                skipped=skipped,
                 seconds=time.perf_counter() - t0,
             )
 
@@ -181,43 +198,73 @@ class IndexBuilder:
                     kept_passages.append(p)
         to_embed_articles = [new_files[f] for f in new_files if previous is None or f in added or f in changed]
         if self.batch_job is not None:
-            report(stage="embedding", files_total=len(articles), files_to_embed=len(to_embed_articles),
-                   passages_total=len(kept_passages), passages_to_embed=0)
+            report(
+                stage="embedding",
+                files_total=len(articles),
+                files_to_embed=len(to_embed_articles),
+                passages_total=len(kept_passages),
+                passages_to_embed=0,
+            )
             t_embed = time.perf_counter()
             fresh, fresh_vectors = self.batch_job.run(to_embed_articles)
             embed_seconds = time.perf_counter() - t_embed
-            report(passages_total=len(kept_passages) + len(fresh), passages_to_embed=len(fresh), passages_embedded=len(fresh))
+            report(
+                passages_total=len(kept_passages) + len(fresh),
+                passages_to_embed=len(fresh),
+                passages_embedded=len(fresh),
+            )
         else:
-            fresh, fresh_vectors, embed_seconds = self._chunk_and_embed(to_embed_articles, len(articles), len(kept_passages), report)
+            fresh, fresh_vectors, embed_seconds = self._chunk_and_embed(
+                to_embed_articles, len(articles), len(kept_passages), report
+            )
         dim = self.embedder.dimension
         kept_vectors = previous.vectors[keep_rows] if previous is not None else np.zeros((0, dim), dtype=np.float32)
 
         # order by file so each article's passages are contiguous; renumber ids
         combined = sorted(
-            [(p, kept_vectors[i]) for i, p in enumerate(kept_passages)] + [(p, fresh_vectors[i]) for i, p in enumerate(fresh)],
+            [(p, kept_vectors[i]) for i, p in enumerate(kept_passages)]
+            + [(p, fresh_vectors[i]) for i, p in enumerate(fresh)],
             key=lambda pv: (pv[0].file, pv[0].start),
         )
-        passages = [Passage(id=i, file=p.file, start=p.start, end=p.end, text=p.text, title=p.title) for i, (p, _) in enumerate(combined)]
+        passages = [
+            Passage(id=i, file=p.file, start=p.start, end=p.end, text=p.text, title=p.title)
+            for i, (p, _) in enumerate(combined)
+        ]
         vectors = np.stack([v for _, v in combined]) if combined else np.zeros((0, dim), dtype=np.float32)
         ordered_articles = sorted(articles, key=lambda a: a.file)
 
         report(stage="writing")
         log.info("rebuild: writing a new version (%d passages)", len(passages))
         version = store.write_version(
-            ordered_articles, passages, vectors, model, chunking,
+            ordered_articles,
+            passages,
+            vectors,
+            model,
+            chunking,
             extra={"skipped": [asdict(s) for s in skipped], "articles_dir": str(folder)},
         )
         log.info("rebuild: published version %s", version)
         store.cleanup(keep=self.keep_versions)
         report(stage="done", passages_embedded=len(fresh))
         return BuildReport(
-            version=version, up_to_date=False, full=previous is None, full_reason=full_reason if previous is None else None,
-            added=added if previous is not None else list(new_files), changed=changed, removed=removed,
-            unchanged=len(unchanged), passages=len(passages), embedded=len(fresh), skipped=skipped,
-            seconds=time.perf_counter() - t0, embed_seconds=embed_seconds,
+            version=version,
+            up_to_date=False,
+            full=previous is None,
+            full_reason=full_reason if previous is None else None,
+            added=added if previous is not None else list(new_files),
+            changed=changed,
+            removed=removed,
+            unchanged=len(unchanged),
+            passages=len(passages),
+            embedded=len(fresh),
+            skipped=skipped,
+            seconds=time.perf_counter() - t0,
+            embed_seconds=embed_seconds,
         )
 
-    def _chunk_and_embed(self, to_embed: list[Article], files_total: int, kept: int, report) -> tuple[list[Passage], np.ndarray, float]:
+    def _chunk_and_embed(
+        self, to_embed: list[Article], files_total: int, kept: int, report
+    ) -> tuple[list[Passage], np.ndarray, float]:
         """Chunk and embed in this process, reporting progress per file and per block of passages."""
         report(stage="chunking", files_to_embed=len(to_embed), files_chunked=0)
         fresh: list[Passage] = []
@@ -225,8 +272,13 @@ class IndexBuilder:
             fresh += self.chunker.chunk([article], start_id=len(fresh))
             report(files_chunked=n)
         log.info("rebuild: embedding %d passages of %d file(s)", len(fresh), len(to_embed))
-        report(stage="embedding", files_total=files_total, files_to_embed=len(to_embed),
-               passages_total=kept + len(fresh), passages_to_embed=len(fresh))
+        report(
+            stage="embedding",
+            files_total=files_total,
+            files_to_embed=len(to_embed),
+            passages_total=kept + len(fresh),
+            passages_to_embed=len(fresh),
+        )
         t_embed = time.perf_counter()
         blocks = []
         block = 256

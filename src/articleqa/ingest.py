@@ -78,7 +78,9 @@ def read_article(path: Path, root: Path, max_bytes: int = MAX_ARTICLE_BYTES) -> 
         if not stat.S_ISREG(info.st_mode):
             raise IngestError("not a regular file")
         if info.st_size > max_bytes:
-            raise IngestError(f"file is too large ({info.st_size:,} bytes; the limit is {max_bytes:,}, ARTICLEQA_MAX_ARTICLE_BYTES)")
+            raise IngestError(
+                f"file is too large ({info.st_size:,} bytes; the limit is {max_bytes:,}, ARTICLEQA_MAX_ARTICLE_BYTES)"
+            )
         raw = f.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise IngestError(f"file is too large (over {max_bytes:,} bytes, ARTICLEQA_MAX_ARTICLE_BYTES)")
@@ -122,7 +124,9 @@ def resolve_inside(root: Path, path: Path) -> Path:
     return real
 
 
-def parse_article(rel: str, raw: bytes, suffix: str, declared: str | None = None, source: dict | None = None) -> Article:
+def parse_article(
+    rel: str, raw: bytes, suffix: str, declared: str | None = None, source: dict | None = None
+) -> Article:
     """Turn raw bytes into an ``Article`` (shared by folder ingest, uploads and fetching); ``declared``
     is a charset given beside the bytes (an HTTP header), see ``articleqa.encoding``; ``source`` a PDF's
     source record (``read_source``)."""
@@ -163,7 +167,9 @@ def text_of_bytes(rel: str, raw: bytes, suffix: str, declared: str | None = None
     """The text of a text or HTML file by ``articleqa.encoding``'s rule; ``IngestError`` for binary bytes."""
     from articleqa.encoding import UndecodableError, decode_article
 
-    if b"\x00" in raw and not raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # UTF-16/32 text has NULs after its BOM
+    if b"\x00" in raw and not raw.startswith(
+        (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+    ):  # UTF-16/32 text has NULs after its BOM
         raise IngestError("binary file (contains NUL bytes)")
     try:
         decoded = decode_article(raw, rel, declared=declared, markup=suffix in HTML_SUFFIXES).text
@@ -184,8 +190,15 @@ def page_to_article(html: str) -> tuple[str, str, str | None, str | None, str | 
     import trafilatura
 
     try:
-        doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, include_tables=True,
-                                          favor_precision=True, deduplicate=False, as_dict=False)
+        doc = trafilatura.bare_extraction(
+            html,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            favor_precision=True,
+            deduplicate=False,
+            as_dict=False,
+        )
     except Exception as exc:  # noqa: BLE001 - a page trafilatura cannot parse falls back to plain extraction
         log.debug("trafilatura failed: %s", exc)
         return None
@@ -237,6 +250,7 @@ def _iso_date(value: str | None) -> str | None:
 
 # --- PDF ---------------------------------------------------------------------------------------------
 
+
 def pdf_article(rel: str, raw: bytes, source: dict | None = None) -> Article:
     """An ``Article`` from PDF bytes (see the module docstring); ``IngestError`` when it cannot be read,
     has too many pages or no text layer. ``source`` (a fetched PDF's record) gives its URL, and its title
@@ -247,9 +261,17 @@ def pdf_article(rel: str, raw: bytes, source: dict | None = None) -> Article:
     source = source or {}
     url = source.get("url") if str(source.get("url", "")).startswith(("http://", "https://")) else None
     title = info.get("title") or source.get("title") or text_title(text)
-    return Article(file=rel, text=text, sha256=hashlib.sha256(raw).hexdigest(), title=title,
-                   date=find_date(text) or info.get("date") or source.get("date"), kind="pdf",
-                   author=info.get("author"), url=url, pages=pages)
+    return Article(
+        file=rel,
+        text=text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        title=title,
+        date=find_date(text) or info.get("date") or source.get("date"),
+        kind="pdf",
+        author=info.get("author"),
+        url=url,
+        pages=pages,
+    )
 
 
 def pdf_to_text(raw: bytes, max_pages: int = MAX_PDF_PAGES) -> tuple[str, tuple[int, ...], dict]:
@@ -360,7 +382,9 @@ class ArticleLoader:
     def __init__(self, max_bytes: int = MAX_ARTICLE_BYTES):
         self.max_bytes = max_bytes
 
-    def load(self, folder: str | Path, on_file: Callable[[int, int], None] | None = None) -> tuple[list[Article], list[Skipped]]:
+    def load(
+        self, folder: str | Path, on_file: Callable[[int, int], None] | None = None
+    ) -> tuple[list[Article], list[Skipped]]:
         """Articles and skipped files of ``folder``; ``on_file(done, total)`` reports progress."""
         root = Path(folder)
         if not root.is_dir():
@@ -393,7 +417,15 @@ def iter_article_files(root: Path) -> Iterator[Path]:
 
 
 #: Where news pages state their publication date (Open Graph, schema.org, Dublin Core, <time>).
-_META_DATE_NAMES = ("article:published_time", "datepublished", "date", "dc.date", "pubdate", "publish-date", "og:published_time")
+_META_DATE_NAMES = (
+    "article:published_time",
+    "datepublished",
+    "date",
+    "dc.date",
+    "pubdate",
+    "publish-date",
+    "og:published_time",
+)
 
 
 def html_to_text(html: str) -> tuple[str, str, str | None]:
@@ -442,7 +474,9 @@ def _first_line_title(text: str) -> str:
 #: A line that is metadata, not a headline: a date ("date 2026-01-03", "January 3, 2026"), a byline
 #: ("By Ana Ruiz"), or such a prefix before the first sentence of a file that has no title line.
 _META_PREFIX = re.compile(
-    rf"^\s*(?:(?:date|published|updated)\s*:?\s*)?(?:\d{{4}}-\d{{2}}-\d{{2}}|(?:{_MONTHS})\s+\d{{1,2}},\s+\d{{4}})\b[\s,.:;|·-]*", re.I)
+    rf"^\s*(?:(?:date|published|updated)\s*:?\s*)?(?:\d{{4}}-\d{{2}}-\d{{2}}|(?:{_MONTHS})\s+\d{{1,2}},\s+\d{{4}})\b[\s,.:;|·-]*",
+    re.I,
+)
 _BYLINE = re.compile(r"^\s*[Bb]y\s+[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3}\s*$")
 
 

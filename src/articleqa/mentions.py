@@ -20,16 +20,19 @@ import re
 import unicodedata
 
 # A name (capitalised words, allowing "of"/"the"/"de" inside) or a number (a year is its own kind).
-_MENTION = re.compile(r"(?<![\w-])(?:[A-Z][\w'’.-]*[a-zA-Z](?:\s+(?:(?:of|the|de|von|van|del)\s+)*[A-Z][\w'’.-]*[a-zA-Z])*|\d[\d,.]*\d|\d)\b")
+_MENTION = re.compile(
+    r"(?<![\w-])(?:[A-Z][\w'’.-]*[a-zA-Z](?:\s+(?:(?:of|the|de|von|van|del)\s+)*[A-Z][\w'’.-]*[a-zA-Z])*|\d[\d,.]*\d|\d)\b"
+)
 _NOT_NAMES = frozenset(
     "What Which Who Whom Whose When Where Why How The A An In On At Of For By With From To And Or But If "
     "During After Before Since Under Over Between Besides Along According Is Was Were Are Did Do Does Has Have Had "
-    "Can Could Would Should Will It Its This That These Those There Their They He She His Her Name".split())
+    "Can Could Would Should Will It Its This That These Those There Their They He She His Her Name".split()
+)
 _LINKS = frozenset("of the de von van del and".split())
 
 
 def kind(mention: str) -> str:
-    """"name", "year" or "number"."""
+    """ "name", "year" or "number"."""
     if mention[0].isdigit():
         return "year" if re.fullmatch(r"1\d{3}|20\d{2}", mention) else "number"
     return "name"
@@ -48,10 +51,10 @@ def mentions(text: str, mid_sentence: bool = False) -> list[tuple[int, int, str]
         if not words:
             continue
         before = text[:start].rstrip()
-        opens_sentence = not before or before[-1] in ".!?:;\"“("
+        opens_sentence = not before or before[-1] in '.!?:;"“('
         if start == 0 or (mid_sentence and opens_sentence):
             continue
-        out.append((start, m.end(), text[start:m.end()]))
+        out.append((start, m.end(), text[start : m.end()]))
     return out
 
 

@@ -125,7 +125,12 @@ class IndexHolder:
                 log.info("switched to index version %s (%d passages)", new.version, len(new.passages))
             except Exception as exc:  # keep serving the version we have
                 self.last_error = str(exc)
-                log.error("cannot load index version %s, still serving %s: %s", version, self._index.version if self._index else None, exc)
+                log.error(
+                    "cannot load index version %s, still serving %s: %s",
+                    version,
+                    self._index.version if self._index else None,
+                    exc,
+                )
             finally:
                 self._loading = False
 
@@ -157,10 +162,16 @@ class QAPipeline:
     @classmethod
     def from_settings(cls, settings: Settings) -> "QAPipeline":
         settings.apply_offline()
-        embedder = Embedder(settings.embedding_model_path(), offline=settings.offline, backend=settings.embedding_backend)
+        embedder = Embedder(
+            settings.embedding_model_path(), offline=settings.offline, backend=settings.embedding_backend
+        )
         chunker = SentenceChunker(settings.chunk_words, settings.chunk_overlap_words)
-        reader = ExtractiveReader(settings.reader_model_path(), quantize=settings.reader_quantize,
-                                  backend=settings.reader_backend, offline=settings.offline)
+        reader = ExtractiveReader(
+            settings.reader_model_path(),
+            quantize=settings.reader_quantize,
+            backend=settings.reader_backend,
+            offline=settings.offline,
+        )
         return cls(settings, embedder, chunker, reader)
 
     def builder(self) -> IndexBuilder:
@@ -169,12 +180,19 @@ class QAPipeline:
             from articleqa.ray_embedding import RayChunkEmbedder
 
             batch_job = RayChunkEmbedder(self.embedder, self.chunker, address=self.settings.ray_address)
-        return IndexBuilder(self.embedder, self.chunker, keep_versions=self.settings.keep_versions,
-                            max_article_bytes=self.settings.max_article_bytes, batch_job=batch_job)
+        return IndexBuilder(
+            self.embedder,
+            self.chunker,
+            keep_versions=self.settings.keep_versions,
+            max_article_bytes=self.settings.max_article_bytes,
+            batch_job=batch_job,
+        )
 
     def build_index(self, full: bool = False, wait: bool = True, on_progress=None):
         """Build or update the index of the configured articles folder (see ``IndexBuilder.build``)."""
-        return self.builder().build(self.settings.articles_dir, self.store, full=full, wait=wait, on_progress=on_progress)
+        return self.builder().build(
+            self.settings.articles_dir, self.store, full=full, wait=wait, on_progress=on_progress
+        )
 
     def warm_up(self) -> None:
         """Load the models and the index once (a clear error names what is missing)."""
@@ -189,9 +207,13 @@ class QAPipeline:
             threshold = self.settings.no_answer_threshold
             if threshold is None:
                 threshold = self.reader.calibration.threshold
-            self._answer_builder = AnswerBuilder(threshold=threshold, sure_confidence=self.settings.sure_confidence,
-                                                 rank_prior=self.settings.answer_rank_prior,
-                                                 check_mentions=self.settings.check_mentions, judge=self.judge())
+            self._answer_builder = AnswerBuilder(
+                threshold=threshold,
+                sure_confidence=self.settings.sure_confidence,
+                rank_prior=self.settings.answer_rank_prior,
+                check_mentions=self.settings.check_mentions,
+                judge=self.judge(),
+            )
         return self._answer_builder
 
     def judge(self) -> AnswerabilityModel | None:
@@ -201,12 +223,17 @@ class QAPipeline:
             return None
         model = AnswerabilityModel.load(self.reader.model_name)
         if model is not None and model.retrieval != s.retrieval:
-            log.warning("the answerability model was fitted with %s retrieval, not %s: the margin decides 'not found'",
-                        model.retrieval, s.retrieval)
+            log.warning(
+                "the answerability model was fitted with %s retrieval, not %s: the margin decides 'not found'",
+                model.retrieval,
+                s.retrieval,
+            )
             return None
         return model
 
-    def ask(self, question: str, top_k: int | None = None, history: list[Turn] | None = None, explain: bool = False) -> Answer:
+    def ask(
+        self, question: str, top_k: int | None = None, history: list[Turn] | None = None, explain: bool = False
+    ) -> Answer:
         """Answer ``question`` from the indexed articles, with citations, or say it is not found.
 
         Raises ``QuestionError`` for a question that cannot be asked. A question longer than the
@@ -268,13 +295,17 @@ class QAPipeline:
         order = {p.id: i for i, p in enumerate(passages)}
         return sorted(spans, key=lambda s: order[s.passage.id])
 
-    def _ask_one(self, question: str, top_k: int, history: list[Turn], index: IndexVersion, explain: bool, t0: float) -> Answer:
+    def _ask_one(
+        self, question: str, top_k: int, history: list[Turn], index: IndexVersion, explain: bool, t0: float
+    ) -> Answer:
         query = contextualize(question, history)
         reader_question = resolve_references(question, history)
         warnings = []
         if self.reader.question_tokens(reader_question) > self.reader.max_question_tokens:
-            warnings.append(f"the question is longer than {self.reader.max_question_tokens} tokens: "
-                            "the reader read only its beginning")
+            warnings.append(
+                f"the question is longer than {self.reader.max_question_tokens} tokens: "
+                "the reader read only its beginning"
+            )
         timings: dict[str, float] = {}
         t = time.perf_counter()
         hits = self.retriever.retrieve(index, query, top_k, timings=timings)
@@ -290,8 +321,15 @@ class QAPipeline:
         answer.retrieval_query = query if query != question else None
         answer.warnings = warnings
         if explain:
-            answer.trace = decision.trace(reader_question, query, self.retriever.name, builder.threshold, spans, hits,
-                                          builder.judge.threshold if builder.judge is not None else None)
+            answer.trace = decision.trace(
+                reader_question,
+                query,
+                self.retriever.name,
+                builder.threshold,
+                spans,
+                hits,
+                builder.judge.threshold if builder.judge is not None else None,
+            )
         return answer
 
 

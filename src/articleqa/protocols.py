@@ -100,8 +100,15 @@ class IndexStore(Protocol):
 
     def is_locked(self) -> bool: ...
 
-    def write_version(self, articles: list[Article], passages: list[Passage], vectors: np.ndarray,
-                      embedding_model: str, chunking: dict, extra: dict | None = None) -> str: ...
+    def write_version(
+        self,
+        articles: list[Article],
+        passages: list[Passage],
+        vectors: np.ndarray,
+        embedding_model: str,
+        chunking: dict,
+        extra: dict | None = None,
+    ) -> str: ...
 
     def cleanup(self, keep: int = 2, min_age_seconds: float = 0.0) -> list[str]: ...
 
@@ -116,7 +123,9 @@ class Retriever(Protocol):
 
     name: str
 
-    def retrieve(self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]: ...
+    def retrieve(
+        self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None
+    ) -> list[ScoredPassage]: ...
 
 
 @runtime_checkable
@@ -157,4 +166,6 @@ class AnswerabilityJudge(Protocol):
 
     threshold: float
 
-    def score(self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float) -> float: ...
+    def score(
+        self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
+    ) -> float: ...

@@ -64,7 +64,9 @@ def connect_ray(address: str):
     ray = require_ray()
     if "RAY_AUTH_MODE" not in os.environ and ray_token_available():
         try:  # Ray's own switch: sets RAY_AUTH_MODE=token and refreshes the config it read at import
-            from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+            from ray._private.authentication.authentication_token_setup import (
+                maybe_enable_token_auth_if_token_available,
+            )
         except ImportError:  # a Ray before token authentication
             pass
         else:
@@ -74,9 +76,11 @@ def connect_ray(address: str):
         return ray.init(address=address, log_to_driver=False)
     except Exception as exc:  # ConnectionError, AuthenticationError, or a bare Exception from the GCS client
         ray.shutdown()
-        hint = ("is the cluster up (ray status --address ...)? If it uses token authentication (the default of "
-                "`ray start`), set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the cluster's "
-                "token (`ray get-auth-token` on the head)")
+        hint = (
+            "is the cluster up (ray status --address ...)? If it uses token authentication (the default of "
+            "`ray start`), set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the cluster's "
+            "token (`ray get-auth-token` on the head)"
+        )
         raise RayClusterError(f"cannot join the Ray cluster at {address}: {exc}; {hint}") from exc
 
 
@@ -93,9 +97,9 @@ class _EncoderActor:
     """Holds one encoder for the life of the actor; embeds a batch of passage texts."""
 
     def __init__(self, model_path: str, backend: str = "auto"):
-        from articleqa.embedding import Embedder as SentenceEmbedder
-
         import ray
+
+        from articleqa.embedding import Embedder as SentenceEmbedder
 
         self.embedder = SentenceEmbedder(model_path, backend=backend)
         self.embedder.warm_up()
@@ -117,8 +121,14 @@ class RayChunkEmbedder:
     batch_size: passages per encoder call.
     """
 
-    def __init__(self, embedder: Embedder, chunker: Chunker, address: str | None = None, actors: int | None = None,
-                 batch_size: int = 128):
+    def __init__(
+        self,
+        embedder: Embedder,
+        chunker: Chunker,
+        address: str | None = None,
+        actors: int | None = None,
+        batch_size: int = 128,
+    ):
         require_ray()
         self.embedder = embedder
         self.chunker = chunker
@@ -152,19 +162,46 @@ class RayChunkEmbedder:
             article = Article(**row)
             return [asdict(p) for p in chunker.chunk([article])]
 
-        rows = [{"file": a.file, "text": a.text, "sha256": a.sha256, "title": a.title} for a in articles]  # what chunking reads
+        rows = [
+            {"file": a.file, "text": a.text, "sha256": a.sha256, "title": a.title} for a in articles
+        ]  # what chunking reads
         ds = ray.data.from_items(rows, override_num_blocks=min(len(articles), actors * 4))
         ds = ds.flat_map(chunk, num_cpus=CHUNK_CPUS)
-        ds = ds.map_batches(_EncoderActor, fn_constructor_args=(model_path, getattr(self.embedder, "backend", "auto")), batch_size=self.batch_size,
-                            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=ACTOR_CPUS, batch_format="default")
+        ds = ds.map_batches(
+            _EncoderActor,
+            fn_constructor_args=(model_path, getattr(self.embedder, "backend", "auto")),
+            batch_size=self.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=ACTOR_CPUS,
+            batch_format="default",
+        )
         rows = ds.take_all()
         rows.sort(key=lambda r: (r["file"], int(r["start"])))
-        passages = [Passage(id=i, file=str(r["file"]), start=int(r["start"]), end=int(r["end"]), text=str(r["text"]), title=str(r["title"]))
-                    for i, r in enumerate(rows)]
-        vectors = np.stack([np.asarray(r["vector"], dtype=np.float32) for r in rows]) if rows else np.zeros((0, dim), dtype=np.float32)
+        passages = [
+            Passage(
+                id=i,
+                file=str(r["file"]),
+                start=int(r["start"]),
+                end=int(r["end"]),
+                text=str(r["text"]),
+                title=str(r["title"]),
+            )
+            for i, r in enumerate(rows)
+        ]
+        vectors = (
+            np.stack([np.asarray(r["vector"], dtype=np.float32) for r in rows])
+            if rows
+            else np.zeros((0, dim), dtype=np.float32)
+        )
         per_node = Counter(str(r["node"]) for r in rows)
-        log.info("ray: %d passages of %d articles embedded on %d actor(s) on %d node(s) (%s)", len(passages), len(articles),
-                 actors, len(per_node), ", ".join(f"{n[:8]}: {c}" for n, c in sorted(per_node.items())))
+        log.info(
+            "ray: %d passages of %d articles embedded on %d actor(s) on %d node(s) (%s)",
+            len(passages),
+            len(articles),
+            actors,
+            len(per_node),
+            ", ".join(f"{n[:8]}: {c}" for n, c in sorted(per_node.items())),
+        )
         return passages, vectors
 
 
@@ -173,11 +210,17 @@ def start_local_ray(num_cpus: int | None = None, attempts: int = 3):
     misses Ray's start-up deadlines ("Timed out waiting for file .../gcs_server_port", or "The current node
     timed out during startup": a fixed 30 s wait for the raylet to register)."""
     ray = require_ray()
-    env = {k: v for k, v in os.environ.items() if k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")}
+    env = {
+        k: v for k, v in os.environ.items() if k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")
+    }
     for attempt in range(1, attempts + 1):
         try:
-            return ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, log_to_driver=False,
-                            runtime_env={"env_vars": env})
+            return ray.init(
+                num_cpus=num_cpus or os.cpu_count() or 2,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": env},
+            )
         except Exception as exc:  # Ray raises a bare Exception for the raylet deadline
             if attempt == attempts or "timed out" not in str(exc).lower():
                 raise

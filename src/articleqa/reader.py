@@ -189,8 +189,13 @@ class ExtractiveReader:
         tokenizer = load_qa_tokenizer(self.model_name, self.offline)
         meta = read_reader_meta(self.model_name)
         backend, precision = choose_path(meta, self.backend, self.quantize)
-        self.runtime = load_runtime(self.model_name, lambda: load_qa_weights(self.model_name, self.offline),
-                                    backend, precision, fallback=self.backend == "auto")
+        self.runtime = load_runtime(
+            self.model_name,
+            lambda: load_qa_weights(self.model_name, self.offline),
+            backend,
+            precision,
+            fallback=self.backend == "auto",
+        )
         self.tokenizer = tokenizer
         self.model = getattr(self.runtime, "model", None)
         self.calibration = ReaderCalibration.from_meta(meta)
@@ -229,8 +234,16 @@ class ExtractiveReader:
             spans = []
             for passage in passages:
                 pred = next(preds)
-                spans.append(ReadSpan(passage=passage, start=passage.start + pred.start, end=passage.start + pred.end,
-                                      text=pred.text, margin=pred.margin, confidence=self.calibration.confidence(pred.margin)))
+                spans.append(
+                    ReadSpan(
+                        passage=passage,
+                        start=passage.start + pred.start,
+                        end=passage.start + pred.end,
+                        text=pred.text,
+                        margin=pred.margin,
+                        confidence=self.calibration.confidence(pred.margin),
+                    )
+                )
             results.append(spans)
         return results
 

@@ -11,7 +11,6 @@ Example::
 from __future__ import annotations
 
 import time
-
 from typing import Sequence
 
 from articleqa.protocols import Embedder, IndexVersion, Retriever
@@ -28,7 +27,9 @@ class DenseRetriever:
     def __init__(self, embedder: Embedder):
         self.embedder = embedder
 
-    def retrieve(self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
+    def retrieve(
+        self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None
+    ) -> list[ScoredPassage]:
         t = time.perf_counter()
         vec = self.embedder.encode([query], progress=False)
         if timings is not None:
@@ -81,7 +82,9 @@ class BM25Retriever:
 
     name = "bm25"
 
-    def retrieve(self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
+    def retrieve(
+        self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None
+    ) -> list[ScoredPassage]:
         [hits] = index.cached("bm25", _passage_ranker).search([query], top_k)
         return [ScoredPassage(index.passages[i], s, {self.name: r + 1}) for r, (i, s) in enumerate(hits)]
 
@@ -96,9 +99,13 @@ class HybridRetriever:
         self.bm25 = BM25Retriever()
         self.candidates = candidates
 
-    def retrieve(self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
+    def retrieve(
+        self, index: IndexVersion, query: str, top_k: int = 5, timings: dict | None = None
+    ) -> list[ScoredPassage]:
         n = max(top_k, self.candidates)
-        return reciprocal_rank_fusion([self.dense.retrieve(index, query, n, timings), self.bm25.retrieve(index, query, n)], top_k)
+        return reciprocal_rank_fusion(
+            [self.dense.retrieve(index, query, n, timings), self.bm25.retrieve(index, query, n)], top_k
+        )
 
 
 def reciprocal_rank_fusion(result_lists: list[list[ScoredPassage]], top_k: int, k: int = RRF_K) -> list[ScoredPassage]:

@@ -152,8 +152,14 @@ def choose_path(meta: dict, backend: str = "auto", quantize: str = "auto") -> tu
     return backend, precision
 
 
-def load_runtime(model_dir: str, model_loader: Callable[[], Any], backend: str, precision: str,
-                 fallback: bool = False, threads: int | None = None):
+def load_runtime(
+    model_dir: str,
+    model_loader: Callable[[], Any],
+    backend: str,
+    precision: str,
+    fallback: bool = False,
+    threads: int | None = None,
+):
     """The runtime for (``backend``, ``precision``) from :func:`choose_path`; ``model_loader()`` gives
     the fp32 torch model. ``fallback``: where the ONNX export or load fails (an architecture the
     exporter does not know), say so and run torch instead."""
@@ -163,8 +169,13 @@ def load_runtime(model_dir: str, model_loader: Callable[[], Any], backend: str, 
         except Exception as exc:
             if not fallback:
                 raise
-            log.warning("ONNX Runtime path unavailable for %s (%s: %s); running torch %s", model_dir,
-                        type(exc).__name__, exc, precision)
+            log.warning(
+                "ONNX Runtime path unavailable for %s (%s: %s); running torch %s",
+                model_dir,
+                type(exc).__name__,
+                exc,
+                precision,
+            )
     model = model_loader()
     if precision == "int8":
         model = quantize_int8(model)
@@ -191,7 +202,9 @@ def onnx_feed(input_names: list[str], features) -> dict[str, np.ndarray]:
     return feed
 
 
-def export_onnx(model, out: str | Path, precision: str = "int8", sample=None, outputs: tuple[str, ...] = QA_OUTPUTS) -> Path:
+def export_onnx(
+    model, out: str | Path, precision: str = "int8", sample=None, outputs: tuple[str, ...] = QA_OUTPUTS
+) -> Path:
     """Write ``model`` (a fp32 ``transformers`` model: a QA model, or an encoder with
     ``outputs=("last_hidden_state",)``) as an ONNX graph at ``out``.
 
@@ -214,9 +227,11 @@ def _export(model, out: Path, precision: str, sample, outputs: tuple[str, ...]) 
     tmp = out.with_name(out.stem + ".fp32.tmp.onnx")
     fused = out.with_name(out.stem + ".fused.tmp.onnx")
     length = 16
-    inputs = sample or {"input_ids": torch.ones((1, length), dtype=torch.long),
-                        "attention_mask": torch.ones((1, length), dtype=torch.long),
-                        "token_type_ids": torch.zeros((1, length), dtype=torch.long)}
+    inputs = sample or {
+        "input_ids": torch.ones((1, length), dtype=torch.long),
+        "attention_mask": torch.ones((1, length), dtype=torch.long),
+        "token_type_ids": torch.zeros((1, length), dtype=torch.long),
+    }
     accepted = inspect.signature(model.forward).parameters
     names = [k for k in ONNX_INPUTS if k in inputs and k in accepted]
     axes = {k: {0: "batch", 1: "sequence"} for k in (*names, *outputs)}
@@ -224,6 +239,7 @@ def _export(model, out: Path, precision: str, sample, outputs: tuple[str, ...]) 
     before = getattr(model.config, "_attn_implementation", None)
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")  # the plain attention graph ONNX Runtime fuses into one op
+
     class NamedIO(torch.nn.Module):
         """Positional tensors in, the named outputs out: the graph's signature, whatever the model's
         forward takes besides (caches, flags) and returns besides (pooler output, hidden states)."""
@@ -238,22 +254,42 @@ def _export(model, out: Path, precision: str, sample, outputs: tuple[str, ...]) 
 
     try:
         with torch.inference_mode():
-            torch.onnx.export(NamedIO(), tuple(inputs[k] for k in names), str(tmp), input_names=names,
-                              output_names=list(outputs), dynamic_axes=axes, opset_version=17,
-                              dynamo=False)
+            torch.onnx.export(
+                NamedIO(),
+                tuple(inputs[k] for k in names),
+                str(tmp),
+                input_names=names,
+                output_names=list(outputs),
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
         config = model.config
-        opt = optimizer.optimize_model(str(tmp), model_type="bert", num_heads=getattr(config, "num_attention_heads", 0),
-                                       hidden_size=getattr(config, "hidden_size", 0))
+        opt = optimizer.optimize_model(
+            str(tmp),
+            model_type="bert",
+            num_heads=getattr(config, "num_attention_heads", 0),
+            hidden_size=getattr(config, "hidden_size", 0),
+        )
         if precision == "int8":
             import onnx
 
             opt.save_model_to_file(str(fused))
             # the feed-forward down-projections stay fp32: their inputs (GELU outputs) have the outliers
             # that cost most F1 under per-tensor activation scales (validated: F1 -0.7 instead of -1.2)
-            keep = [n.name for n in opt.model.graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name
-                    and "/attention/" not in n.name]
-            quantize_dynamic(str(fused), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            keep = [
+                n.name
+                for n in opt.model.graph.node
+                if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name
+            ]
+            quantize_dynamic(
+                str(fused),
+                str(out),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                nodes_to_exclude=keep,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
         elif precision == "fp32":
             opt.save_model_to_file(str(out))
         else:
@@ -283,7 +319,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ARTICLEQA_CACHE") or Path.home() / ".cache" / "articleqa")
 
 
-def cached_onnx(model_dir: str, model_loader: Callable[[], Any], precision: str, outputs: tuple[str, ...] = QA_OUTPUTS) -> Path:
+def cached_onnx(
+    model_dir: str, model_loader: Callable[[], Any], precision: str, outputs: tuple[str, ...] = QA_OUTPUTS
+) -> Path:
     """The ONNX graph of ``model_dir`` at ``precision``, exported once into the cache folder."""
     key = _model_key(model_dir)  # includes EXPORT_RECIPE: a new recipe exports again
     kind = "" if outputs == QA_OUTPUTS else "encoder_"
@@ -298,7 +336,9 @@ def cached_onnx(model_dir: str, model_loader: Callable[[], Any], precision: str,
 
 def _model_key(model_dir: str) -> str:
     """Names the cache entry: the model id or folder, and for folders the size and time of each file."""
-    h = hashlib.sha256(EXPORT_RECIPE.encode() + str(Path(model_dir).resolve() if Path(model_dir).is_dir() else model_dir).encode())
+    h = hashlib.sha256(
+        EXPORT_RECIPE.encode() + str(Path(model_dir).resolve() if Path(model_dir).is_dir() else model_dir).encode()
+    )
     folder = Path(model_dir)
     if folder.is_dir():
         for f in sorted(folder.iterdir()):

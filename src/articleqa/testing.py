@@ -35,8 +35,15 @@ class ServerProcess:
     is off unless ``env`` sets it.
     """
 
-    def __init__(self, articles: Path, index_dir: Path, env: dict | None = None, extra_args: list[str] | None = None,
-                 log_path: Path | None = None, workers: int | None = None):
+    def __init__(
+        self,
+        articles: Path,
+        index_dir: Path,
+        env: dict | None = None,
+        extra_args: list[str] | None = None,
+        log_path: Path | None = None,
+        workers: int | None = None,
+    ):
         """With ``workers`` the deployable app runs instead: ``uvicorn app.main:app --workers N`` from the
         checkout, configured through ARTICLEQA_ARTICLES_DIR / ARTICLEQA_INDEX_DIR."""
         self.port = free_port()
@@ -47,11 +54,33 @@ class ServerProcess:
         self._log = open(self.log_path, "wb")
         if workers:
             full_env.update(ARTICLEQA_ARTICLES_DIR=str(articles), ARTICLEQA_INDEX_DIR=str(index_dir))
-            argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--workers", str(workers), *(extra_args or [])]
+            argv = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                *(extra_args or []),
+            ]
         else:
-            argv = [sys.executable, "-m", "articleqa.cli", "serve", "--port", str(self.port),
-                    "--index-dir", str(index_dir), "--articles", str(articles), *(extra_args or [])]
+            argv = [
+                sys.executable,
+                "-m",
+                "articleqa.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--index-dir",
+                str(index_dir),
+                "--articles",
+                str(articles),
+                *(extra_args or []),
+            ]
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
 
     def wait_ready(self, timeout: float = 240) -> "ServerProcess":
@@ -118,11 +147,17 @@ def native_milvus_python() -> Path:
     marker = NATIVE_VENV / ".installed-milvus-lite-2.5.1"
     if not marker.exists():
         subprocess.run(["python3", "-m", "venv", "--clear", str(NATIVE_VENV)], check=True)
-        subprocess.run([str(NATIVE_VENV / "bin" / "pip"), "install", "-q", "milvus-lite==2.5.1", "setuptools<80"], check=True)
+        subprocess.run(
+            [str(NATIVE_VENV / "bin" / "pip"), "install", "-q", "milvus-lite==2.5.1", "setuptools<80"], check=True
+        )
         marker.touch()
     python = NATIVE_VENV / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     main = sysconfig.get_paths()["purelib"]
     (Path(site) / "zz_articleqa_main_venv.pth").write_text(f"import site; site.addsitedir({main!r})\n")
     return python
@@ -144,12 +179,18 @@ class NativeMilvusServer:
     def start(self) -> "NativeMilvusServer":
         python = native_milvus_python()
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([str(python), "-c", NATIVE_SERVER, str(self.folder / "native.db"), f"127.0.0.1:{self.port}"],
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(python), "-c", NATIVE_SERVER, str(self.folder / "native.db"), f"127.0.0.1:{self.port}"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.time() + self.start_timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"milvus-lite 2.5.1 server exited: {self.log_path.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"milvus-lite 2.5.1 server exited: {self.log_path.read_text(errors='replace')[-2000:]}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return self
@@ -201,7 +242,9 @@ class RayCluster:
     cluster started (found by the token path in their environment), not other Ray clusters of the machine.
     """
 
-    def __init__(self, folder: Path, cpus: tuple[int, ...] = (1, 1), object_store_mb: int = 200, host: str = "127.0.0.2"):
+    def __init__(
+        self, folder: Path, cpus: tuple[int, ...] = (1, 1), object_store_mb: int = 200, host: str = "127.0.0.2"
+    ):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.cpus = cpus
@@ -220,16 +263,47 @@ class RayCluster:
         self.ray_cli = str(Path(sys.executable).with_name("ray"))
 
     def _ray(self, *args: str, log_name: str) -> subprocess.Popen:
-        env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path), "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(self.token_path),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
         log = open(self.folder / log_name, "wb")
         self._logs.append(log)
-        return subprocess.Popen([self.ray_cli, "start", *args, "--node-ip-address", self.host, "--object-store-memory",
-                                 str(self.object_store_bytes), "--disable-usage-stats", "--block"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return subprocess.Popen(
+            [
+                self.ray_cli,
+                "start",
+                *args,
+                "--node-ip-address",
+                self.host,
+                "--object-store-memory",
+                str(self.object_store_bytes),
+                "--disable-usage-stats",
+                "--block",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
 
     def start(self, timeout: float = 180) -> "RayCluster":
-        self.nodes.append(self._ray("--head", "--port", str(self.port), "--num-cpus", str(self.cpus[0]), "--include-dashboard",
-                                    "false", "--temp-dir", self.ray_dir, log_name="head.log"))
+        self.nodes.append(
+            self._ray(
+                "--head",
+                "--port",
+                str(self.port),
+                "--num-cpus",
+                str(self.cpus[0]),
+                "--include-dashboard",
+                "false",
+                "--temp-dir",
+                self.ray_dir,
+                log_name="head.log",
+            )
+        )
         self._wait(1, timeout)
         for i, n in enumerate(self.cpus[1:], start=1):
             self.nodes.append(self._ray("--address", self.address, "--num-cpus", str(n), log_name=f"node{i}.log"))
@@ -244,13 +318,17 @@ class RayCluster:
             for p in self.nodes:
                 if p.poll() is not None:
                     raise RuntimeError(f"a Ray node exited with {p.returncode}: see {self.folder}/*.log")
-            r = subprocess.run([self.ray_cli, "status", "--address", self.address], capture_output=True, text=True, env=env)
+            r = subprocess.run(
+                [self.ray_cli, "status", "--address", self.address], capture_output=True, text=True, env=env
+            )
             active = r.stdout.split("Pending:")[0] if "Active:" in r.stdout else ""
             if active.count("node_") >= nodes:
                 return
             if time.time() > deadline:
                 self.stop()
-                raise RuntimeError(f"Ray cluster: {nodes} node(s) not up within {timeout:.0f} s: {r.stdout[-800:]}{r.stderr[-800:]}")
+                raise RuntimeError(
+                    f"Ray cluster: {nodes} node(s) not up within {timeout:.0f} s: {r.stdout[-800:]}{r.stderr[-800:]}"
+                )
             time.sleep(1)
 
     def stop(self) -> None:

@@ -23,18 +23,34 @@ CHROME_FACTS = {
 }
 
 
-def news_page(headline: str, paragraphs: list[str], *, date: str = "2026-01-03", author: str = "Ana Ruiz",
-              url: str = "https://news.example.org/world/2026/01/03/story", site: str = "Daily Planet") -> str:
+def news_page(
+    headline: str,
+    paragraphs: list[str],
+    *,
+    date: str = "2026-01-03",
+    author: str = "Ana Ruiz",
+    url: str = "https://news.example.org/world/2026/01/03/story",
+    site: str = "Daily Planet",
+) -> str:
     """A saved article page of a typical news site: the headline and ``paragraphs`` inside the site's
     chrome, with Open Graph / JSON-LD metadata (headline, author, datePublished, canonical URL)."""
     e = html.escape
-    ld = {"@context": "https://schema.org", "@type": "NewsArticle", "headline": headline,
-          "datePublished": f"{date}T08:15:00Z", "author": {"@type": "Person", "name": author}, "url": url}
+    ld = {
+        "@context": "https://schema.org",
+        "@type": "NewsArticle",
+        "headline": headline,
+        "datePublished": f"{date}T08:15:00Z",
+        "author": {"@type": "Person", "name": author},
+        "url": url,
+    }
     body = "\n".join(f"<p>{e(p)}</p>" for p in paragraphs)
     comments = "\n".join(
         f'<li class="comment"><span class="user">{u}</span><p>{e(t)}</p></li>'
-        for u, t in [("reader42", CHROME_FACTS["comment"]), ("jk_99", "Great reporting, thanks."),
-                     ("mvargas", "The ticker said 40 dead. Why is that not in the article?")]
+        for u, t in [
+            ("reader42", CHROME_FACTS["comment"]),
+            ("jk_99", "Great reporting, thanks."),
+            ("mvargas", "The ticker said 40 dead. Why is that not in the article?"),
+        ]
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -69,8 +85,14 @@ def news_page(headline: str, paragraphs: list[str], *, date: str = "2026-01-03",
 </body></html>"""
 
 
-def news_pdf(headline: str, paragraphs: list[str], *, per_page: int | None = None, header: str = "Daily Planet — Press release",
-             hyphenate: str | None = None) -> bytes:
+def news_pdf(
+    headline: str,
+    paragraphs: list[str],
+    *,
+    per_page: int | None = None,
+    header: str = "Daily Planet — Press release",
+    hyphenate: str | None = None,
+) -> bytes:
     """A PDF of ``paragraphs`` on several pages (``per_page`` paragraphs each; default: split in two)
     with a running header and a "Page N" footer on every page; long lines wrap at spaces, and the first
     occurrence of the word ``hyphenate`` is broken across two lines with a hyphen ("inten-" / "sified"),
@@ -79,7 +101,11 @@ def news_pdf(headline: str, paragraphs: list[str], *, per_page: int | None = Non
         for i, p in enumerate(paragraphs):
             if hyphenate in p:
                 half = len(hyphenate) // 2
-                paragraphs = [*paragraphs[:i], p.replace(hyphenate, f"{hyphenate[:half]}-\n{hyphenate[half:]}", 1), *paragraphs[i + 1:]]
+                paragraphs = [
+                    *paragraphs[:i],
+                    p.replace(hyphenate, f"{hyphenate[:half]}-\n{hyphenate[half:]}", 1),
+                    *paragraphs[i + 1 :],
+                ]
                 break
     from fpdf import FPDF
 
@@ -116,7 +142,10 @@ def news_pdf(headline: str, paragraphs: list[str], *, per_page: int | None = Non
 def _unicode_font() -> str | None:
     from pathlib import Path
 
-    for f in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"):
+    for f in (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    ):
         if Path(f).is_file():
             return f
     return None

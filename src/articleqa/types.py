@@ -83,7 +83,9 @@ class Citation(BaseModel):
     author: str | None = Field(default=None, description="the article's author, when its page names one")
     url: str | None = Field(default=None, description="the article's address on the web (canonical URL), when known")
     page: int | None = Field(default=None, description="PDFs: the 1-based page the span starts on")
-    sha256: str | None = Field(default=None, description="sha256 of the article file's bytes when it was indexed; /api/verify compares it")
+    sha256: str | None = Field(
+        default=None, description="sha256 of the article file's bytes when it was indexed; /api/verify compares it"
+    )
     score: float | None = Field(default=None, description="reader confidence for this span")
 
 
@@ -111,8 +113,10 @@ class TracePassage(BaseModel):
     span_end: int
     margin: float | None = Field(description="span score minus the no-answer score (None: no span)")
     confidence: float
-    role: str = Field(description="answer | supports | differs | below_threshold | other_answer | not_read "
-                                  "(early exit: an earlier passage was sure enough)")
+    role: str = Field(
+        description="answer | supports | differs | below_threshold | other_answer | not_read "
+        "(early exit: an earlier passage was sure enough)"
+    )
 
 
 class Trace(BaseModel):
@@ -122,10 +126,17 @@ class Trace(BaseModel):
     retrieval_query: str = Field(description="the query sent to retrieval (after follow-up rewriting)")
     retriever: str
     threshold: float = Field(description="the margin an answer must exceed; below it the answer is 'not found'")
-    answerability: float | None = Field(default=None, description="the answerability model's score (log-odds that the "
-                                        "articles answer), where one decides whether to answer")
-    answerability_threshold: float | None = Field(default=None, description="at or below it the answerability model refuses")
-    rule: str = Field(description="answered | below_threshold | unanswerable | unmatched_mention | empty_span | no_passages")
+    answerability: float | None = Field(
+        default=None,
+        description="the answerability model's score (log-odds that the "
+        "articles answer), where one decides whether to answer",
+    )
+    answerability_threshold: float | None = Field(
+        default=None, description="at or below it the answerability model refuses"
+    )
+    rule: str = Field(
+        description="answered | below_threshold | unanswerable | unmatched_mention | empty_span | no_passages"
+    )
     explanation: str = Field(description="the deciding rule in words")
     passages: list[TracePassage] = Field(default_factory=list)
 
@@ -138,15 +149,25 @@ class Answer(BaseModel):
     answer: str | None
     found: bool
     confidence: float = Field(ge=0.0, le=1.0)
-    tentative: bool = Field(default=False, description="found, but the confidence is below the sure cut-off "
-                            "(P(right) < 0.5 by default): shown as 'the articles may not say; closest match: ...'")
+    tentative: bool = Field(
+        default=False,
+        description="found, but the confidence is below the sure cut-off "
+        "(P(right) < 0.5 by default): shown as 'the articles may not say; closest match: ...'",
+    )
     citations: list[Citation] = Field(default_factory=list)
     context: list[Citation] = Field(default_factory=list, description="closest passages when not found")
     message: str = ""
     retrieval_query: str | None = Field(default=None, description="query used for retrieval, if rewritten")
-    warnings: list[str] = Field(default_factory=list, description="what the assistant changed about the question, e.g. cut to the reader's window")
-    disagreements: list[Disagreement] = Field(default_factory=list, description="different answers other articles give (sources differ)")
-    parts: list["Answer"] = Field(default_factory=list, description="for a question with two parts, one answer per part")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the assistant changed about the question, e.g. cut to the reader's window",
+    )
+    disagreements: list[Disagreement] = Field(
+        default_factory=list, description="different answers other articles give (sources differ)"
+    )
+    parts: list["Answer"] = Field(
+        default_factory=list, description="for a question with two parts, one answer per part"
+    )
     trace: Trace | None = Field(default=None, description="with explain: why this answer")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     index_version: str | None = None

@@ -48,7 +48,8 @@ class CitationCheck(BaseModel):
     quote: str
     status: Status
     quote_now: Literal["same_span", "moved", "gone"] | None = Field(
-        default=None, description="for a stale or invalid citation: where the quote is in the article now")
+        default=None, description="for a stale or invalid citation: where the quote is in the article now"
+    )
     start_now: int | None = Field(default=None, description="the quote's span now, when it is still in the article")
     end_now: int | None = None
     sha256: str | None = Field(default=None, description="the hash the citation carried")
@@ -65,18 +66,32 @@ def verify_citation(c: CitationRef, article: Article | None) -> CitationCheck:
     now = dict(base, sha256_now=article.sha256)
     if at_span:
         if c.sha256 is None or c.sha256 == article.sha256:
-            return CitationCheck(**now, status="valid", start_now=c.start, end_now=c.end, message="the quote is at the cited span")
-        return CitationCheck(**now, status="stale", quote_now="same_span", start_now=c.start, end_now=c.end,
-                             message=f"{c.file} changed since it was cited; the quote is still at {c.start}–{c.end}")
+            return CitationCheck(
+                **now, status="valid", start_now=c.start, end_now=c.end, message="the quote is at the cited span"
+            )
+        return CitationCheck(
+            **now,
+            status="stale",
+            quote_now="same_span",
+            start_now=c.start,
+            end_now=c.end,
+            message=f"{c.file} changed since it was cited; the quote is still at {c.start}–{c.end}",
+        )
     status: Status = "invalid" if c.sha256 is not None and c.sha256 == article.sha256 else "stale"
     where = nearest_occurrence(text, c.quote, c.start)
     if where is None:
-        message = (f"{c.file} is unchanged but the quote is not its text at {c.start}–{c.end}, nor anywhere in it"
-                   if status == "invalid" else f"{c.file} changed since it was cited; the quote is no longer in it")
+        message = (
+            f"{c.file} is unchanged but the quote is not its text at {c.start}–{c.end}, nor anywhere in it"
+            if status == "invalid"
+            else f"{c.file} changed since it was cited; the quote is no longer in it"
+        )
         return CitationCheck(**now, status=status, quote_now="gone", message=message)
     start, end = where
-    message = (f"{c.file} is unchanged but the quote is at {start}–{end}, not at {c.start}–{c.end}"
-               if status == "invalid" else f"{c.file} changed since it was cited; the quote moved to {start}–{end}")
+    message = (
+        f"{c.file} is unchanged but the quote is at {start}–{end}, not at {c.start}–{c.end}"
+        if status == "invalid"
+        else f"{c.file} changed since it was cited; the quote moved to {start}–{end}"
+    )
     return CitationCheck(**now, status=status, quote_now="moved", start_now=start, end_now=end, message=message)
 
 
@@ -93,12 +108,18 @@ def nearest_occurrence(text: str, quote: str, near: int) -> tuple[int, int] | No
     return None if best is None else (best, best + len(quote))
 
 
-def verify_citations(citations: Iterable[CitationRef | dict | BaseModel], articles: Mapping[str, Article]) -> list[CitationCheck]:
+def verify_citations(
+    citations: Iterable[CitationRef | dict | BaseModel], articles: Mapping[str, Article]
+) -> list[CitationCheck]:
     """Check each citation against ``articles`` (file -> Article: an index version's articles, or
     ``FolderArticles`` for the files on disk)."""
     checks = []
     for c in citations:
-        ref = c if isinstance(c, CitationRef) else CitationRef.model_validate(c.model_dump() if isinstance(c, BaseModel) else c)
+        ref = (
+            c
+            if isinstance(c, CitationRef)
+            else CitationRef.model_validate(c.model_dump() if isinstance(c, BaseModel) else c)
+        )
         checks.append(verify_citation(ref, articles.get(ref.file)))
     return checks
 

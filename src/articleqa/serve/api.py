@@ -53,7 +53,10 @@ class AnswerRequest(BaseModel):
     question: str = Field(description="the question (1 to ARTICLEQA_MAX_QUESTION_CHARS characters)")
     top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K, description="passages to read")
     history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
-    explain: bool = Field(default=False, description="add a trace: retrieval ranks, the reader's span and margin per passage, the threshold and the deciding rule")
+    explain: bool = Field(
+        default=False,
+        description="add a trace: retrieval ranks, the reader's span and margin per passage, the threshold and the deciding rule",
+    )
 
 
 class VerifyRequest(BaseModel):
@@ -90,7 +93,9 @@ class ArticleText(BaseModel):
     text: str = Field(description="the text citations point into: quote == text[start:end]")
     date: str | None = None
     author: str | None = None
-    url: str | None = Field(default=None, description="the article's web address (canonical URL, or where it was fetched from)")
+    url: str | None = Field(
+        default=None, description="the article's web address (canonical URL, or where it was fetched from)"
+    )
     pages: list[int] = Field(default_factory=list, description="PDFs: the offset in text where each page starts")
 
 
@@ -159,7 +164,9 @@ class RequestGuard:
         method, path = scope["method"], scope["path"]
         if is_api_path(path):
             if method not in API_METHODS:
-                return await error_response(405, f"{method} is not allowed on {path}", headers={"Allow": ", ".join(API_METHODS)})(scope, receive, send)
+                return await error_response(
+                    405, f"{method} is not allowed on {path}", headers={"Allow": ", ".join(API_METHODS)}
+                )(scope, receive, send)
             if is_admin_request(method, path):
                 headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
                 try:
@@ -207,7 +214,7 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
         title="articleqa",
         description="Extractive question answering over news articles. Every answer cites file and "
         "character span: `quote == text_of(file)[start:end]`, offsets in Unicode characters. Errors are "
-        "`{\"error\": \"...\"}` with a 4xx status.",
+        '`{"error": "..."}` with a 4xx status.',
         version=__version__,
     )
     limiter = SharedRateLimiter(service.jobs.shared, settings.rate_limit_per_minute)  # counted across workers
@@ -300,15 +307,30 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
         index = pipeline.indexes.get()
         passages = index.status().files
         return [
-            ArticleInfo(file=a.file, sha256=a.sha256, title=a.title, date=a.date, passages=passages.get(a.file, 0), chars=len(a.text))
+            ArticleInfo(
+                file=a.file,
+                sha256=a.sha256,
+                title=a.title,
+                date=a.date,
+                passages=passages.get(a.file, 0),
+                chars=len(a.text),
+            )
             for a in index.articles.values()
         ]
 
     @router.get("/articles/{file:path}", response_model=ArticleText, summary="The text citations point into")
     def article(file: str) -> ArticleText:
         a = service.article(file)
-        return ArticleText(file=a.file, sha256=a.sha256, title=a.title, text=a.text, date=a.date, author=a.author, url=a.url,
-                           pages=list(a.pages))
+        return ArticleText(
+            file=a.file,
+            sha256=a.sha256,
+            title=a.title,
+            text=a.text,
+            date=a.date,
+            author=a.author,
+            url=a.url,
+            pages=list(a.pages),
+        )
 
     @router.post("/articles", status_code=201, dependencies=[Depends(require_admin)], summary="Upload articles (admin)")
     async def upload(
@@ -319,7 +341,9 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
         received = [(f.filename or "", await f.read(settings.max_upload_bytes + 1)) for f in files]
         return service.upload(received, overwrite=overwrite, rebuild=rebuild)
 
-    @router.post("/fetch", status_code=201, dependencies=[Depends(require_admin)], summary="Add articles by URL (admin)")
+    @router.post(
+        "/fetch", status_code=201, dependencies=[Depends(require_admin)], summary="Add articles by URL (admin)"
+    )
     def fetch(req: FetchRequest) -> dict:
         """Fetch each URL (a news page or a PDF) into the articles folder and start a rebuild. Private and
         loopback targets are refused unless the server runs with ARTICLEQA_FETCH_ALLOW_PRIVATE=1."""
@@ -334,7 +358,9 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
     def delete(file: str, rebuild: bool = True) -> dict:
         return service.delete(file, rebuild=rebuild)
 
-    @router.post("/rebuild", status_code=202, dependencies=[Depends(require_admin)], summary="Rebuild the index (admin)")
+    @router.post(
+        "/rebuild", status_code=202, dependencies=[Depends(require_admin)], summary="Rebuild the index (admin)"
+    )
     def rebuild(req: RebuildRequest | None = None) -> dict:
         return service.rebuild(full=bool(req and req.full))
 
@@ -351,8 +377,11 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
         scope = {"type": "http", "path": request.url.path, "method": request.method}
         allowed = sorted({m for r in router.routes if r.matches(scope)[0] == Match.PARTIAL for m in r.methods})
         if allowed:
-            return error_response(405, f"{request.method} not allowed on {request.url.path}; use {', '.join(allowed)}",
-                                  headers={"Allow": ", ".join(allowed)})
+            return error_response(
+                405,
+                f"{request.method} not allowed on {request.url.path}; use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
         return error_response(404, f"no such API endpoint: {request.url.path} (see /docs)")
 
     return api

@@ -90,8 +90,12 @@ class BatchingReader:
         return self.reader.read_many(requests)
 
     def stats(self) -> dict:
-        return {"window_ms": self.window * 1000, "batches": self.batches, "questions": self.questions,
-                "questions_per_batch": round(self.questions / self.batches, 2) if self.batches else None}
+        return {
+            "window_ms": self.window * 1000,
+            "batches": self.batches,
+            "questions": self.questions,
+            "questions_per_batch": round(self.questions / self.batches, 2) if self.batches else None,
+        }
 
     def _ensure_thread(self) -> None:
         with self._start_lock:

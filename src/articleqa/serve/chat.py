@@ -65,8 +65,11 @@ def stale_notes(pipeline: QAPipeline, earlier: list[dict] | None) -> list[str]:
     if not earlier:
         return []
     checks = verify_citations(earlier, pipeline.indexes.get().articles)
-    return [f"Your earlier answer to this question cited {c.file} at {c.start}–{c.end} ({c.quote!r}): {c.status}. {c.message}."
-            for c in checks if c.status != "valid"]
+    return [
+        f"Your earlier answer to this question cited {c.file} at {c.start}–{c.end} ({c.quote!r}): {c.status}. {c.message}."
+        for c in checks
+        if c.status != "valid"
+    ]
 
 
 def uploaded_file(path: str | Path) -> Path:
@@ -96,7 +99,11 @@ def _progress_text(status: dict) -> str:
         return (
             f"Rebuilt: {len(r.get('added', []))} added, {len(r.get('changed', []))} changed, "
             f"{len(r.get('removed', []))} removed; {r.get('passages', 0)} passages in {r.get('seconds', 0):.1f}s."
-            + (" Skipped: " + "; ".join(f"{escape(s['file'])} ({escape(s['reason'])})" for s in r.get("skipped", [])) if r.get("skipped") else "")
+            + (
+                " Skipped: " + "; ".join(f"{escape(s['file'])} ({escape(s['reason'])})" for s in r.get("skipped", []))
+                if r.get("skipped")
+                else ""
+            )
         )
     if state == "failed":
         return f"Rebuild failed, the previous index keeps serving: {escape(status.get('error') or '')}"
@@ -117,7 +124,10 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
             answer = pipeline.ask(message, history=history, explain=True)
             reply = answer_html(answer, notes)
             turns = [*turns, [message, answer.answer]]
-            asked = {**asked, question_key(message): [{k: c[k] for k in CITED_FIELDS} for c in citations_of(answer.model_dump())]}
+            asked = {
+                **asked,
+                question_key(message): [{k: c[k] for k in CITED_FIELDS} for c in citations_of(answer.model_dump())],
+            }
         except QuestionError as exc:
             reply = error_html(str(exc))
         except IndexStoreError as exc:
@@ -142,7 +152,9 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
         except AdminError as exc:
             yield f"Refused: {escape(str(exc))}"
             return
-        messages = [f"saved {escape(n)}" for n in result["saved"]] + [f"refused: {escape(e['error'])}" for e in result["errors"]]
+        messages = [f"saved {escape(n)}" for n in result["saved"]] + [
+            f"refused: {escape(e['error'])}" for e in result["errors"]
+        ]
         head = ("; ".join(messages) + ". ") if messages else ""
         if (result["rebuild"] or {}).get("error"):
             yield head + escape(result["rebuild"]["error"])
@@ -156,8 +168,13 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
         gr.Markdown("## articleqa: answers from your news articles, with exact citations")
         note = gr.Markdown(index_note(service), elem_id="index-note")
         chatbot = gr.Chatbot(
-            label="Chat", height=520, elem_id="chat", sanitize_html=True, render_markdown=True,
-            buttons=["copy"], feedback_options=None,
+            label="Chat",
+            height=520,
+            elem_id="chat",
+            sanitize_html=True,
+            render_markdown=True,
+            buttons=["copy"],
+            feedback_options=None,
             placeholder="Ask a question about the articles. Answers quote the article and cite file and character span.",
         )
         turns = gr.State([])
@@ -173,7 +190,9 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
                 f"{service.settings.max_upload_files} at a time); they are stored in the articles folder and the index is "
                 "rebuilt in the background (the chat keeps answering). Needs the admin token."
             )
-            files = gr.File(file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label="Articles")
+            files = gr.File(
+                file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label="Articles"
+            )
             with gr.Row():
                 token = gr.Textbox(label="Admin token", type="password", scale=3)
                 overwrite = gr.Checkbox(label="Replace files with the same name", value=False, scale=1)
@@ -181,10 +200,23 @@ def build_chat(pipeline: QAPipeline, service: ArticleService) -> gr.Blocks:
             progress = gr.Markdown(elem_id="rebuild-progress")
         timer = gr.Timer(5.0)
 
-        send.click(respond, [box, chatbot, turns, asked], [box, chatbot, turns, asked], concurrency_limit=4, concurrency_id="chat")
-        box.submit(respond, [box, chatbot, turns, asked], [box, chatbot, turns, asked], concurrency_limit=4, concurrency_id="chat")
+        send.click(
+            respond,
+            [box, chatbot, turns, asked],
+            [box, chatbot, turns, asked],
+            concurrency_limit=4,
+            concurrency_id="chat",
+        )
+        box.submit(
+            respond,
+            [box, chatbot, turns, asked],
+            [box, chatbot, turns, asked],
+            concurrency_limit=4,
+            concurrency_id="chat",
+        )
         reset.click(clear, None, [chatbot, turns, asked])
-        go.click(upload_and_rebuild, [files, token, overwrite], [progress], concurrency_limit=1, concurrency_id="rebuild")
+        go.click(
+            upload_and_rebuild, [files, token, overwrite], [progress], concurrency_limit=1, concurrency_id="rebuild"
+        )
         timer.tick(lambda: index_note(service), None, [note], show_progress="hidden")
     return demo
-

@@ -80,8 +80,14 @@ def safe_filename(name: str) -> str:
 def check_relative_path(file: str) -> list[str]:
     """The parts of a relative article path; refuses absolute paths, drive letters, NUL, surrogates,
     '.' and '..'."""
-    if (not isinstance(file, str) or not file or "\x00" in file or file.startswith(("/", "\\"))
-            or re.match(r"^[A-Za-z]:", file) or any(unicodedata.category(ch) == "Cs" for ch in file)):
+    if (
+        not isinstance(file, str)
+        or not file
+        or "\x00" in file
+        or file.startswith(("/", "\\"))
+        or re.match(r"^[A-Za-z]:", file)
+        or any(unicodedata.category(ch) == "Cs" for ch in file)
+    ):
         raise AdminError(f"invalid article path {file!r}")
     parts = file.replace("\\", "/").split("/")
     if any(p in ("", ".", "..") for p in parts):
@@ -127,7 +133,9 @@ def save_upload(articles_dir: Path, filename: str, data: bytes, max_bytes: int, 
     try:
         parse_article(name, data, suffix)
     except IngestError as exc:
-        raise AdminError(f"{name}: {exc}", status=415 if "binary" in str(exc) or "not text" in str(exc) else 400) from None
+        raise AdminError(
+            f"{name}: {exc}", status=415 if "binary" in str(exc) or "not text" in str(exc) else 400
+        ) from None
     articles_dir.mkdir(parents=True, exist_ok=True)
     target = article_path(articles_dir, name)
     try:
@@ -136,7 +144,9 @@ def save_upload(articles_dir: Path, filename: str, data: bytes, max_bytes: int, 
         info = None
     if info is not None:
         if not stat.S_ISREG(info.st_mode):
-            raise AdminError(f"{name}: a link or folder of that name is in the articles folder; not replaced", status=409)
+            raise AdminError(
+                f"{name}: a link or folder of that name is in the articles folder; not replaced", status=409
+            )
         if target.read_bytes() == data:
             return name
         if not overwrite:
@@ -212,9 +222,21 @@ class RebuildJobs:
         return self.status()
 
     def _fresh(self, job: dict | None, full: bool, now: float) -> dict:
-        return {"state": "running", "full": full, "progress": asdict(BuildProgress(stage="starting")), "report": None,
-                "error": None, "started_at": now, "finished_at": None, "heartbeat": now, "worker": self.worker,
-                "pending": False, "pending_full": False, "joined": 0, "index": self.index}
+        return {
+            "state": "running",
+            "full": full,
+            "progress": asdict(BuildProgress(stage="starting")),
+            "report": None,
+            "error": None,
+            "started_at": now,
+            "finished_at": None,
+            "heartbeat": now,
+            "worker": self.worker,
+            "pending": False,
+            "pending_full": False,
+            "joined": 0,
+            "index": self.index,
+        }
 
     def _ours(self, job: dict) -> bool:
         return job.get("index") == self.index
@@ -248,8 +270,14 @@ class RebuildJobs:
                 now = time.time()
                 if job.get("pending"):  # requests that came after this run read the folder: once more
                     return self._fresh(job, bool(job.get("pending_full")), now), bool(job.get("pending_full"))
-                return {**job, "state": "failed" if error else "done", "report": report, "error": error,
-                        "finished_at": now, "heartbeat": now}, None
+                return {
+                    **job,
+                    "state": "failed" if error else "done",
+                    "report": report,
+                    "error": error,
+                    "finished_at": now,
+                    "heartbeat": now,
+                }, None
 
             again = self.shared.update(self.KEY, finish)
             if again is None:
@@ -261,7 +289,9 @@ class RebuildJobs:
         now = time.monotonic()
         if progress.stage not in ("embedding", "chunking") or now - self._last_progress >= 0.5:
             self._last_progress = now
-            self.shared.update(self.KEY, lambda job: ({**(job or {}), "progress": asdict(progress), "heartbeat": time.time()}, None))
+            self.shared.update(
+                self.KEY, lambda job: ({**(job or {}), "progress": asdict(progress), "heartbeat": time.time()}, None)
+            )
 
     def status(self) -> dict:
         job = self.shared.get(self.KEY) or {}
@@ -320,18 +350,24 @@ class ArticleService:
         """Raise ``AdminError`` (403 when admin actions are disabled, 401 for a missing or wrong token)."""
         expected = self.settings.admin_token
         if not expected:
-            raise AdminError("admin actions are disabled: set ARTICLEQA_ADMIN_TOKEN on the server to enable them", status=403)
+            raise AdminError(
+                "admin actions are disabled: set ARTICLEQA_ADMIN_TOKEN on the server to enable them", status=403
+            )
         if not token_matches(expected, given):
             raise AdminError("missing or wrong admin token (send 'Authorization: Bearer <token>')", status=401)
 
     def upload(self, files: list[tuple[str, bytes]], overwrite: bool = False, rebuild: bool = True) -> dict:
         """Save each (name, bytes); raise ``AdminError`` when none could be saved."""
         if len(files) > self.settings.max_upload_files:
-            raise AdminError(f"too many files in one upload ({len(files)}; at most {self.settings.max_upload_files})", status=413)
+            raise AdminError(
+                f"too many files in one upload ({len(files)}; at most {self.settings.max_upload_files})", status=413
+            )
         saved, errors = [], []
         for name, data in files:
             try:
-                saved.append(save_upload(self.settings.articles_dir, name, data, self.settings.max_upload_bytes, overwrite))
+                saved.append(
+                    save_upload(self.settings.articles_dir, name, data, self.settings.max_upload_bytes, overwrite)
+                )
             except AdminError as exc:
                 errors.append({"file": name, "error": str(exc), "status": exc.status})
         if errors and not saved:
@@ -364,7 +400,7 @@ class ArticleService:
     def add_urls(self, urls: list[str], rebuild: bool = True) -> dict:
         """Fetch each URL into the articles folder (``articleqa.fetch``); ``AdminError`` when none could
         be saved (every error names its URL)."""
-        from articleqa.fetch import FetchError, Fetcher, save_url
+        from articleqa.fetch import Fetcher, FetchError, save_url
 
         if not isinstance(urls, list) or not urls or len(urls) > self.settings.max_upload_files:
             raise AdminError(f"give 1 to {self.settings.max_upload_files} URLs", status=400)
@@ -384,17 +420,28 @@ class ArticleService:
 
     def follow_feed(self, url: str, rebuild: bool = True) -> dict:
         """Add the entries of an RSS/Atom feed that are not in the folder yet; remembered for the status line."""
-        from articleqa.fetch import FetchError, Fetcher, follow_feed
+        from articleqa.fetch import Fetcher, FetchError, follow_feed
 
         try:
-            report = follow_feed(Fetcher(), url, self.settings.articles_dir, max_new=self.settings.feed_max_new,
-                                 max_bytes=self.settings.feed_max_bytes)
+            report = follow_feed(
+                Fetcher(),
+                url,
+                self.settings.articles_dir,
+                max_new=self.settings.feed_max_new,
+                max_bytes=self.settings.feed_max_bytes,
+            )
         except FetchError as exc:
             self.last_feed = {"feed": str(url)[:2000], "at": time.time(), "error": str(exc)}
             raise AdminError(str(exc), status=400) from None
         result = asdict(report)
-        self.last_feed = {"feed": url, "at": time.time(), "saved": len(report.saved), "known": report.known,
-                          "errors": len(report.errors), "left": report.left}
+        self.last_feed = {
+            "feed": url,
+            "at": time.time(),
+            "saved": len(report.saved),
+            "known": report.known,
+            "errors": len(report.errors),
+            "left": report.left,
+        }
         result["rebuild"] = self.jobs.start_unless_running() if report.saved and rebuild else None
         return result
 
@@ -471,7 +518,9 @@ def follow_feeds_in_background(service: ArticleService, feeds: list[str], every:
             for feed in feeds:
                 try:
                     r = service.follow_feed(feed)
-                    log.info("feed %s: %d new, %d known, %d failed", feed, len(r["saved"]), r["known"], len(r["errors"]))
+                    log.info(
+                        "feed %s: %d new, %d known, %d failed", feed, len(r["saved"]), r["known"], len(r["errors"])
+                    )
                 except AdminError as exc:
                     log.warning("feed %s not read: %s", feed, exc)
             stop.wait(every)

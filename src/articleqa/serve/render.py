@@ -91,8 +91,11 @@ def _citation_html(n: int, c: Citation, highlight: bool = True, answer_citations
     link = escape_attr(source_url(c, answer_citations))
     page = f" · page {c.page}" if c.page else ""
     original = original_url(c)
-    original_html = (f' <a class="aqa-original" href="{escape_attr(original)}" target="_blank" rel="noopener noreferrer">original page ↗</a>'
-                     if original else "")
+    original_html = (
+        f' <a class="aqa-original" href="{escape_attr(original)}" target="_blank" rel="noopener noreferrer">original page ↗</a>'
+        if original
+        else ""
+    )
     return (
         f'<li class="aqa-cite"><span class="aqa-source">[{n}] <a class="aqa-open" href="{link}" target="_blank" rel="noopener">'
         f"{escape(source_label(c))}</a></span> "
@@ -118,7 +121,8 @@ def _why_html(answer: Answer) -> str:
         '<details class="aqa-why"><summary>Why this answer?</summary>'
         f"<p>{escape(t.explanation)}.</p>{query}"
         "<table><tr><th>#</th><th>dense</th><th>BM25</th><th>fused</th><th>article</th><th>best span</th><th>margin</th><th>role</th></tr>"
-        + "".join(rows) + "</table>"
+        + "".join(rows)
+        + "</table>"
         f"<p>{escape(_decides(t))}</p></details>"
     )
 
@@ -126,9 +130,11 @@ def _why_html(answer: Answer) -> str:
 def _decides(t) -> str:
     """What decides whether the assistant answers, under the trace's rule."""
     if t.answerability_threshold is not None:
-        return (f"Answers need an answerability score above {t.answerability_threshold:.2f} (a model over the margins, "
-                f"retrieval ranks and question words); among the spans, those with a margin above {t.threshold:.2f} "
-                "(span score minus the reader's no-answer score) come first.")
+        return (
+            f"Answers need an answerability score above {t.answerability_threshold:.2f} (a model over the margins, "
+            f"retrieval ranks and question words); among the spans, those with a margin above {t.threshold:.2f} "
+            "(span score minus the reader's no-answer score) come first."
+        )
     return f"Answers need a margin above {t.threshold:.2f} (span score minus the reader's no-answer score)."
 
 
@@ -154,7 +160,7 @@ def _single_answer_html(answer: Answer) -> str:
             f"<p><strong>{escape(answer.message or 'Not found in the articles.')}</strong></p>",
         ]
         if answer.context:
-            parts.append("<p>Closest passages:</p><ol class=\"aqa-cites\">")
+            parts.append('<p>Closest passages:</p><ol class="aqa-cites">')
             parts += [_citation_html(n, c, highlight=False) for n, c in enumerate(answer.context, 1)]
             parts.append("</ol>")
         parts.append(_why_html(answer))
@@ -191,7 +197,10 @@ def answer_html(answer: Answer, notes: list[str] = ()) -> str:
     head = "".join(f'<p class="aqa-stale">{escape(n)}</p>' for n in notes)
     if not answer.parts:
         return head + _single_answer_html(answer)
-    body = "".join(f'<div class="aqa-part"><p class="aqa-part-q">{escape(p.question)}</p>{_single_answer_html(p)}</div>' for p in answer.parts)
+    body = "".join(
+        f'<div class="aqa-part"><p class="aqa-part-q">{escape(p.question)}</p>{_single_answer_html(p)}</div>'
+        for p in answer.parts
+    )
     return f'{head}<div class="aqa-parts">{body}</div>'
 
 

@@ -71,8 +71,15 @@ def mount_chat(app: FastAPI, pipeline: QAPipeline, service: ArticleService) -> F
     from articleqa.serve.render import CSS
 
     blocks = build_chat(pipeline, service)
-    app = gr.mount_gradio_app(app, blocks, path="/", css=CSS, footer_links=["api"], show_error=False,
-                              max_file_size=pipeline.settings.max_upload_bytes)
+    app = gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        css=CSS,
+        footer_links=["api"],
+        show_error=False,
+        max_file_size=pipeline.settings.max_upload_bytes,
+    )
     # Mounted (not launched) Blocks skip Gradio's check that a file named in a request was uploaded
     # through the page (gradio.processing_utils._check_allowed returns early until has_launched), so
     # any server path could be posted as a file input. The app runs from here on: turn the check on.
@@ -137,9 +144,19 @@ def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 7860) ->
     app = create_app(settings)
     start_background_jobs(app)
     trusted = [a.strip() for a in settings.trusted_proxies.split(",") if a.strip()]
-    log.info("serving the chat at http://%s:%d/ and the API at /api (docs /docs)%s", host, port,
-             f"; trusting X-Forwarded-For from {', '.join(trusted)}" if trusted else "")
+    log.info(
+        "serving the chat at http://%s:%d/ and the API at /api (docs /docs)%s",
+        host,
+        port,
+        f"; trusting X-Forwarded-For from {', '.join(trusted)}" if trusted else "",
+    )
     # X-Forwarded-For is believed only from configured proxies (uvicorn trusts 127.0.0.1 by default,
     # which lets any local client pick its own address and dodge the rate limit).
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=bool(trusted),
-                forwarded_allow_ips=",".join(trusted) if trusted else None)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) if trusted else None,
+    )

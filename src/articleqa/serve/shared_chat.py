@@ -30,8 +30,17 @@ from articleqa.serve.shared import SHARED_DIR
 log = logging.getLogger(__name__)
 
 #: request headers not passed on (hop-by-hop, RFC 9110 7.6.1) and those the proxy sets itself
-_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
-        b"transfer-encoding", b"upgrade", b"content-length"}
+_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+    b"content-length",
+}
 
 
 class ChatOwner:
@@ -76,7 +85,9 @@ class ChatOwner:
             time.sleep(0.05)
         address = f"http://127.0.0.1:{port}"
         tmp = self.dir / f".chat-{os.getpid()}.json"
-        tmp.write_text(json.dumps({"address": address, "pid": os.getpid(), "host": socket.gethostname()}), encoding="utf-8")
+        tmp.write_text(
+            json.dumps({"address": address, "pid": os.getpid(), "host": socket.gethostname()}), encoding="utf-8"
+        )
         os.replace(tmp, self.dir / "chat.json")
         log.info("the chat for every worker is served by this process (pid %d) at %s", os.getpid(), address)
         return address
@@ -117,8 +128,11 @@ class ChatProxy:
 
         loop = id(asyncio.get_running_loop())
         if loop not in self._clients:
-            self._clients[loop] = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), follow_redirects=False,
-                                                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+            self._clients[loop] = httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0, read=None),
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            )
         return self._clients[loop]
 
     async def __call__(self, scope, receive, send):
@@ -144,16 +158,18 @@ class ChatProxy:
         response = None
         for attempt in range(2):
             address = await anyio.to_thread.run_sync(self.owner.get, attempt > 0)
-            request = self._client().build_request(scope["method"], address + target.decode("latin-1"), headers=headers,
-                                                   content=bytes(body))
+            request = self._client().build_request(
+                scope["method"], address + target.decode("latin-1"), headers=headers, content=bytes(body)
+            )
             try:
                 response = await self._client().send(request, stream=True)
                 break
             except httpx.ConnectError:
                 log.warning("the chat server at %s cannot be reached; finding its new owner", address)
         if response is None:
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": b'{"error": "the chat is restarting; try again"}'})
             return
         try:

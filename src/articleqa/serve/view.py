@@ -62,7 +62,7 @@ def highlighted(text: str, marks: list[tuple[int, int, str]], pages: tuple[int, 
         nonlocal pos
         while breaks and breaks[0][0] <= upto:
             at, n = breaks.pop(0)
-            out.append(html.escape(text[pos:max(pos, at)]))
+            out.append(html.escape(text[pos : max(pos, at)]))
             out.append(f'<span class="pagebreak" id="page-{n}" role="separator">page {n}</span>')
             pos = max(pos, at)
         out.append(html.escape(text[pos:upto]))
@@ -95,7 +95,11 @@ def article_page(article: Article, spans: list[tuple[int, int, str | None]], sha
         notes.append(f"{article.file} changed since it was cited (the highlighted spans may not be what was quoted)")
     banner = "".join(f'<p class="banner">Stale citation: {html.escape(n)}</p>' for n in notes)
     pages = f"{len(article.pages)} pages" if article.pages else None
-    meta = " · ".join(html.escape(x) for x in (article.author, article.date, article.file, pages, f"sha256 {article.sha256[:12]}…") if x)
+    meta = " · ".join(
+        html.escape(x)
+        for x in (article.author, article.date, article.file, pages, f"sha256 {article.sha256[:12]}…")
+        if x
+    )
     if article.url:
         meta += f' · <a href="{html.escape(article.url)}" rel="noopener noreferrer" target="_blank">original page</a>'
     title = html.escape(article.title or article.file)
@@ -127,7 +131,9 @@ def add_view_route(app: FastAPI, service: ArticleService) -> None:
             article = service.article(file)
         except AdminError as exc:
             if exc.status == 404:
-                return message_page(404, f"{file} is not among the indexed articles (deleted or renamed since it was cited?)")
+                return message_page(
+                    404, f"{file} is not among the indexed articles (deleted or renamed since it was cited?)"
+                )
             return message_page(exc.status, str(exc))
         except IndexStoreError as exc:
             return message_page(503, f"the index is not available: {exc}")

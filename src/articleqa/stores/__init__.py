@@ -6,15 +6,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexCorruptError, IndexMismatchError, IndexNotFoundError,
-                                   IndexStoreError, RebuildInProgressError, VersionCache, article_meta, article_meta_from,
-                                   check_compatible, mismatch_reason)
+from articleqa.stores.base import (
+    FORMAT_VERSION,
+    FolderLock,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexStoreError,
+    RebuildInProgressError,
+    VersionCache,
+    article_meta,
+    article_meta_from,
+    check_compatible,
+    mismatch_reason,
+)
 from articleqa.stores.faiss import FLAT_MAX_PASSAGES, FaissIndexStore, LoadedIndex, build_faiss_index, ivf_params
 
-__all__ = ["FORMAT_VERSION", "FLAT_MAX_PASSAGES", "FaissIndexStore", "FolderLock", "IndexCorruptError", "IndexMismatchError",
-           "IndexNotFoundError", "IndexStoreError", "LoadedIndex", "RebuildInProgressError", "VersionCache", "article_meta",
-           "article_meta_from", "build_faiss_index", "check_compatible", "ivf_params", "mismatch_reason", "open_store",
-           "settings_store"]
+__all__ = [
+    "FORMAT_VERSION",
+    "FLAT_MAX_PASSAGES",
+    "FaissIndexStore",
+    "FolderLock",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IndexStoreError",
+    "LoadedIndex",
+    "RebuildInProgressError",
+    "VersionCache",
+    "article_meta",
+    "article_meta_from",
+    "build_faiss_index",
+    "check_compatible",
+    "ivf_params",
+    "mismatch_reason",
+    "open_store",
+    "settings_store",
+]
 
 
 def open_store(index_dir: str | Path, store: str = "faiss", token: str | None = None, prefix: str = "articleqa"):
@@ -32,5 +60,3 @@ def open_store(index_dir: str | Path, store: str = "faiss", token: str | None = 
 def settings_store(settings):
     """``open_store`` for a ``Settings``."""
     return open_store(settings.index_dir, settings.store, settings.milvus_token, settings.milvus_prefix)
-
-

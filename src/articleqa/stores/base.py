@@ -99,4 +99,8 @@ def article_meta(a: Article) -> dict:
 
 
 def article_meta_from(d: dict) -> dict:
-    return {"author": d.get("author") or None, "url": d.get("url") or None, "pages": tuple(int(x) for x in d.get("pages") or ())}
+    return {
+        "author": d.get("author") or None,
+        "url": d.get("url") or None,
+        "pages": tuple(int(x) for x in d.get("pages") or ()),
+    }

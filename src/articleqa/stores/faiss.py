@@ -29,8 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexCorruptError, IndexNotFoundError, VersionCache,
-                                   article_meta, article_meta_from, check_compatible)
+from articleqa.stores.base import (
+    FORMAT_VERSION,
+    FolderLock,
+    IndexCorruptError,
+    IndexNotFoundError,
+    VersionCache,
+    article_meta,
+    article_meta_from,
+    check_compatible,
+)
 from articleqa.types import Article, IndexStatus, Passage
 
 log = logging.getLogger(__name__)
@@ -63,8 +71,13 @@ class LoadedIndex(VersionCache):
     def status(self) -> IndexStatus:
         m = self.manifest
         return IndexStatus(
-            version=self.version, built_at=m.get("built_at"), articles=len(self.articles), passages=len(self.passages),
-            index_type=m.get("index_type"), embedding_model=m.get("embedding_model"), store="faiss",
+            version=self.version,
+            built_at=m.get("built_at"),
+            articles=len(self.articles),
+            passages=len(self.passages),
+            index_type=m.get("index_type"),
+            embedding_model=m.get("embedding_model"),
+            store="faiss",
             files={f: int(info.get("passages", 0)) for f, info in m.get("files", {}).items()},
             skipped=tuple(m.get("skipped", ())),
         )
@@ -76,7 +89,6 @@ class LoadedIndex(VersionCache):
             return [[] for _ in range(len(query_vectors))]
         scores, ids = self.faiss_index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
         return [[(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0] for row_i, row_s in zip(ids, scores)]
-
 
 
 def build_faiss_index(vectors: np.ndarray, kind: str = "auto"):
@@ -175,9 +187,13 @@ class FaissIndexStore(FolderLock):
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise IndexCorruptError(f"index version {version} in {self.root} has no manifest; rebuild with `articleqa index --full`") from None
+            raise IndexCorruptError(
+                f"index version {version} in {self.root} has no manifest; rebuild with `articleqa index --full`"
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexCorruptError(f"index manifest {path} is unreadable ({exc}); rebuild with `articleqa index --full`") from None
+            raise IndexCorruptError(
+                f"index manifest {path} is unreadable ({exc}); rebuild with `articleqa index --full`"
+            ) from None
 
     def load(self, embedding_model: str | None = None, chunking: dict | None = None) -> LoadedIndex:
         """Load the published version, checking it against the configured model and settings."""
@@ -192,13 +208,20 @@ class FaissIndexStore(FolderLock):
             if not p.is_file():
                 raise IndexCorruptError(f"index file {p} is missing; rebuild with `articleqa index --full`")
             if _sha256_file(p) != manifest.get("checksums", {}).get(name):
-                raise IndexCorruptError(f"index file {p} does not match its checksum (truncated or edited); rebuild with `articleqa index --full`")
+                raise IndexCorruptError(
+                    f"index file {p} does not match its checksum (truncated or edited); rebuild with `articleqa index --full`"
+                )
         try:
             passages = [_passage_from_json(json.loads(line)) for line in _read_lines(vdir / "passages.jsonl")]
-            articles = {a.file: a for a in (_article_from_json(json.loads(line)) for line in _read_lines(vdir / "articles.jsonl"))}
+            articles = {
+                a.file: a
+                for a in (_article_from_json(json.loads(line)) for line in _read_lines(vdir / "articles.jsonl"))
+            }
             vectors = np.load(vdir / "vectors.npy", allow_pickle=False)
         except (ValueError, KeyError, TypeError) as exc:
-            raise IndexCorruptError(f"index version {version} is unreadable ({exc}); rebuild with `articleqa index --full`") from None
+            raise IndexCorruptError(
+                f"index version {version} is unreadable ({exc}); rebuild with `articleqa index --full`"
+            ) from None
         if vectors.shape != (len(passages), manifest["dimension"]):
             raise IndexCorruptError(f"index version {version}: {vectors.shape} vectors for {len(passages)} passages")
         faiss_path = vdir / "vectors.faiss"
@@ -211,7 +234,9 @@ class FaissIndexStore(FolderLock):
                 index = None
         if index is None:  # FAISS file missing or stale: rebuild it from the vectors
             index, _ = build_faiss_index(vectors, manifest.get("index_type", "auto"))
-        return LoadedIndex(path=vdir, manifest=manifest, passages=passages, articles=articles, vectors=vectors, faiss_index=index)
+        return LoadedIndex(
+            path=vdir, manifest=manifest, passages=passages, articles=articles, vectors=vectors, faiss_index=index
+        )
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -238,8 +263,14 @@ class FaissIndexStore(FolderLock):
         tmp = versions / f".tmp-{version}"
         tmp.mkdir()
         try:
-            _write_file(tmp / "passages.jsonl", "".join(json.dumps(_passage_to_json(p), ensure_ascii=False) + "\n" for p in passages).encode("utf-8"))
-            _write_file(tmp / "articles.jsonl", "".join(json.dumps(_article_to_json(a), ensure_ascii=False) + "\n" for a in articles).encode("utf-8"))
+            _write_file(
+                tmp / "passages.jsonl",
+                "".join(json.dumps(_passage_to_json(p), ensure_ascii=False) + "\n" for p in passages).encode("utf-8"),
+            )
+            _write_file(
+                tmp / "articles.jsonl",
+                "".join(json.dumps(_article_to_json(a), ensure_ascii=False) + "\n" for a in articles).encode("utf-8"),
+            )
             with open(tmp / "vectors.npy", "wb") as f:
                 np.save(f, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
                 f.flush()
@@ -257,9 +288,14 @@ class FaissIndexStore(FolderLock):
                 "n_articles": len(articles),
                 "n_passages": len(passages),
                 "files": {
-                    a.file: {"sha256": a.sha256, "title": a.title, "date": a.date, "kind": a.kind,
-                             "passages": sum(1 for p in passages if p.file == a.file),
-                             **{k: v for k, v in article_meta(a).items() if k != "pages"}}
+                    a.file: {
+                        "sha256": a.sha256,
+                        "title": a.title,
+                        "date": a.date,
+                        "kind": a.kind,
+                        "passages": sum(1 for p in passages if p.file == a.file),
+                        **{k: v for k, v in article_meta(a).items() if k != "pages"},
+                    }
                     for a in articles
                 },
                 "checksums": {name: _sha256_file(tmp / name) for name in (*DATA_FILES, "vectors.faiss")},
@@ -299,7 +335,9 @@ class FaissIndexStore(FolderLock):
         for tmp in [*versions.glob(".tmp-*"), *self.root.glob(f".{CURRENT}.*.tmp")]:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
             removed.append(tmp.name)
-        published = sorted((p for p in versions.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+        published = sorted(
+            (p for p in versions.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name
+        )
         older = [p.name for p in published if p.name <= (current or "")]
         keepers = {current, *older[-keep:]} if keep > 0 else {current}
         now = time.time()
@@ -322,16 +360,35 @@ def _passage_to_json(p: Passage) -> dict:
 
 
 def _passage_from_json(d: dict) -> Passage:
-    return Passage(id=int(d["id"]), file=str(d["file"]), start=int(d["start"]), end=int(d["end"]), text=str(d["text"]), title=str(d.get("title", "")))
+    return Passage(
+        id=int(d["id"]),
+        file=str(d["file"]),
+        start=int(d["start"]),
+        end=int(d["end"]),
+        text=str(d["text"]),
+        title=str(d.get("title", "")),
+    )
 
 
 def _article_to_json(a: Article) -> dict:
-    return {"file": a.file, "sha256": a.sha256, "title": a.title, "date": a.date, "kind": a.kind, "text": a.text,
-            **article_meta(a)}
+    return {
+        "file": a.file,
+        "sha256": a.sha256,
+        "title": a.title,
+        "date": a.date,
+        "kind": a.kind,
+        "text": a.text,
+        **article_meta(a),
+    }
 
 
 def _article_from_json(d: dict) -> Article:
-    return Article(file=str(d["file"]), text=str(d["text"]), sha256=str(d["sha256"]), title=str(d.get("title", "")), date=d.get("date"),
-                   kind=str(d.get("kind", "txt")), **article_meta_from(d))
-
-
+    return Article(
+        file=str(d["file"]),
+        text=str(d["text"]),
+        sha256=str(d["sha256"]),
+        title=str(d.get("title", "")),
+        date=d.get("date"),
+        kind=str(d.get("kind", "txt")),
+        **article_meta_from(d),
+    )

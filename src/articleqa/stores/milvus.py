@@ -41,8 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-from articleqa.stores.base import (FORMAT_VERSION, FolderLock, IndexNotFoundError, IndexStoreError, VersionCache, article_meta,
-                                   article_meta_from, check_compatible)
+from articleqa.stores.base import (
+    FORMAT_VERSION,
+    FolderLock,
+    IndexNotFoundError,
+    IndexStoreError,
+    VersionCache,
+    article_meta,
+    article_meta_from,
+    check_compatible,
+)
 from articleqa.types import Article, IndexStatus, Passage, ScoredPassage
 
 log = logging.getLogger(__name__)
@@ -56,7 +64,11 @@ ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "s
 _STUB = [0.0, 0.0]  # Milvus wants a vector field in every collection; article and manifest rows carry this one
 #: gRPC keep-alive for Milvus servers: ping only while a call is waiting, at most once a minute (servers on
 #: gRPC's default policy close connections that ping more often: GOAWAY too_many_pings)
-GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_timeout_ms": 20_000, "grpc.keepalive_permit_without_calls": False}
+GRPC_OPTIONS = {
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+    "grpc.keepalive_permit_without_calls": False,
+}
 
 
 @contextmanager
@@ -84,7 +96,9 @@ def _require_pymilvus():
     import importlib.util
 
     if importlib.util.find_spec("pymilvus") is None:
-        raise IndexStoreError("the Milvus store needs pymilvus and milvus-lite: pip install 'articleqa[scale]'") from None
+        raise IndexStoreError(
+            "the Milvus store needs pymilvus and milvus-lite: pip install 'articleqa[scale]'"
+        ) from None
 
 
 class MilvusIndexVersion(VersionCache):
@@ -112,8 +126,13 @@ class MilvusIndexVersion(VersionCache):
     def status(self) -> IndexStatus:
         m = self.manifest
         return IndexStatus(
-            version=self.version, built_at=m.get("built_at"), articles=len(m.get("files", {})), passages=len(self.passages),
-            index_type=m.get("index_type"), embedding_model=m.get("embedding_model"), store=f"milvus ({self.store.display_uri})",
+            version=self.version,
+            built_at=m.get("built_at"),
+            articles=len(m.get("files", {})),
+            passages=len(self.passages),
+            index_type=m.get("index_type"),
+            embedding_model=m.get("embedding_model"),
+            store=f"milvus ({self.store.display_uri})",
             files={f: int(info.get("passages", 0)) for f, info in m.get("files", {}).items()},
             skipped=tuple(m.get("skipped", ())),
         )
@@ -122,16 +141,28 @@ class MilvusIndexVersion(VersionCache):
         """Top-k (passage position, inner product) per query vector, searched by Milvus."""
         if k <= 0 or not self.passages:
             return [[] for _ in range(len(query_vectors))]
-        res = self.store.client.search(self.collection, data=[list(map(float, v)) for v in query_vectors], anns_field="dense",
-                                       limit=min(k, len(self.passages)), search_params={"metric_type": "IP"}, output_fields=[])
+        res = self.store.client.search(
+            self.collection,
+            data=[list(map(float, v)) for v in query_vectors],
+            anns_field="dense",
+            limit=min(k, len(self.passages)),
+            search_params={"metric_type": "IP"},
+            output_fields=[],
+        )
         return [[(int(hit["id"]), float(hit["distance"])) for hit in row] for row in res]
 
     def text_search(self, query: str, k: int) -> list[tuple[int, float]]:
         """BM25 full-text search in Milvus: (passage position, score), best first."""
         if k <= 0 or not self.passages or not query.strip():
             return []
-        res = self.store.client.search(self.collection, data=[query], anns_field="sparse", limit=min(k, len(self.passages)),
-                                       search_params={"metric_type": "BM25"}, output_fields=[])
+        res = self.store.client.search(
+            self.collection,
+            data=[query],
+            anns_field="sparse",
+            limit=min(k, len(self.passages)),
+            search_params={"metric_type": "BM25"},
+            output_fields=[],
+        )
         return [(int(hit["id"]), float(hit["distance"])) for hit in res[0]]
 
     def hybrid_search(self, query_vector: np.ndarray, query: str, k: int, candidates: int) -> list[tuple[int, float]]:
@@ -141,16 +172,25 @@ class MilvusIndexVersion(VersionCache):
         if k <= 0 or not self.passages:
             return []
         n = min(max(k, candidates), len(self.passages))
-        requests = [AnnSearchRequest(data=[list(map(float, query_vector))], anns_field="dense", param={"metric_type": "IP"}, limit=n)]
+        requests = [
+            AnnSearchRequest(
+                data=[list(map(float, query_vector))], anns_field="dense", param={"metric_type": "IP"}, limit=n
+            )
+        ]
         if query.strip():
             requests.append(AnnSearchRequest(data=[query], anns_field="sparse", param={"metric_type": "BM25"}, limit=n))
-        res = self.store.client.hybrid_search(self.collection, requests, ranker=RRFRanker(RRF_K), limit=min(k, n), output_fields=[])
+        res = self.store.client.hybrid_search(
+            self.collection, requests, ranker=RRFRanker(RRF_K), limit=min(k, n), output_fields=[]
+        )
         return [(int(hit["id"]), float(hit["distance"])) for hit in res[0]]
 
     @property
     def vectors(self) -> np.ndarray:
         """All passage vectors by position (fetched once, for an incremental rebuild)."""
-        return self.cached("vectors", lambda _: self.store.fetch_vectors(self.collection, len(self.passages), self.manifest["dimension"]))
+        return self.cached(
+            "vectors",
+            lambda _: self.store.fetch_vectors(self.collection, len(self.passages), self.manifest["dimension"]),
+        )
 
 
 class LazyArticles(Mapping):
@@ -193,7 +233,9 @@ class MilvusIndexStore(FolderLock):
     name = "milvus"
     lock_file = ".milvus.lock"
 
-    def __init__(self, uri: str, token: str | None = None, lock_dir: str | Path | None = None, prefix: str = "articleqa"):
+    def __init__(
+        self, uri: str, token: str | None = None, lock_dir: str | Path | None = None, prefix: str = "articleqa"
+    ):
         _require_pymilvus()
         self.uri = uri
         self.token = token
@@ -273,8 +315,12 @@ class MilvusIndexStore(FolderLock):
     def current_version(self) -> str | None:
         try:
             if self.client.has_collection(self.pointer_collection):
-                rows = self.client.query(self._ready(self.pointer_collection), filter="id == 0", output_fields=["version"],
-                                         consistency_level="Strong")
+                rows = self.client.query(
+                    self._ready(self.pointer_collection),
+                    filter="id == 0",
+                    output_fields=["version"],
+                    consistency_level="Strong",
+                )
                 return rows[0]["version"] if rows else None
             collection = self._alias_target()  # an index published before the pointer existed
             if collection is None:
@@ -283,7 +329,7 @@ class MilvusIndexStore(FolderLock):
             raise
         except Exception as exc:
             raise IndexStoreError(f"Milvus at {self.display_uri} cannot be read: {exc}") from None
-        return collection[len(self.passages_collection("")):]
+        return collection[len(self.passages_collection("")) :]
 
     def exists(self) -> bool:
         return self.current_version() is not None
@@ -291,19 +337,30 @@ class MilvusIndexStore(FolderLock):
     def read_manifest(self, version: str | None = None) -> dict:
         version = version or self.current_version()
         if version is None:
-            raise IndexNotFoundError(f"no index in Milvus at {self.display_uri}: build one with `articleqa index --store milvus:...`")
-        rows = self.client.query(self._ready(self._manifest_collection(version)), filter="id == 0", output_fields=["manifest"])
+            raise IndexNotFoundError(
+                f"no index in Milvus at {self.display_uri}: build one with `articleqa index --store milvus:...`"
+            )
+        rows = self.client.query(
+            self._ready(self._manifest_collection(version)), filter="id == 0", output_fields=["manifest"]
+        )
         if not rows:
-            raise IndexStoreError(f"index version {version} in Milvus has no manifest; rebuild with `articleqa index --full`")
+            raise IndexStoreError(
+                f"index version {version} in Milvus has no manifest; rebuild with `articleqa index --full`"
+            )
         manifest = json.loads(rows[0]["manifest"])
         files = {}
         collection = self._ready(self._articles_collection(version))
         has_meta = self._has_field(collection, "meta")  # versions written before author/url/pages existed have none
         fields = ["file", "sha256", "title", "date", "kind", "passages", *(["meta"] if has_meta else [])]
         for row in self._iterate(collection, "part == 0", fields, pk="pk"):
-            files[row["file"]] = {"sha256": row["sha256"], "title": row["title"], "date": row["date"] or None,
-                                  "kind": row["kind"], "passages": int(row["passages"]),
-                                  **(json.loads(row["meta"] or "{}") if has_meta else {})}
+            files[row["file"]] = {
+                "sha256": row["sha256"],
+                "title": row["title"],
+                "date": row["date"] or None,
+                "kind": row["kind"],
+                "passages": int(row["passages"]),
+                **(json.loads(row["meta"] or "{}") if has_meta else {}),
+            }
         manifest["files"] = dict(sorted(files.items()))
         return manifest
 
@@ -312,18 +369,42 @@ class MilvusIndexStore(FolderLock):
         manifest = self.read_manifest(version)
         check_compatible(manifest, embedding_model, chunking)
         collection = self._ready(self.passages_collection(version))
-        rows = sorted(self._iterate(collection, "id >= 0", ["id", "file", "start", "end", "title", "text"]), key=lambda r: r["id"])
-        passages = [Passage(id=int(r["id"]), file=r["file"], start=int(r["start"]), end=int(r["end"]), text=r["text"], title=r["title"])
-                    for r in rows]
+        rows = sorted(
+            self._iterate(collection, "id >= 0", ["id", "file", "start", "end", "title", "text"]), key=lambda r: r["id"]
+        )
+        passages = [
+            Passage(
+                id=int(r["id"]),
+                file=r["file"],
+                start=int(r["start"]),
+                end=int(r["end"]),
+                text=r["text"],
+                title=r["title"],
+            )
+            for r in rows
+        ]
         if [p.id for p in passages] != list(range(len(passages))):
-            raise IndexStoreError(f"index version {version} in Milvus has missing passages; rebuild with `articleqa index --full`")
+            raise IndexStoreError(
+                f"index version {version} in Milvus has missing passages; rebuild with `articleqa index --full`"
+            )
         return MilvusIndexVersion(self, version, manifest, passages)
 
     def fetch_article(self, version: str, file: str, info: dict) -> Article:
-        rows = self.client.query(self._ready(self._articles_collection(version)), filter=f"file == {json.dumps(file)}", output_fields=["part", "text"])
+        rows = self.client.query(
+            self._ready(self._articles_collection(version)),
+            filter=f"file == {json.dumps(file)}",
+            output_fields=["part", "text"],
+        )
         text = "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
-        return Article(file=file, text=text, sha256=info["sha256"], title=info.get("title", ""), date=info.get("date"),
-                       kind=info.get("kind", "txt"), **article_meta_from(info))
+        return Article(
+            file=file,
+            text=text,
+            sha256=info["sha256"],
+            title=info.get("title", ""),
+            date=info.get("date"),
+            kind=info.get("kind", "txt"),
+            **article_meta_from(info),
+        )
 
     def _has_field(self, collection: str, name: str) -> bool:
         return any(f.get("name") == name for f in self.client.describe_collection(collection).get("fields", []))
@@ -339,19 +420,32 @@ class MilvusIndexStore(FolderLock):
         [row] = self.client.query(collection, filter="", output_fields=["count(*)"])
         total = int(row["count(*)"])
         for lo in range(0, total, batch):
-            yield from self.client.query(collection, filter=f"{pk} >= {lo} and {pk} < {lo + batch} and ({filter})", output_fields=fields)
+            yield from self.client.query(
+                collection, filter=f"{pk} >= {lo} and {pk} < {lo + batch} and ({filter})", output_fields=fields
+            )
 
     # --- writing -------------------------------------------------------------------------------
 
-    def write_version(self, articles: list[Article], passages: list[Passage], vectors: np.ndarray,
-                      embedding_model: str, chunking: dict, extra: dict | None = None) -> str:
+    def write_version(
+        self,
+        articles: list[Article],
+        passages: list[Passage],
+        vectors: np.ndarray,
+        embedding_model: str,
+        chunking: dict,
+        extra: dict | None = None,
+    ) -> str:
         """Write the three collections of a new version, then point the alias at it (the caller holds the lock)."""
         from pymilvus import DataType, Function, FunctionType
 
         version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "_" + uuid.uuid4().hex[:6]
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else 384
         c = self.client
-        names = [self.passages_collection(version), self._articles_collection(version), self._manifest_collection(version)]
+        names = [
+            self.passages_collection(version),
+            self._articles_collection(version),
+            self._manifest_collection(version),
+        ]
         try:
             schema = c.create_schema(auto_id=False)
             schema.add_field("id", DataType.INT64, is_primary=True)
@@ -359,17 +453,33 @@ class MilvusIndexStore(FolderLock):
             schema.add_field("start", DataType.INT64)
             schema.add_field("end", DataType.INT64)
             schema.add_field("title", DataType.VARCHAR, max_length=4096)
-            schema.add_field("text", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
-                             analyzer_params=ANALYZER)
+            schema.add_field("text", DataType.VARCHAR, max_length=65535, enable_analyzer=True, analyzer_params=ANALYZER)
             schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
             schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-            schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]))
+            schema.add_function(
+                Function(
+                    name="bm25",
+                    function_type=FunctionType.BM25,
+                    input_field_names=["text"],
+                    output_field_names=["sparse"],
+                )
+            )
             index_params = c.prepare_index_params()
             index_params.add_index("dense", index_type="AUTOINDEX" if not self.is_lite else "FLAT", metric_type="IP")
             index_params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
             c.create_collection(names[0], schema=schema, index_params=index_params)
-            rows = ({"id": p.id, "file": p.file, "start": p.start, "end": p.end, "title": p.title[:1000],
-                     "text": p.text[:MAX_PASSAGE_CHARS], "dense": vectors[i].astype(np.float32).tolist()} for i, p in enumerate(passages))
+            rows = (
+                {
+                    "id": p.id,
+                    "file": p.file,
+                    "start": p.start,
+                    "end": p.end,
+                    "title": p.title[:1000],
+                    "text": p.text[:MAX_PASSAGE_CHARS],
+                    "dense": vectors[i].astype(np.float32).tolist(),
+                }
+                for i, p in enumerate(passages)
+            )
             self._insert(names[0], rows)
 
             a_schema = c.create_schema(auto_id=False)
@@ -394,21 +504,40 @@ class MilvusIndexStore(FolderLock):
                     pieces = [a.text[i : i + TEXT_PIECE_CHARS] for i in range(0, len(a.text), TEXT_PIECE_CHARS)] or [""]
                     for part, piece in enumerate(pieces):
                         pk += 1
-                        yield {"pk": pk - 1, "file": a.file, "sha256": a.sha256, "title": a.title[:1000], "date": a.date or "", "kind": a.kind,
-                               "meta": json.dumps(article_meta(a)) if part == 0 else "{}",
-                               "part": part, "passages": counts.get(a.file, 0), "text": piece, "stub": _STUB}
+                        yield {
+                            "pk": pk - 1,
+                            "file": a.file,
+                            "sha256": a.sha256,
+                            "title": a.title[:1000],
+                            "date": a.date or "",
+                            "kind": a.kind,
+                            "meta": json.dumps(article_meta(a)) if part == 0 else "{}",
+                            "part": part,
+                            "passages": counts.get(a.file, 0),
+                            "text": piece,
+                            "stub": _STUB,
+                        }
 
             self._insert(names[1], article_rows())
 
             self._create_row_collection(names[2], "manifest", 65535)
             manifest = {
-                "format_version": FORMAT_VERSION, "version": version, "store": "milvus", "embedding_model": embedding_model,
-                "dimension": dim, "chunking": chunking, "index_type": "milvus-flat" if self.is_lite else "milvus-autoindex",
+                "format_version": FORMAT_VERSION,
+                "version": version,
+                "store": "milvus",
+                "embedding_model": embedding_model,
+                "dimension": dim,
+                "chunking": chunking,
+                "index_type": "milvus-flat" if self.is_lite else "milvus-autoindex",
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "n_articles": len(articles), "n_passages": len(passages), **(extra or {}),
+                "n_articles": len(articles),
+                "n_passages": len(passages),
+                **(extra or {}),
             }
             manifest["skipped"] = manifest.get("skipped", [])[:200]  # the row holds 64 KB
-            self._insert(names[2], [{"id": 0, "manifest": json.dumps(manifest, ensure_ascii=False)[:65000], "stub": _STUB}])
+            self._insert(
+                names[2], [{"id": 0, "manifest": json.dumps(manifest, ensure_ascii=False)[:65000], "stub": _STUB}]
+            )
             for name in names:
                 c.flush(name)
                 self._ready(name)
@@ -466,7 +595,7 @@ class MilvusIndexStore(FolderLock):
         name = self.pointer_collection
         if not c.has_collection(name):
             self._create_row_collection(name, "version", 256, consistency_level="Strong")
-        version = collection[len(self.passages_collection("")):]
+        version = collection[len(self.passages_collection("")) :]
         c.upsert(self._ready(name), [{"id": 0, "version": version, "stub": _STUB}])
         if self._no_aliases:
             return
@@ -478,12 +607,15 @@ class MilvusIndexStore(FolderLock):
                     c.create_alias(collection, self.alias)
         except Exception as exc:  # noqa: BLE001 - aliases are optional (UNIMPLEMENTED on milvus-lite's native engine)
             self._no_aliases = True
-            log.info("no aliases on %s (%s); the pointer collection names the version", self.display_uri,
-                     str(exc).splitlines()[0][:120])
+            log.info(
+                "no aliases on %s (%s); the pointer collection names the version",
+                self.display_uri,
+                str(exc).splitlines()[0][:120],
+            )
 
     def versions(self) -> list[str]:
         prefix = self.passages_collection("")
-        return sorted(n[len(prefix):] for n in self.client.list_collections() if n.startswith(prefix))
+        return sorted(n[len(prefix) :] for n in self.client.list_collections() if n.startswith(prefix))
 
     def cleanup(self, keep: int = 2, min_age_seconds: float = 0.0) -> list[str]:
         """Drop versions older than the ``keep`` newest (the published one always stays) and the
@@ -510,7 +642,7 @@ class MilvusIndexStore(FolderLock):
         for n in self.client.list_collections():
             for make in (self._articles_collection, self._manifest_collection):
                 head = make("")
-                if n.startswith(head) and n[len(head):] not in known:
+                if n.startswith(head) and n[len(head) :] not in known:
                     self.client.drop_collection(n)
         return removed
 
@@ -528,7 +660,9 @@ class MilvusRetriever:
         self.embedder = embedder
         self.candidates = candidates
 
-    def retrieve(self, index: MilvusIndexVersion, query: str, top_k: int = 5, timings: dict | None = None) -> list[ScoredPassage]:
+    def retrieve(
+        self, index: MilvusIndexVersion, query: str, top_k: int = 5, timings: dict | None = None
+    ) -> list[ScoredPassage]:
         if self.name == "bm25":
             hits = index.text_search(query, top_k)
         else:
@@ -536,6 +670,9 @@ class MilvusRetriever:
             vec = self.embedder.encode([query], progress=False)
             if timings is not None:
                 timings["embedding"] = timings.get("embedding", 0.0) + time.perf_counter() - t
-            hits = index.hybrid_search(vec[0], query, top_k, self.candidates) if self.name == "hybrid" else index.search(vec, top_k)[0]
+            hits = (
+                index.hybrid_search(vec[0], query, top_k, self.candidates)
+                if self.name == "hybrid"
+                else index.search(vec, top_k)[0]
+            )
         return [ScoredPassage(index.passages[i], s, {self.name: r + 1}) for r, (i, s) in enumerate(hits)]
-

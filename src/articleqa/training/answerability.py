@@ -31,13 +31,27 @@ def spans_from_trace(trace: Trace, articles: dict) -> tuple[list[ReadSpan], list
     """The read spans and retrieval hits an answer's trace records (``articles``: file -> Article)."""
     hits, spans = [], []
     for row in trace.passages:
-        passage = Passage(id=row.rank, file=row.file, start=row.passage_start, end=row.passage_end,
-                          text=articles[row.file].text[row.passage_start:row.passage_end], title=row.title)
+        passage = Passage(
+            id=row.rank,
+            file=row.file,
+            start=row.passage_start,
+            end=row.passage_end,
+            text=articles[row.file].text[row.passage_start : row.passage_end],
+            title=row.title,
+        )
         ranks = {k: v for k, v in (("dense", row.dense_rank), ("bm25", row.bm25_rank)) if v is not None}
         hits.append(ScoredPassage(passage, row.fused_score, ranks))
         if row.margin is not None:
-            spans.append(ReadSpan(passage=passage, start=row.span_start, end=row.span_end, text=row.span,
-                                  margin=row.margin, confidence=row.confidence))
+            spans.append(
+                ReadSpan(
+                    passage=passage,
+                    start=row.span_start,
+                    end=row.span_end,
+                    text=row.span,
+                    margin=row.margin,
+                    confidence=row.confidence,
+                )
+            )
     return spans, hits
 
 
@@ -61,8 +75,13 @@ def ask_for_features(pipe, questions, desc: str) -> dict:
     from articleqa.answer import AnswerBuilder
 
     builder = pipe.answer_builder
-    accepting = AnswerBuilder(threshold=builder.threshold, sure_confidence=builder.sure_confidence, rank_prior=builder.rank_prior,
-                              check_mentions=builder.check_mentions, judge=_Accept())
+    accepting = AnswerBuilder(
+        threshold=builder.threshold,
+        sure_confidence=builder.sure_confidence,
+        rank_prior=builder.rank_prior,
+        check_mentions=builder.check_mentions,
+        judge=_Accept(),
+    )
     threshold = builder.threshold
     index = pipe.indexes.get()
     rows, impossible, found, f1, answer_f1, accepted_found, accepted_f1 = [], [], [], [], [], [], []
@@ -87,10 +106,16 @@ def ask_for_features(pipe, questions, desc: str) -> dict:
         accepted_f1.append(score(accepted))
         best = max(spans, key=lambda s: s.margin, default=None)
         f1.append(0.0 if q.is_impossible or best is None else best_em_f1(best.text, golds)[1])
-    return {"X": np.array([[r[k] for k in FEATURES] for r in rows], dtype=float),
-            "impossible": np.array(impossible, dtype=bool), "found": np.array(found, dtype=bool), "f1": np.array(f1),
-            "answer_f1": np.array(answer_f1), "accepted_found": np.array(accepted_found, dtype=bool),
-            "accepted_f1": np.array(accepted_f1), "split": split}
+    return {
+        "X": np.array([[r[k] for k in FEATURES] for r in rows], dtype=float),
+        "impossible": np.array(impossible, dtype=bool),
+        "found": np.array(found, dtype=bool),
+        "f1": np.array(f1),
+        "answer_f1": np.array(answer_f1),
+        "accepted_found": np.array(accepted_found, dtype=bool),
+        "accepted_f1": np.array(accepted_f1),
+        "split": split,
+    }
 
 
 def fit_logistic(X: np.ndarray, refuse: np.ndarray, C: float = 1.0) -> dict:
@@ -100,11 +125,22 @@ def fit_logistic(X: np.ndarray, refuse: np.ndarray, C: float = 1.0) -> dict:
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     lr = LogisticRegression(C=C, max_iter=5000).fit((X - mean) / scale, ~refuse)
-    return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": lr.coef_[0].tolist(), "intercept": float(lr.intercept_[0])}
+    return {
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": lr.coef_[0].tolist(),
+        "intercept": float(lr.intercept_[0]),
+    }
 
 
-def keep_answers_threshold(scores: np.ndarray, impossible: np.ndarray, f1: np.ndarray, refused_now: np.ndarray,
-                           f1_now: np.ndarray | None = None, refused_anyway: np.ndarray | None = None) -> tuple[float, str]:
+def keep_answers_threshold(
+    scores: np.ndarray,
+    impossible: np.ndarray,
+    f1: np.ndarray,
+    refused_now: np.ndarray,
+    f1_now: np.ndarray | None = None,
+    refused_anyway: np.ndarray | None = None,
+) -> tuple[float, str]:
     """The threshold (refuse at or below it) that refuses the most unanswerable questions while the answerable
     ones lose nothing against today's refusals ``refused_now``: pipeline F1 ("not found" = 0) no lower and
     no larger share wrongly refused. ``f1``: each question's F1 where the model accepts it; ``f1_now``: its F1
@@ -130,8 +166,10 @@ def keep_answers_threshold(scores: np.ndarray, impossible: np.ndarray, f1: np.nd
             if f1_t >= f1_now - 1e-12 and (best is None or key > best[0]):
                 best = (key, float(t))
     if best is not None:
-        return best[1], (f"the most unanswerable validation questions refused with answerable ones kept: pipeline F1 >= "
-                         f"{100 * f1_now:.1f} and wrongly refused <= {100 * wrong_now:.1f}% (the margin's)")
+        return best[1], (
+            f"the most unanswerable validation questions refused with answerable ones kept: pipeline F1 >= "
+            f"{100 * f1_now:.1f} and wrongly refused <= {100 * wrong_now:.1f}% (the margin's)"
+        )
     # the forced refusals (refused_anyway) count against the share too; where they alone exceed it, refuse no more
     t = same_share[1] if same_share is not None else lowest
     return t, f"the margin's share of answerable questions refused ({100 * wrong_now:.1f}%)"
@@ -143,9 +181,17 @@ def keep_answers_threshold(scores: np.ndarray, impossible: np.ndarray, f1: np.nd
 TARGETS = ("answerable", "right")
 
 
-def fit_answerability(model_dir: str | Path, squad_files: list[Path], work_dir: str | Path, refusal_budget: float | None = None,
-                      limit: int | None = None, C: float = 1.0, settings=None, command: str = "",
-                      target: str = "answerable") -> AnswerabilityModel:
+def fit_answerability(
+    model_dir: str | Path,
+    squad_files: list[Path],
+    work_dir: str | Path,
+    refusal_budget: float | None = None,
+    limit: int | None = None,
+    C: float = 1.0,
+    settings=None,
+    command: str = "",
+    target: str = "answerable",
+) -> AnswerabilityModel:
     """Fit, choose the threshold and return the model (not saved: ``AnswerabilityModel.save``)."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}")
@@ -167,15 +213,28 @@ def fit_answerability(model_dir: str | Path, squad_files: list[Path], work_dir: 
     missing = [t for t in validation if t not in by_title]
     if missing:
         raise ValueError(f"validation articles not in {', '.join(map(str, squad_files))}: {', '.join(missing)}")
-    training = [a for a in articles if a.title not in test and a.title not in validation and any(q.is_impossible for q in a.questions)]
+    training = [
+        a
+        for a in articles
+        if a.title not in test and a.title not in validation and any(q.is_impossible for q in a.questions)
+    ]
     if not training:
         raise ValueError("no training article with unanswerable questions (SQuAD 2.0 is_impossible) in the SQuAD files")
     corpus = [a for a in articles if a.title not in test]
     articles_dir, index_dir, _ = index_squad_corpus(corpus, Path(work_dir))
     base = settings or Settings()
-    pipe = QAPipeline.from_settings(base.model_copy(update={
-        "index_dir": index_dir, "articles_dir": articles_dir, "reader_model": str(model_dir), "answerability": False,
-        "no_answer_threshold": None, "store": "faiss"}))
+    pipe = QAPipeline.from_settings(
+        base.model_copy(
+            update={
+                "index_dir": index_dir,
+                "articles_dir": articles_dir,
+                "reader_model": str(model_dir),
+                "answerability": False,
+                "no_answer_threshold": None,
+                "store": "faiss",
+            }
+        )
+    )
     pipe.warm_up()
     train_q = [q for a in training for q in a.questions]
     val_q = [q for t in validation for q in by_title[t].questions]
@@ -192,37 +251,55 @@ def fit_answerability(model_dir: str | Path, squad_files: list[Path], work_dir: 
     val = ask_for_features(pipe, val_q, "validation articles")
     scores = np.array([model.score_features(dict(zip(FEATURES, x))) for x in val["X"]])
     answerable = ~val["impossible"]
-    margin_refused = float((~val["found"][answerable]).mean()) if answerable.any() else 0.0
     if refusal_budget is not None:
-        model.threshold, rule = float(budget_threshold(scores, val["impossible"], refusal_budget)), f"refusal budget {refusal_budget:g}"
+        model.threshold, rule = (
+            float(budget_threshold(scores, val["impossible"], refusal_budget)),
+            f"refusal budget {refusal_budget:g}",
+        )
     else:
         # on what the assistant gives: the rank prior's span, the mention rule on top
-        model.threshold, rule = keep_answers_threshold(scores, val["impossible"], val["accepted_f1"], ~val["found"],
-                                                       f1_now=val["answer_f1"], refused_anyway=~val["accepted_found"])
+        model.threshold, rule = keep_answers_threshold(
+            scores,
+            val["impossible"],
+            val["accepted_f1"],
+            ~val["found"],
+            f1_now=val["answer_f1"],
+            refused_anyway=~val["accepted_found"],
+        )
     margins = val["X"][:, FEATURES.index("margin")]
 
     def figures(refused: np.ndarray, score: np.ndarray, f1: np.ndarray) -> dict:
         un = val["impossible"]
-        return {"wrongly_refused": 100 * float(refused[answerable].mean()) if answerable.any() else None,
-                "unanswerable_refused": 100 * float(refused[un].mean()) if un.any() else None,
-                "pipeline_f1": 100 * float(np.where(refused, 0.0, f1)[answerable].mean()) if answerable.any() else None,
-                "auc": float(roc_auc_score(answerable, score)) if un.any() and answerable.any() else None}
+        return {
+            "wrongly_refused": 100 * float(refused[answerable].mean()) if answerable.any() else None,
+            "unanswerable_refused": 100 * float(refused[un].mean()) if un.any() else None,
+            "pipeline_f1": 100 * float(np.where(refused, 0.0, f1)[answerable].mean()) if answerable.any() else None,
+            "auc": float(roc_auc_score(answerable, score)) if un.any() and answerable.any() else None,
+        }
 
     model.fitted = {
         "command": command,
         "training_articles": [a.title for a in training],
-        "training_questions": {"answerable": int((~train["impossible"]).sum()), "unanswerable": int(train["impossible"].sum()),
-                               "left_out_asked_in_parts": train["split"]},
+        "training_questions": {
+            "answerable": int((~train["impossible"]).sum()),
+            "unanswerable": int(train["impossible"].sum()),
+            "left_out_asked_in_parts": train["split"],
+        },
         "validation_articles": validation,
-        "validation_questions": {"answerable": int(answerable.sum()), "unanswerable": int(val["impossible"].sum()),
-                                 "left_out_asked_in_parts": val["split"]},
+        "validation_questions": {
+            "answerable": int(answerable.sum()),
+            "unanswerable": int(val["impossible"].sum()),
+            "left_out_asked_in_parts": val["split"],
+        },
         "C": C,
         "target": target,
         "threshold_rule": rule,
         "top_k": base.top_k,
         # the assistant's answers: the rank prior picks the span, the mention rule refuses some unsure ones
-        "validation": {"margin": figures(~val["found"], margins, val["answer_f1"]),
-                       "answerability": figures((scores <= model.threshold) | ~val["accepted_found"], scores, val["accepted_f1"])},
+        "validation": {
+            "margin": figures(~val["found"], margins, val["answer_f1"]),
+            "answerability": figures((scores <= model.threshold) | ~val["accepted_found"], scores, val["accepted_f1"]),
+        },
     }
     return model
 
@@ -234,24 +311,39 @@ def card_section(model: AnswerabilityModel) -> str:
     """The model card's section on the answerability model (``write_card_section`` puts it in)."""
     f = model.fitted
     v = f.get("validation", {})
-    lines = [CARD_HEADING, "",
-             'Decides "not found" in the pipeline instead of the best margin alone (`articleqa.answerability`): a logistic',
-             f"model over {len(model.features)} numbers of each answer's trace (margins, agreement between passages, retrieval",
-             "ranks, question words found in the answer's passage and sentence), target "
-             f"`{f.get('target')}`, fitted on the pipeline's answers to {f.get('training_questions', {}).get('answerable', 0)} "
-             f"answerable and {f.get('training_questions', {}).get('unanswerable', 0)} unanswerable SQuAD 2.0 questions of "
-             f"{len(f.get('training_articles', []))} training articles (C = {f.get('C')}), threshold {model.threshold:.3f} chosen on the "
-             f"validation articles: {f.get('threshold_rule')}.", "",
-             f"Command: `{f.get('command')}`", "",
-             "| validation articles (pipeline, top-k %s) | AUC | answerable refused | unanswerable refused | pipeline F1 |" % f.get("top_k"),
-             "|---|---|---|---|---|"]
+    lines = [
+        CARD_HEADING,
+        "",
+        'Decides "not found" in the pipeline instead of the best margin alone (`articleqa.answerability`): a logistic',
+        f"model over {len(model.features)} numbers of each answer's trace (margins, agreement between passages, retrieval",
+        "ranks, question words found in the answer's passage and sentence), target "
+        f"`{f.get('target')}`, fitted on the pipeline's answers to {f.get('training_questions', {}).get('answerable', 0)} "
+        f"answerable and {f.get('training_questions', {}).get('unanswerable', 0)} unanswerable SQuAD 2.0 questions of "
+        f"{len(f.get('training_articles', []))} training articles (C = {f.get('C')}), threshold {model.threshold:.3f} chosen on the "
+        f"validation articles: {f.get('threshold_rule')}.",
+        "",
+        f"Command: `{f.get('command')}`",
+        "",
+        "| validation articles (pipeline, top-k %s) | AUC | answerable refused | unanswerable refused | pipeline F1 |"
+        % f.get("top_k"),
+        "|---|---|---|---|---|",
+    ]
     for name, key in (("best margin > reader threshold", "margin"), ("answerability model", "answerability")):
         r = v.get(key, {})
-        fmt = lambda x, p="": "n/a" if x is None else f"{x:.1f}{p}"
+
+        def fmt(x, p=""):
+            return "n/a" if x is None else f"{x:.1f}{p}"
+
         auc = "n/a" if r.get("auc") is None else f"{r['auc']:.3f}"
-        lines.append(f"| {name} | {auc} | {fmt(r.get('wrongly_refused'), '%')} | {fmt(r.get('unanswerable_refused'), '%')} | {fmt(r.get('pipeline_f1'))} |")
-    lines += ["", "(The assistant's answers to the validation questions, \"not found\" = 0 in pipeline F1, the mention rule on top; "
-              "`bench/heldout.py` measures it on held-out articles.) Re-exporting or re-calibrating the reader removes this file: fit it again.", ""]
+        lines.append(
+            f"| {name} | {auc} | {fmt(r.get('wrongly_refused'), '%')} | {fmt(r.get('unanswerable_refused'), '%')} | {fmt(r.get('pipeline_f1'))} |"
+        )
+    lines += [
+        "",
+        '(The assistant\'s answers to the validation questions, "not found" = 0 in pipeline F1, the mention rule on top; '
+        "`bench/heldout.py` measures it on held-out articles.) Re-exporting or re-calibrating the reader removes this file: fit it again.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -260,11 +352,13 @@ def with_card_section(text: str, model: AnswerabilityModel) -> str:
     if CARD_HEADING in text:
         head, _, rest = text.partition(CARD_HEADING)
         nxt = rest.find("\n## ")
-        text = head + (rest[nxt + 1:] if nxt >= 0 else "")
+        text = head + (rest[nxt + 1 :] if nxt >= 0 else "")
     return text.rstrip("\n") + "\n\n" + card_section(model)
 
 
 def write_card_section(model_dir: str | Path, model: AnswerabilityModel) -> None:
     """Put :func:`card_section` into the reader's README.md (replacing an earlier one)."""
     card = Path(model_dir) / "README.md"
-    card.write_text(with_card_section(card.read_text(encoding="utf-8") if card.is_file() else "", model), encoding="utf-8")
+    card.write_text(
+        with_card_section(card.read_text(encoding="utf-8") if card.is_file() else "", model), encoding="utf-8"
+    )

@@ -35,7 +35,13 @@ def _spans(sentence: str, rng: random.Random) -> list[tuple[int, int, str]]:
     for m in _NUMBER.finditer(sentence):
         text = m.group().rstrip(",.")
         if not _YEAR.fullmatch(text):
-            typed.append((m.start(), m.start() + len(text), "what percentage" if "%" in text or "percent" in text else "how many"))
+            typed.append(
+                (
+                    m.start(),
+                    m.start() + len(text),
+                    "what percentage" if "%" in text or "percent" in text else "how many",
+                )
+            )
     for m in _NAME.finditer(sentence):
         if m.start() == len(sentence) - len(sentence.lstrip()) and " " not in m.group():
             continue  # a capitalised first word is usually just the start of the sentence

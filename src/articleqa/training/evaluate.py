@@ -32,7 +32,9 @@ class EvalResult:
     first_reference_f1: float = 0.0
 
 
-def evaluate(reader, questions: list[SquadQuestion], calibrate: bool = True, threshold: float | None = None) -> EvalResult:
+def evaluate(
+    reader, questions: list[SquadQuestion], calibrate: bool = True, threshold: float | None = None
+) -> EvalResult:
     """SQuAD EM/F1 on answerable questions (the reader always answers), and, where unanswerable
     questions are present, no-answer precision/recall at the calibrated (or given) margin threshold."""
     t0 = time.perf_counter()
@@ -68,8 +70,9 @@ def evaluate(reader, questions: list[SquadQuestion], calibrate: bool = True, thr
     return res
 
 
-def best_threshold(margins: np.ndarray, correct: np.ndarray, impossible: np.ndarray,
-                   unanswerable_share: float | None = None) -> float:
+def best_threshold(
+    margins: np.ndarray, correct: np.ndarray, impossible: np.ndarray, unanswerable_share: float | None = None
+) -> float:
     """The margin threshold that maximises SQuAD 2.0 F1 (answer when margin > threshold), on the
     questions as given or, with ``unanswerable_share``, reweighted so that share of them has no answer."""
     cands = np.unique(np.concatenate([margins, [margins.min() - 1]]))
@@ -137,8 +140,15 @@ def fit_confidence(margins: np.ndarray, correct: np.ndarray, impossible: np.ndar
 
 
 def calibrate_pipeline(
-    tokenizer, model, articles, questions: list[SquadQuestion], max_answer_tokens: int, threshold: float | None,
-    settings=None, unanswerable_share: float = 0.25, compare_threshold: float | None = None,
+    tokenizer,
+    model,
+    articles,
+    questions: list[SquadQuestion],
+    max_answer_tokens: int,
+    threshold: float | None,
+    settings=None,
+    unanswerable_share: float = 0.25,
+    compare_threshold: float | None = None,
     refusal_budget: float | None = None,
 ) -> dict:
     """Measure "not found" where it is decided: the best span over the top-k passages the pipeline
@@ -182,7 +192,9 @@ def calibrate_pipeline(
         margins.append(best.margin)
         impossible.append(q.is_impossible)
         correct.append(0.0 if q.is_impossible else best_em_f1(best.text, [t for t, _ in q.answers])[1])
-        unmatched.append(bool(settings.check_mentions and unmatched_mentions(q.question, index.articles[best.passage.file].text)))
+        unmatched.append(
+            bool(settings.check_mentions and unmatched_mentions(q.question, index.articles[best.passage.file].text))
+        )
     margins, correct, impossible = np.array(margins), np.array(correct), np.array(impossible)
     cal = fit_confidence(margins, correct, impossible)
     # an unsure answer to a question naming what its article never mentions is refused whatever the threshold
@@ -209,10 +221,19 @@ def calibrate_pipeline(
         "passages": len(index.passages),
         "no_answer": no_answer_stats(margins, correct, impossible, threshold) if impossible.any() else {},
         "f1_forced": 100 * float(correct[answerable].mean()) if answerable.any() else None,
-        "refused_for_unmatched_mentions": {"answerable": 100 * float((margins[answerable] < margins_all[answerable]).mean()) if answerable.any() else None,
-                                           "unanswerable": 100 * float((margins[impossible] < margins_all[impossible]).mean()) if impossible.any() else None},
-        **({"no_answer_at_paragraph_threshold": no_answer_stats(margins, correct, impossible, compare_threshold)}
-           if compare_threshold is not None and impossible.any() else {}),
+        "refused_for_unmatched_mentions": {
+            "answerable": 100 * float((margins[answerable] < margins_all[answerable]).mean())
+            if answerable.any()
+            else None,
+            "unanswerable": 100 * float((margins[impossible] < margins_all[impossible]).mean())
+            if impossible.any()
+            else None,
+        },
+        **(
+            {"no_answer_at_paragraph_threshold": no_answer_stats(margins, correct, impossible, compare_threshold)}
+            if compare_threshold is not None and impossible.any()
+            else {}
+        ),
     }
 
 

@@ -12,7 +12,11 @@ from articleqa.training.squad import SquadQuestion
 
 log = logging.getLogger(__name__)
 
-NO_ANSWER_RULES = ("refusal-budget", "pipeline", "paragraph-f1")  # how export_reader sets the pipeline's "not found" threshold
+NO_ANSWER_RULES = (
+    "refusal-budget",
+    "pipeline",
+    "paragraph-f1",
+)  # how export_reader sets the pipeline's "not found" threshold
 
 
 def export_reader(
@@ -64,7 +68,9 @@ def export_reader(
     tokenizer = AutoTokenizer.from_pretrained(final_dir, local_files_only=True)
 
     def load():
-        return AutoModelForQuestionAnswering.from_pretrained(final_dir, local_files_only=True, dtype=torch.float32).eval()
+        return AutoModelForQuestionAnswering.from_pretrained(
+            final_dir, local_files_only=True, dtype=torch.float32
+        ).eval()
 
     trained_max = record["config"]["max_answer_tokens"]
     variants = {"none": load()}
@@ -72,9 +78,20 @@ def export_reader(
     # answer-length limit in decoding: chosen on the validation articles (fp32), unless held at ``answer_tokens``
     by_length = {}
     for n_tok in sorted({12, 20, trained_max}) if answer_tokens is None else [answer_tokens]:
-        ev = evaluate(ExtractiveReader.from_loaded(tokenizer, variants["none"], max_answer_tokens=n_tok), val_questions, calibrate=False)
+        ev = evaluate(
+            ExtractiveReader.from_loaded(tokenizer, variants["none"], max_answer_tokens=n_tok),
+            val_questions,
+            calibrate=False,
+        )
         by_length[n_tok] = ev
-        tries.append({"name": f"decode max {n_tok} tokens", "exact": ev.exact, "f1": ev.f1, "note": "fp32, answerable validation questions"})
+        tries.append(
+            {
+                "name": f"decode max {n_tok} tokens",
+                "exact": ev.exact,
+                "f1": ev.f1,
+                "note": "fp32, answerable validation questions",
+            }
+        )
     max_answer = max(by_length, key=lambda n: (round(by_length[n].f1, 6), n))
     variants["int8"] = quantize_int8(load())
     if bf16_is_fast():
@@ -89,18 +106,31 @@ def export_reader(
     choice = min(ok, key=lambda n: speed[n])
     chosen = evals[choice]
     for name in variants:
-        tries.append({"name": f"inference {name}", "exact": evals[name].exact, "f1": evals[name].f1,
-                      "note": f"{speed[name]:.1f} ms per ~150-word passage"})
+        tries.append(
+            {
+                "name": f"inference {name}",
+                "exact": evals[name].exact,
+                "f1": evals[name].f1,
+                "note": f"{speed[name]:.1f} ms per ~150-word passage",
+            }
+        )
     model = variants["none"]
     pipeline_cal = None
     if corpus_articles:
         paragraph_t = chosen.calibration.get("threshold", 0.0)
         own = no_answer_rule != "paragraph-f1"  # the threshold is chosen through retrieval
-        pipeline_cal = calibrate_pipeline(tokenizer, variants[choice], corpus_articles, val_questions, max_answer,
-                                          threshold=None if own else paragraph_t,
-                                          unanswerable_share=unanswerable_share, settings=settings,
-                                          compare_threshold=paragraph_t if own else None,
-                                          refusal_budget=refusal_budget if no_answer_rule == "refusal-budget" else None)
+        pipeline_cal = calibrate_pipeline(
+            tokenizer,
+            variants[choice],
+            corpus_articles,
+            val_questions,
+            max_answer,
+            threshold=None if own else paragraph_t,
+            unanswerable_share=unanswerable_share,
+            settings=settings,
+            compare_threshold=paragraph_t if own else None,
+            refusal_budget=refusal_budget if no_answer_rule == "refusal-budget" else None,
+        )
         pipeline_cal["rule"] = no_answer_rule
     if calibrated_by is None:
         model.half().save_pretrained(out, safe_serialization=True)
@@ -118,7 +148,8 @@ def export_reader(
         },
         "calibration": (
             {**pipeline_cal["calibration"], "reader_threshold": chosen.calibration.get("threshold", 0.0)}
-            if pipeline_cal else chosen.calibration
+            if pipeline_cal
+            else chosen.calibration
         ),
         "pipeline_calibration": pipeline_cal,
         "inference": {"quantize": choice, "max_answer_tokens": max_answer},
@@ -136,7 +167,11 @@ def export_reader(
     stale = out / ANSWERABILITY_FILE
     if stale.is_file():  # fitted on the margins and threshold of the weights before: fit again
         stale.unlink()
-        log.warning("%s removed (fitted for the reader before this export): run articleqa fit-answerability %s --squad ...", stale, out)
+        log.warning(
+            "%s removed (fitted for the reader before this export): run articleqa fit-answerability %s --squad ...",
+            stale,
+            out,
+        )
     return meta
 
 
@@ -157,7 +192,9 @@ def describe_base_model(base_model: str, base_run: dict | None = None) -> str:
     return name
 
 
-def average_readers(first: str | Path, second: str | Path, out: str | Path, weight: float = 0.5, command: str = "") -> dict:
+def average_readers(
+    first: str | Path, second: str | Path, out: str | Path, weight: float = 0.5, command: str = ""
+) -> dict:
     """Weight-space ensemble of two readers fine-tuned from the same weights (WiSE-FT, Wortsman et al.
     2022): ``weight * first + (1 - weight) * second``, parameter by parameter. Written to ``out`` as a
     shipped reader (fp16 weights, tokenizer) with ``second``'s calibration record, marked
@@ -179,8 +216,14 @@ def average_readers(first: str | Path, second: str | Path, out: str | Path, weig
     if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
         raise ValueError(f"{first} and {second} have different architectures")
     with torch.no_grad():
-        b.load_state_dict({k: (weight * sa[k].float() + (1 - weight) * sb[k].float()).to(sb[k].dtype)
-                           if sa[k].is_floating_point() else sb[k] for k in sb})
+        b.load_state_dict(
+            {
+                k: (weight * sa[k].float() + (1 - weight) * sb[k].float()).to(sb[k].dtype)
+                if sa[k].is_floating_point()
+                else sb[k]
+                for k in sb
+            }
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     b.half().save_pretrained(out, safe_serialization=True)
@@ -189,7 +232,13 @@ def average_readers(first: str | Path, second: str | Path, out: str | Path, weig
     tok_b.save_pretrained(out)
     meta = read_reader_meta(second)
     before = lineage(read_reader_meta(first), meta)  # both readers' stages, either of them perhaps an average itself
-    meta["weight_average"] = {"first": str(first), "second": str(second), "weight_first": weight, "command": command, **before}
+    meta["weight_average"] = {
+        "first": str(first),
+        "second": str(second),
+        "weight_first": weight,
+        "command": command,
+        **before,
+    }
     (out / CALIBRATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     readme = Path(second) / "README.md"
     if readme.is_file() and Path(second).resolve() != out.resolve():

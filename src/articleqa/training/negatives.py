@@ -30,8 +30,9 @@ from articleqa.retrieval import BM25Ranker
 from articleqa.training.squad import SquadQuestion
 
 
-def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0,
-                   share: float = 1.0) -> list[SquadQuestion]:
+def hard_negatives(
+    questions: list[SquadQuestion], per_question: int = 1, seed: int = 0, share: float = 1.0
+) -> list[SquadQuestion]:
     """Up to ``per_question`` no-answer examples per answerable question: the paragraphs of its own
     article that BM25 ranks closest to the question, skipping any that contain a reference answer.
 
@@ -64,15 +65,25 @@ def hard_negatives(questions: list[SquadQuestion], per_question: int = 1, seed: 
                 para = paras[i]
                 if para == q.context or any(a in para for a in answers):
                     continue
-                out.append(SquadQuestion(id=f"{q.id}-neg{picked}", question=q.question, context=para,
-                                         title=title, answers=(), is_impossible=True))
+                out.append(
+                    SquadQuestion(
+                        id=f"{q.id}-neg{picked}",
+                        question=q.question,
+                        context=para,
+                        title=title,
+                        answers=(),
+                        is_impossible=True,
+                    )
+                )
                 picked += 1
                 if picked >= per_question:
                     break
     return out
 
 
-def swapped_entity_questions(questions: list[SquadQuestion], per_question: int = 1, seed: int = 0) -> list[SquadQuestion]:
+def swapped_entity_questions(
+    questions: list[SquadQuestion], per_question: int = 1, seed: int = 0
+) -> list[SquadQuestion]:
     """Unanswerable twins of answerable questions, paired with the question's own paragraph.
 
     A name, year or number the question shares with its paragraph is replaced by another of the
@@ -102,19 +113,33 @@ def swapped_entity_questions(questions: list[SquadQuestion], per_question: int =
             continue
         context_lower = q.context.lower()
         answers = [text.lower() for text, _ in q.answers]
-        shared = [(start, end, mention) for start, end, mention in _mentions(q.question)
-                  if mention.lower() in context_lower and not any(mention.lower() in a for a in answers)]
+        shared = [
+            (start, end, mention)
+            for start, end, mention in _mentions(q.question)
+            if mention.lower() in context_lower and not any(mention.lower() in a for a in answers)
+        ]
         rng.shuffle(shared)
         made = 0
         for start, end, mention in shared:
             low = mention.lower()
-            pool = [c for c in pools[q.title][_kind(mention)]
-                    if c.lower() not in context_lower and low not in c.lower() and c.lower() not in low]
+            pool = [
+                c
+                for c in pools[q.title][_kind(mention)]
+                if c.lower() not in context_lower and low not in c.lower() and c.lower() not in low
+            ]
             if not pool:
                 continue
             new = q.question[:start] + rng.choice(pool) + q.question[end:]
-            out.append(SquadQuestion(id=f"{q.id}-swap{made}", question=new, context=q.context,
-                                     title=q.title, answers=(), is_impossible=True))
+            out.append(
+                SquadQuestion(
+                    id=f"{q.id}-swap{made}",
+                    question=new,
+                    context=q.context,
+                    title=q.title,
+                    answers=(),
+                    is_impossible=True,
+                )
+            )
             made += 1
             if made >= per_question:
                 break
@@ -124,18 +149,60 @@ def swapped_entity_questions(questions: list[SquadQuestion], per_question: int =
 # Word pairs whose swap turns a question about the paragraph into one it cannot answer when the
 # paragraph never uses the other word: SQuAD 2.0's antonym and direction questions ("the western
 # half" where the paragraph says "eastern"), which the reader answered from their own paragraph most.
-ANTONYMS = [("north", "south"), ("east", "west"), ("northern", "southern"), ("eastern", "western"),
-            ("northeast", "southwest"), ("northwest", "southeast"), ("upper", "lower"), ("first", "last"),
-            ("before", "after"), ("earliest", "latest"), ("early", "late"), ("largest", "smallest"),
-            ("biggest", "smallest"), ("highest", "lowest"), ("most", "least"), ("more", "less"),
-            ("increase", "decrease"), ("increased", "decreased"), ("increasing", "decreasing"), ("rise", "fall"),
-            ("larger", "smaller"), ("higher", "lower"), ("longest", "shortest"), ("longer", "shorter"),
-            ("oldest", "newest"), ("older", "newer"), ("best", "worst"), ("better", "worse"), ("maximum", "minimum"),
-            ("major", "minor"), ("inside", "outside"), ("internal", "external"), ("public", "private"),
-            ("positive", "negative"), ("allowed", "forbidden"), ("legal", "illegal"), ("success", "failure"),
-            ("successful", "unsuccessful"), ("win", "lose"), ("won", "lost"), ("start", "end"), ("began", "ended"),
-            ("open", "closed"), ("opened", "closed"), ("rich", "poor"), ("wealthy", "poor"), ("strong", "weak"),
-            ("male", "female"), ("men", "women"), ("modern", "ancient"), ("urban", "rural"), ("domestic", "foreign")]
+ANTONYMS = [
+    ("north", "south"),
+    ("east", "west"),
+    ("northern", "southern"),
+    ("eastern", "western"),
+    ("northeast", "southwest"),
+    ("northwest", "southeast"),
+    ("upper", "lower"),
+    ("first", "last"),
+    ("before", "after"),
+    ("earliest", "latest"),
+    ("early", "late"),
+    ("largest", "smallest"),
+    ("biggest", "smallest"),
+    ("highest", "lowest"),
+    ("most", "least"),
+    ("more", "less"),
+    ("increase", "decrease"),
+    ("increased", "decreased"),
+    ("increasing", "decreasing"),
+    ("rise", "fall"),
+    ("larger", "smaller"),
+    ("higher", "lower"),
+    ("longest", "shortest"),
+    ("longer", "shorter"),
+    ("oldest", "newest"),
+    ("older", "newer"),
+    ("best", "worst"),
+    ("better", "worse"),
+    ("maximum", "minimum"),
+    ("major", "minor"),
+    ("inside", "outside"),
+    ("internal", "external"),
+    ("public", "private"),
+    ("positive", "negative"),
+    ("allowed", "forbidden"),
+    ("legal", "illegal"),
+    ("success", "failure"),
+    ("successful", "unsuccessful"),
+    ("win", "lose"),
+    ("won", "lost"),
+    ("start", "end"),
+    ("began", "ended"),
+    ("open", "closed"),
+    ("opened", "closed"),
+    ("rich", "poor"),
+    ("wealthy", "poor"),
+    ("strong", "weak"),
+    ("male", "female"),
+    ("men", "women"),
+    ("modern", "ancient"),
+    ("urban", "rural"),
+    ("domestic", "foreign"),
+]
 _OPPOSITE = {**{a: b for a, b in ANTONYMS}, **{b: a for a, b in ANTONYMS}}
 
 
@@ -152,16 +219,29 @@ def swapped_word_questions(questions: list[SquadQuestion], per_question: int = 1
             continue
         context_words = set(re.findall(r"[a-z]+", q.context.lower()))
         answers = " ".join(text.lower() for text, _ in q.answers)
-        found = [m for m in re.finditer(r"[A-Za-z]+", q.question)
-                 if m.group().lower() in _OPPOSITE and m.group().lower() in context_words
-                 and _OPPOSITE[m.group().lower()] not in context_words and m.group().lower() not in answers]
+        found = [
+            m
+            for m in re.finditer(r"[A-Za-z]+", q.question)
+            if m.group().lower() in _OPPOSITE
+            and m.group().lower() in context_words
+            and _OPPOSITE[m.group().lower()] not in context_words
+            and m.group().lower() not in answers
+        ]
         rng.shuffle(found)
         for made, m in enumerate(found[:per_question]):
             new = _OPPOSITE[m.group().lower()]
             if m.group()[0].isupper():
                 new = new.capitalize()
-            out.append(SquadQuestion(id=f"{q.id}-opp{made}", question=q.question[: m.start()] + new + q.question[m.end():],
-                                     context=q.context, title=q.title, answers=(), is_impossible=True))
+            out.append(
+                SquadQuestion(
+                    id=f"{q.id}-opp{made}",
+                    question=q.question[: m.start()] + new + q.question[m.end() :],
+                    context=q.context,
+                    title=q.title,
+                    answers=(),
+                    is_impossible=True,
+                )
+            )
     return out
 
 
@@ -170,8 +250,11 @@ _NEGATION = re.compile(r"\b(?:not|never|no|nor|neither|none|nobody|nothing|canno
 # "not" goes right after the verb. Adverbial question words (where, how, ...) put the subject after
 # the verb ("Where were the rocks found?"), so they are left out, and so is a capitalised word after
 # the verb ("Who was Unicode developed with?", "What has Estonian as ...": a subject or a main verb).
-_AUX_QUESTION = re.compile(r"^((?:what|who|which)(?: [\w'-]+){0,2}) (is|was|are|were|can|could|will|would|should|may|might|must"
-                           r"|has been|have been|had been) (?=(?-i:[a-z]))", re.IGNORECASE)
+_AUX_QUESTION = re.compile(
+    r"^((?:what|who|which)(?: [\w'-]+){0,2}) (is|was|are|were|can|could|will|would|should|may|might|must"
+    r"|has been|have been|had been) (?=(?-i:[a-z]))",
+    re.IGNORECASE,
+)
 # "Who founded ...", "What caused ...": "never" goes before the verb.
 _PAST_QUESTION = re.compile(r"^(what|who|which) ([a-z]+ed) (?=(?-i:[a-z]))", re.IGNORECASE)
 
@@ -189,13 +272,16 @@ def negated_questions(questions: list[SquadQuestion], per_question: int = 1) -> 
         if q.is_impossible or _NEGATION.search(q.question) or _NEGATION.search(q.context):
             continue
         if m := _AUX_QUESTION.match(q.question):
-            new = f"{m.group(1)} {m.group(2)} not {q.question[m.end():]}"
+            new = f"{m.group(1)} {m.group(2)} not {q.question[m.end() :]}"
         elif m := _PAST_QUESTION.match(q.question):
-            new = f"{m.group(1)} never {m.group(2)} {q.question[m.end():]}"
+            new = f"{m.group(1)} never {m.group(2)} {q.question[m.end() :]}"
         else:
             continue
-        out.append(SquadQuestion(id=f"{q.id}-neg", question=new, context=q.context, title=q.title,
-                                 answers=(), is_impossible=True))
+        out.append(
+            SquadQuestion(
+                id=f"{q.id}-neg", question=new, context=q.context, title=q.title, answers=(), is_impossible=True
+            )
+        )
     return out
 
 
@@ -227,6 +313,14 @@ def conditioned_questions(questions: list[SquadQuestion], per_question: int = 1,
             continue
         stem = q.question.rstrip().rstrip("?").rstrip()
         for made, year in enumerate(rng.sample(pool, min(per_question, len(pool)))):
-            out.append(SquadQuestion(id=f"{q.id}-cond{made}", question=f"{stem} in {year}?", context=q.context,
-                                     title=q.title, answers=(), is_impossible=True))
+            out.append(
+                SquadQuestion(
+                    id=f"{q.id}-cond{made}",
+                    question=f"{stem} in {year}?",
+                    context=q.context,
+                    title=q.title,
+                    answers=(),
+                    is_impossible=True,
+                )
+            )
     return out

@@ -33,8 +33,9 @@ def source_question_id(example_id: str) -> str:
     return example_id.rpartition("-psg")[0]
 
 
-def retrieved_passages(questions: list[SquadQuestion], per_question: int = 2, share: float = 1.0, seed: int = 0,
-                       chunker=None) -> list[SquadQuestion]:
+def retrieved_passages(
+    questions: list[SquadQuestion], per_question: int = 2, share: float = 1.0, seed: int = 0, chunker=None
+) -> list[SquadQuestion]:
     """For a seeded ``share`` of the answerable questions: the passage of their article that holds the
     (first) reference answer, as an answerable example with the references inside it, plus up to
     ``per_question`` other passages of the article, closest to the question by BM25 and containing no
@@ -71,8 +72,16 @@ def retrieved_passages(questions: list[SquadQuestion], per_question: int = 2, sh
             i = holding[0] if len(holding) == 1 else rng.choice(holding)
             s, e = spans[i]
             inside = tuple(sorted({(t, a - s) for t, a in refs if s <= a and a + len(t) <= e}, key=lambda r: r[1]))
-            out.append(SquadQuestion(id=f"{q.id}-psg", question=q.question, context=chunks[i], title=title,
-                                     answers=inside, is_impossible=False))
+            out.append(
+                SquadQuestion(
+                    id=f"{q.id}-psg",
+                    question=q.question,
+                    context=chunks[i],
+                    title=title,
+                    answers=inside,
+                    is_impossible=False,
+                )
+            )
             texts = [t for t, _ in q.answers]
             picked = 0
             for j, _ in hits:
@@ -80,7 +89,15 @@ def retrieved_passages(questions: list[SquadQuestion], per_question: int = 2, sh
                     break
                 if j in holding or any(t in chunks[j] for t in texts):
                     continue
-                out.append(SquadQuestion(id=f"{q.id}-psg{picked}", question=q.question, context=chunks[j], title=title,
-                                         answers=(), is_impossible=True))
+                out.append(
+                    SquadQuestion(
+                        id=f"{q.id}-psg{picked}",
+                        question=q.question,
+                        context=chunks[j],
+                        title=title,
+                        answers=(),
+                        is_impossible=True,
+                    )
+                )
                 picked += 1
     return out

@@ -105,8 +105,11 @@ def split_articles3(
         has_na = {a.title for a in articles if any(q.is_impossible for q in a.questions)}
         titles.sort(key=lambda t: t not in has_na)  # stable: keeps the shuffled order inside groups
     val, test = set(titles[:n_val]), set(titles[n_val : n_val + n_test])
-    return ([a for a in articles if a.title not in val | test], [a for a in articles if a.title in val],
-            [a for a in articles if a.title in test])
+    return (
+        [a for a in articles if a.title not in val | test],
+        [a for a in articles if a.title in val],
+        [a for a in articles if a.title in test],
+    )
 
 
 def split_by_titles(
@@ -119,8 +122,11 @@ def split_by_titles(
     if missing:
         raise ValueError(f"held-out article(s) not in the training files: {', '.join(missing)}")
     held = set(val_titles) | set(test_titles)
-    return ([a for a in articles if a.title not in held], [by_title[t] for t in val_titles],
-            [by_title[t] for t in test_titles])
+    return (
+        [a for a in articles if a.title not in held],
+        [by_title[t] for t in val_titles],
+        [by_title[t] for t in test_titles],
+    )
 
 
 def write_squad_corpus(articles: list[SquadArticle], folder: str | Path) -> dict[str, tuple[str, int, int]]:

@@ -67,7 +67,9 @@ class TrainConfig:
     antonym_swaps: int = 0  # unanswerable twins per answerable question (a word swapped for its opposite)
     negation_twins: int = 0  # unanswerable twins per answerable question (the question negated), 0 or 1
     condition_twins: int = 0  # unanswerable twins per answerable question (a year the paragraph never mentions added)
-    passages: int = 0  # per answerable question, its answer's index passage + this many retrieved passages without it (0 = off)
+    passages: int = (
+        0  # per answerable question, its answer's index passage + this many retrieved passages without it (0 = off)
+    )
     passages_share: float = 1.0  # share of the answerable questions (a seeded sample) that get them
     teacher: str | None = None  # self-distillation: a trained reader whose start/end distributions are targets too
     distill_weight: float = 0.5  # share of the loss on the teacher's distributions (the rest on the gold spans)
@@ -93,8 +95,9 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_features(tokenizer, questions: list[SquadQuestion], max_length: int, stride: int,
-                   groups: list[int] | None = None) -> list[Feature]:
+def build_features(
+    tokenizer, questions: list[SquadQuestion], max_length: int, stride: int, groups: list[int] | None = None
+) -> list[Feature]:
     """Tokenize into windows; each window's targets are the token positions of every reference
     answer inside it, or [CLS] (0) when none is. ``groups`` (one per question, -1 = none) is
     copied onto the question's windows."""
@@ -222,7 +225,9 @@ def attention_dropout_options(cfg: TrainConfig) -> dict:
 
     config = AutoConfig.from_pretrained(cfg.base_model, local_files_only=True)
     if not hasattr(config, "attention_probs_dropout_prob"):
-        raise ValueError(f"--attention-dropout: {cfg.base_model} ({config.model_type}) has no attention_probs_dropout_prob setting")
+        raise ValueError(
+            f"--attention-dropout: {cfg.base_model} ({config.model_type}) has no attention_probs_dropout_prob setting"
+        )
     return {"attention_probs_dropout_prob": cfg.attention_dropout}
 
 
@@ -357,8 +362,9 @@ def train_reader(
     use_bf16 = {"auto": bf16_is_fast(), "yes": True, "no": False}[cfg.bf16]
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model, local_files_only=True)
-    model = AutoModelForQuestionAnswering.from_pretrained(cfg.base_model, local_files_only=True, dtype=torch.float32,
-                                                          **attention_dropout_options(cfg))
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        cfg.base_model, local_files_only=True, dtype=torch.float32, **attention_dropout_options(cfg)
+    )
     model.to(device)
     teacher = load_teacher(cfg.teacher, tokenizer, device) if cfg.teacher else None
 
@@ -372,7 +378,11 @@ def train_reader(
     opposites = swapped_word_questions(train_questions, cfg.antonym_swaps, seed=cfg.seed)
     negated = negated_questions(train_questions, cfg.negation_twins)
     conditioned = conditioned_questions(train_questions, cfg.condition_twins, seed=cfg.seed)
-    passages = retrieved_passages(train_questions, cfg.passages, share=cfg.passages_share, seed=cfg.seed) if cfg.passages > 0 else []
+    passages = (
+        retrieved_passages(train_questions, cfg.passages, share=cfg.passages_share, seed=cfg.seed)
+        if cfg.passages > 0
+        else []
+    )
     n_passage_answers = sum(not q.is_impossible for q in passages)
     others = answerable + unanswerable + negatives + swaps + opposites + negated + conditioned
     groups = None
@@ -385,8 +395,19 @@ def train_reader(
     log.info(
         "training on %d answerable + %d unanswerable questions + %d hard negatives + %d entity swaps + %d antonym swaps"
         " + %d negated + %d conditioned twins + %d retrieved passages (%d with the answer) -> %d windows, %d steps (%s, bf16=%s%s)",
-        len(answerable), len(unanswerable), len(negatives), len(swaps), len(opposites), len(negated), len(conditioned),
-        len(passages), n_passage_answers, len(features), total_steps, device, use_bf16,
+        len(answerable),
+        len(unanswerable),
+        len(negatives),
+        len(swaps),
+        len(opposites),
+        len(negated),
+        len(conditioned),
+        len(passages),
+        n_passage_answers,
+        len(features),
+        total_steps,
+        device,
+        use_bf16,
         f", distilling from {cfg.teacher} at weight {cfg.distill_weight}" if teacher is not None else "",
     )
     if cfg.shared_norm > 0 and groups is None:
@@ -394,11 +415,21 @@ def train_reader(
 
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
-    record: dict = {"config": asdict(cfg), "epochs": [], "n_questions": len(answerable) + len(unanswerable),
-                    "n_negatives": len(negatives), "n_entity_swaps": len(swaps),
-                    "n_antonym_swaps": len(opposites), "n_negated": len(negated), "n_conditioned": len(conditioned),
-                    "n_passage_answers": n_passage_answers, "n_passage_negatives": len(passages) - n_passage_answers,
-                    "n_windows": len(features), "device": device, "bf16": use_bf16}
+    record: dict = {
+        "config": asdict(cfg),
+        "epochs": [],
+        "n_questions": len(answerable) + len(unanswerable),
+        "n_negatives": len(negatives),
+        "n_entity_swaps": len(swaps),
+        "n_antonym_swaps": len(opposites),
+        "n_negated": len(negated),
+        "n_conditioned": len(conditioned),
+        "n_passage_answers": n_passage_answers,
+        "n_passage_negatives": len(passages) - n_passage_answers,
+        "n_windows": len(features),
+        "device": device,
+        "bf16": use_bf16,
+    }
     global_step = 0
     ckpt_dir = out / CHECKPOINT_DIR
     state = _load_checkpoint(ckpt_dir) if resume else None
@@ -441,7 +472,9 @@ def train_reader(
         for bi in range(start_in_epoch, len(batches)):
             if global_step >= stop_at:
                 break
-            ids, tt, am, gs, ge, grp = (t.to(device) for t in collate([features[i] for i in batches[bi]], tokenizer.pad_token_id))
+            ids, tt, am, gs, ge, grp = (
+                t.to(device) for t in collate([features[i] for i in batches[bi]], tokenizer.pad_token_id)
+            )
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
                 outp = model(input_ids=ids, token_type_ids=tt, attention_mask=am)
                 if teacher is not None:
@@ -449,11 +482,18 @@ def train_reader(
                         tout = teacher(input_ids=ids, token_type_ids=tt, attention_mask=am)
             loss = (marginal_nll(outp.start_logits, gs, am) + marginal_nll(outp.end_logits, ge, am)) / 2
             if groups is not None:
-                loss = loss + cfg.shared_norm * (shared_norm_nll(outp.start_logits, gs, am, grp)
-                                                 + shared_norm_nll(outp.end_logits, ge, am, grp)) / 2
+                loss = (
+                    loss
+                    + cfg.shared_norm
+                    * (shared_norm_nll(outp.start_logits, gs, am, grp) + shared_norm_nll(outp.end_logits, ge, am, grp))
+                    / 2
+                )
             if teacher is not None:
                 T, w = cfg.distill_temperature, cfg.distill_weight
-                kl = (distill_kl(outp.start_logits, tout.start_logits, am, T) + distill_kl(outp.end_logits, tout.end_logits, am, T)) / 2
+                kl = (
+                    distill_kl(outp.start_logits, tout.start_logits, am, T)
+                    + distill_kl(outp.end_logits, tout.end_logits, am, T)
+                ) / 2
                 loss = (1 - w) * loss + w * kl
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -507,25 +547,45 @@ def measure_test(model_dir: str | Path, test_questions: list[SquadQuestion], max
     (``average-readers``)."""
     from articleqa.reader import load_qa_tokenizer, load_qa_weights
 
-    return asdict(evaluate(_eval_reader(load_qa_tokenizer(model_dir), load_qa_weights(model_dir), max_answer_tokens), test_questions))
+    return asdict(
+        evaluate(
+            _eval_reader(load_qa_tokenizer(model_dir), load_qa_weights(model_dir), max_answer_tokens), test_questions
+        )
+    )
 
 
 def _eval_reader(tokenizer, model, max_answer_tokens: int):
     """The reader that validation and test figures are measured with (the shipped windows: 384 / 128)."""
     from articleqa.reader import ExtractiveReader
 
-    return ExtractiveReader.from_loaded(tokenizer, model, max_length=384, stride=128, max_answer_tokens=max_answer_tokens)
+    return ExtractiveReader.from_loaded(
+        tokenizer, model, max_length=384, stride=128, max_answer_tokens=max_answer_tokens
+    )
 
 
-def cloze_warmup(cfg: TrainConfig, train_articles: list, progress: bool = True, resume: bool = True) -> tuple[str, dict]:
+def cloze_warmup(
+    cfg: TrainConfig, train_articles: list, progress: bool = True, resume: bool = True
+) -> tuple[str, dict]:
     """Stage 1 of a ``cloze_warmup`` run: one epoch on synthetic cloze questions made from the
     training paragraphs, in ``cfg.out/warmup``. Returns the model folder the main stage starts from
     and a summary for the record. Resumable like the main stage; skipped once finished."""
     from articleqa.training.cloze import cloze_questions
 
     out = Path(cfg.out) / WARMUP_DIR
-    wcfg = replace(cfg, out=str(out), epochs=1.0, keep_best=False, max_steps=None, negatives=0, entity_swaps=0, antonym_swaps=0,
-                   negation_twins=0, condition_twins=0, passages=0, teacher=None)
+    wcfg = replace(
+        cfg,
+        out=str(out),
+        epochs=1.0,
+        keep_best=False,
+        max_steps=None,
+        negatives=0,
+        entity_swaps=0,
+        antonym_swaps=0,
+        negation_twins=0,
+        condition_twins=0,
+        passages=0,
+        teacher=None,
+    )
     record_file = out / "record.json"
     if resume and record_file.is_file() and (out / "final").is_dir():
         record = json.loads(record_file.read_text(encoding="utf-8"))
@@ -563,11 +623,20 @@ def base_run_info(base_model: str) -> dict | None:
     if meta is None:
         return None
     training = meta.get("training", {})
-    return {"command": meta.get("command"), "commands": recipe_commands(meta), "base_model": meta.get("base_model"),
-            "cloze_warmup": training.get("cloze_warmup"), "train_seconds": training.get("train_seconds"),
-            "epochs": meta.get("epochs", []), "stages": all_stages(meta, earlier_stages(meta))}
+    return {
+        "command": meta.get("command"),
+        "commands": recipe_commands(meta),
+        "base_model": meta.get("base_model"),
+        "cloze_warmup": training.get("cloze_warmup"),
+        "train_seconds": training.get("train_seconds"),
+        "epochs": meta.get("epochs", []),
+        "stages": all_stages(meta, earlier_stages(meta)),
+    }
 
 
 def _warmup_summary(record: dict) -> dict:
-    return {"questions": record.get("n_questions"), "windows": record.get("n_windows"),
-            "train_seconds": record.get("train_seconds")}
+    return {
+        "questions": record.get("n_questions"),
+        "windows": record.get("n_windows"),
+        "train_seconds": record.get("train_seconds"),
+    }
