@@ -93,7 +93,7 @@ def test_the_model_file_round_trips_and_refuses_other_features(tmp_path):
 def test_the_threshold_keeps_the_answers_the_assistant_gives():
     import numpy as np
 
-    from articleqa.training.answerability import keep_answers_threshold
+    from articleqa.training.fit_answerability import keep_answers_threshold
 
     # four answerable questions (F1 where accepted: 1, 1, 0, 1) and three unanswerable ones
     impossible = np.array([False, False, False, False, True, True, True])
@@ -118,7 +118,7 @@ def test_the_threshold_keeps_the_answers_the_assistant_gives():
 def test_without_a_threshold_that_keeps_f1_the_fallback_counts_the_forced_refusals():
     import numpy as np
 
-    from articleqa.training.answerability import keep_answers_threshold
+    from articleqa.training.fit_answerability import keep_answers_threshold
 
     # today's answers are better than the accepted ones (question 0: F1 1 today, 0.5 accepted), so no threshold
     # keeps pipeline F1 and the rule falls back to today's share of answerable questions refused (1 of 4)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from articleqa.answer import span_citation
-from articleqa.serve.jobs import UploadError, safe_filename
+from articleqa.serve.service import UploadError, safe_filename
 from articleqa.stores import FaissIndexStore, IndexCorruptError
 from articleqa.types import Article, Passage, ReadSpan
 
@@ -267,7 +267,7 @@ def test_killed_server_restarts_on_the_last_published_index(tmp_path, seed_index
 
 
 def test_unwritable_index_fails_the_rebuild_and_keeps_serving(pipeline, monkeypatch, tmp_path):
-    from articleqa.serve.jobs import RebuildJobs
+    from articleqa.serve.service import RebuildJobs
     from articleqa.stores import faiss as store_mod
 
     shutil.copytree(pipeline.settings.index_dir, tmp_path / "index")

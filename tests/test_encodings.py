@@ -288,7 +288,7 @@ def test_an_entity_feed_is_refused_with_an_error_and_nothing_saved(site, tmp_pat
 def test_the_cli_and_the_server_refuse_an_entity_feed(site, tmp_path, monkeypatch, embedder, reader):
     from test_fetch import run_cli
 
-    from articleqa.serve.jobs import AdminError
+    from articleqa.serve.service import AdminError
 
     articles = tmp_path / "articles"
     articles.mkdir()
@@ -314,7 +314,7 @@ def feed_service(tmp_path, monkeypatch, embedder, reader, **settings):
     from articleqa.chunking import SentenceChunker
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
-    from articleqa.serve.jobs import ArticleService
+    from articleqa.serve.service import ArticleService
 
     monkeypatch.setenv("ARTICLEQA_FETCH_ALLOW_PRIVATE", "1")
     folder = tmp_path / "served"
@@ -410,7 +410,7 @@ def test_a_redirect_is_resolved_and_checked_at_every_hop(site, monkeypatch):
 
 
 def test_an_upload_in_windows_1252_is_stored_as_sent_and_read_the_same_way(tmp_path):
-    from articleqa.serve.jobs import save_upload
+    from articleqa.serve.service import save_upload
 
     q, a, paragraphs = STORIES["folder-txt"]
     raw = ("Wine council elects president\n\n" + "\n\n".join(paragraphs)).encode("cp1252")

@@ -398,7 +398,7 @@ def test_chat_marks_a_re_asked_answer_whose_citation_went_stale(tmp_path):
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
     from articleqa.serve.chat import build_chat
-    from articleqa.serve.jobs import ArticleService
+    from articleqa.serve.service import ArticleService
 
     articles = tmp_path / "articles"
     articles.mkdir()

@@ -251,7 +251,7 @@ def test_the_chat_status_line_shows_the_last_feed_fetch(site, tmp_path, monkeypa
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
     from articleqa.serve.chat import index_note
-    from articleqa.serve.jobs import AdminError, ArticleService
+    from articleqa.serve.service import AdminError, ArticleService
 
     monkeypatch.setenv("ARTICLEQA_FETCH_ALLOW_PRIVATE", "1")
     articles = tmp_path / "articles"

@@ -22,8 +22,8 @@ def test_shipped_reader_is_complete_and_small():
     card = (READER / "README.md").read_text()
     assert "Apache-2.0" in card and "CC BY-SA 4.0" in card and "articleqa train-reader" in card
     from articleqa.answerability import AnswerabilityModel
-    from articleqa.training.answerability import with_card_section
     from articleqa.training.card import model_card
+    from articleqa.training.fit_answerability import with_card_section
 
     # the card is what its record says: every figure in it comes from the record (and the answerability
     # model's section from answerability.json, which fit-answerability appends)

@@ -13,7 +13,7 @@ import httpx
 from conftest import READER, ROOT, SEEDS, citation_is_valid, seed_qa, seed_texts
 
 from articleqa.answer import TENTATIVE
-from articleqa.serve.render import answer_html
+from articleqa.serve.answer_html import answer_html
 
 
 def _pipeline_with(seed_index_dir, embedder, reader, sure: float):

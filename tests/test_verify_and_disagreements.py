@@ -129,7 +129,7 @@ def test_seed_questions_give_exactly_one_answer_each(pipeline):
 def test_sources_differ_block_puts_the_newest_article_first(bridge):
     import html as html_lib
 
-    from articleqa.serve.render import answer_html
+    from articleqa.serve.answer_html import answer_html
 
     html = html_lib.unescape(answer_html(bridge.ask(QUESTION)))
     block = html[html.index("Sources differ") :]

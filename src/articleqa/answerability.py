@@ -8,7 +8,7 @@ and BM25 retrieval), and in the words (how many of the question's content words 
 holds; a question naming something the passage never mentions). :func:`answerability_features` turns
 one question's spans and retrieval hits into those numbers; :class:`AnswerabilityModel` scores them
 (standardised features, a linear model: no extra reading, microseconds a question). It is fitted by
-``articleqa fit-answerability`` (``articleqa.training.answerability``) on the pipeline's own traces of
+``articleqa fit-answerability`` (``articleqa.training.fit_answerability``) on the pipeline's own traces of
 the reader's training articles with their SQuAD 2.0 questions, and its threshold is set on the reader's
 validation articles; it ships beside the reader as ``answerability.json``. A reader without that file
 (any Hugging Face QA model) refuses on the margin alone, as before.

@@ -572,8 +572,8 @@ def serve_cmd(
         )
     except Exception as exc:
         _fail(f"bad configuration: {exc}")
-    from articleqa.serve.jobs import parse_interval
     from articleqa.serve.server import run_server
+    from articleqa.serve.service import parse_interval
 
     try:
         parse_interval(settings.feed_every)
@@ -593,7 +593,7 @@ def watch_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Rebuild the index whenever files in the articles folder change (Ctrl-C to stop)."""
-    from articleqa.serve.jobs import watch_and_rebuild
+    from articleqa.serve.service import watch_and_rebuild
 
     pipeline = _pipeline(articles_dir=folder, index_dir=index_dir, store=store)
     if not pipeline.settings.articles_dir.is_dir():

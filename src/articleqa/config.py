@@ -42,9 +42,8 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")  # the index folder (versions, manifest; .shared/ state of the workers)
     embedding_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
     reader_model: str = ""  # empty: models/reader
-    reader_quantize: Literal["auto", "int8", "bf16", "none"] = (
-        "auto"  # the reader's precision; auto: as its calibration chose
-    )
+    #: the reader's precision; auto: as its calibration chose
+    reader_quantize: Literal["auto", "int8", "bf16", "none"] = "auto"
     #: the reader's inference runtime: "auto" (torch bf16 where validated and the CPU has bf16 units,
     #: else ONNX Runtime, else torch), "onnx" or "torch"; see articleqa.runtime
     reader_backend: Literal["auto", "onnx", "torch"] = "auto"
@@ -105,9 +104,8 @@ class Settings(BaseSettings):
     milvus_token: str | None = None  # "user:password" or an API key for a Milvus server
     embed_with: Literal["process", "ray"] = "process"  # ray: chunk and embed as a Ray Data job (articleqa[scale])
     ray_address: str | None = None  # a Ray cluster for embed_with=ray (RAY_ADDRESS works too); None: local Ray
-    milvus_prefix: str = Field(
-        default="articleqa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$"
-    )  # Milvus collection name prefix
+    #: Milvus collection name prefix
+    milvus_prefix: str = Field(default="articleqa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
     def embedding_model_path(self) -> str:
         return self.embedding_model or bundled_embedding_model()

@@ -1,4 +1,5 @@
-"""Inference runtimes for the reader: the same QA weights run by PyTorch or by ONNX Runtime.
+"""Inference runtimes: the reader's QA weights run by PyTorch or by ONNX Runtime (and the ONNX export cache and
+sessions the embedder shares, which is why the module is not named for the reader alone).
 
 A runtime takes one padded batch of features (``input_ids``, ``attention_mask``, ``token_type_ids`` as
 int64 numpy arrays) and returns the start and end logits as float32 numpy arrays; the reader does the

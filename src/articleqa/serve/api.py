@@ -25,7 +25,7 @@ from starlette.routing import Match
 from articleqa import __version__
 from articleqa.conversation import Turn
 from articleqa.pipeline import MAX_HISTORY_TURNS, MAX_TOP_K, QAPipeline, QuestionError
-from articleqa.serve.jobs import AdminError, ArticleService
+from articleqa.serve.service import AdminError, ArticleService
 from articleqa.serve.shared import SharedRateLimiter
 from articleqa.stores import IndexStoreError
 from articleqa.types import Answer

@@ -19,8 +19,8 @@ import gradio as gr
 from articleqa.conversation import Turn
 from articleqa.ingest import SUPPORTED_SUFFIXES
 from articleqa.pipeline import QAPipeline, QuestionError
-from articleqa.serve.jobs import AdminError, ArticleService
-from articleqa.serve.render import answer_html, error_html, escape
+from articleqa.serve.answer_html import answer_html, error_html, escape
+from articleqa.serve.service import AdminError, ArticleService
 from articleqa.stores import IndexStoreError
 from articleqa.verify import citations_of, verify_citations
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from articleqa.config import Settings
 from articleqa.pipeline import QAPipeline
 from articleqa.serve.batching import BatchingReader
-from articleqa.serve.jobs import ArticleService, follow_feeds_in_background, watch_in_background
+from articleqa.serve.service import ArticleService, follow_feeds_in_background, watch_in_background
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ def mount_chat(app: FastAPI, pipeline: QAPipeline, service: ArticleService) -> F
     """The chat (Gradio Blocks) mounted at / of ``app``."""
     import gradio as gr
 
+    from articleqa.serve.answer_html import CSS
     from articleqa.serve.chat import build_chat
-    from articleqa.serve.render import CSS
 
     blocks = build_chat(pipeline, service)
     app = gr.mount_gradio_app(
@@ -108,7 +108,7 @@ def start_background_jobs(app: FastAPI) -> dict:
     With ``uvicorn app.main:app --workers N`` they run in one worker only. Returns what was started."""
     import fcntl
 
-    from articleqa.serve.jobs import parse_interval
+    from articleqa.serve.service import parse_interval
 
     settings: Settings = app.state.pipeline.settings
     watch = settings.watch

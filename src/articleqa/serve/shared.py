@@ -4,7 +4,7 @@
 same from every worker lives in one SQLite file, ``<index_dir>/.shared/state.sqlite`` (SQLite's locking
 makes each read-modify-write one transaction across processes):
 
-- the rebuild job (state, progress, report, a request queued behind it), see ``serve.jobs.RebuildJobs``;
+- the rebuild job (state, progress, report, a request queued behind it), see ``serve.service.RebuildJobs``;
 - the last feed run (``ArticleService.last_feed``);
 - the answer rate limit's hits per client (``SharedRateLimiter``): N workers allow the limit, not N times it.
 

@@ -16,8 +16,8 @@ import re
 from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse
 
-from articleqa.serve.jobs import AdminError, ArticleService
-from articleqa.serve.render import MAX_VIEW_QUOTE, MAX_VIEW_SPANS
+from articleqa.serve.answer_html import MAX_VIEW_QUOTE, MAX_VIEW_SPANS
+from articleqa.serve.service import AdminError, ArticleService
 from articleqa.stores import IndexStoreError
 from articleqa.types import Article
 from articleqa.verify import CitationRef, verify_citation

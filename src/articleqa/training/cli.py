@@ -559,7 +559,7 @@ def fit_answerability_cmd(
     unless ARTICLEQA_ANSWERABILITY=false or a no_answer_threshold is set)."""
     from articleqa.config import get_settings
     from articleqa.reader import CALIBRATION_FILE, read_reader_meta
-    from articleqa.training.answerability import fit_answerability
+    from articleqa.training.fit_answerability import fit_answerability
 
     for f in squad:
         if not f.is_file():
@@ -599,7 +599,7 @@ def fit_answerability_cmd(
     if dry_run:
         return
     path = fitted.save(model)
-    from articleqa.training.answerability import write_card_section
+    from articleqa.training.fit_answerability import write_card_section
 
     write_card_section(model, fitted)
     typer.echo(f"written to {path} (and its section of {model / 'README.md'})")
