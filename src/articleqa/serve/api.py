@@ -208,8 +208,201 @@ class RequestGuard:
             await error_response(413, exc.detail)(scope, receive, send)
 
 
+# --- the routes: module-level handlers on one router; what they serve comes from the app's state ------
+
+router = APIRouter(prefix="/api")
+
+
+def get_pipeline(request: Request) -> QAPipeline:
+    return request.app.state.pipeline
+
+
+def get_service(request: Request) -> ArticleService:
+    return request.app.state.service
+
+
+Pipeline = Annotated[QAPipeline, Depends(get_pipeline)]
+Service = Annotated[ArticleService, Depends(get_service)]
+
+
+def require_admin(
+    service: Service,
+    authorization: Annotated[str | None, Header()] = None,
+    x_admin_token: Annotated[str | None, Header()] = None,
+) -> None:
+    service.check_token(x_admin_token or authorization)  # RequestGuard checked it already; kept for direct use
+
+
+@router.post("/answer", response_model=Answer, summary="Answer a question with cited spans")
+def answer(req: AnswerRequest, request: Request, pipeline: Pipeline) -> Answer:
+    client = request.client.host if request.client else "unknown"
+    if not request.app.state.limiter.allow(client):
+        per_minute = pipeline.settings.rate_limit_per_minute
+        raise HTTPException(429, f"rate limit: at most {per_minute} questions per minute")
+    history = [Turn(t.question, t.answer) for t in req.history]
+    try:
+        return pipeline.ask(req.question, top_k=req.top_k, history=history, explain=req.explain)
+    except QuestionError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.post("/verify", response_model=VerifyResponse, summary="Check citations against the current articles")
+def verify(req: VerifyRequest, pipeline: Pipeline) -> VerifyResponse:
+    """Each citation is ``valid``, ``stale`` (the article changed: ``quote_now`` is ``same_span``,
+    ``moved`` with ``start_now``/``end_now``, or ``gone``), ``missing`` (deleted) or ``invalid`` (the
+    article is unchanged but the quote was never at that span), against the published index."""
+    index = pipeline.indexes.get()
+    checks = verify_citations(req.citations, index.articles)
+    return VerifyResponse(index_version=index.version, counts=summary(checks), results=checks)
+
+
+@router.get("/health", summary="Index and model status")
+def health(pipeline: Pipeline, service: Service) -> dict:
+    try:
+        status = service.index_status()
+    except IndexStoreError as exc:
+        return {"status": "no index", "index_loaded": False, "error": str(exc)}
+    return {
+        "status": "ok",
+        "version": __version__,
+        "index_loaded": True,
+        "index_version": status.version,
+        "built_at": status.built_at,
+        "articles": status.articles,
+        "passages": status.passages,
+        "store": status.store,
+        "index_type": status.index_type,
+        "embedding_model": status.embedding_model,
+        "embedding_path": getattr(pipeline.embedder, "inference_path", None),
+        "reader_model": pipeline.reader.model_name,
+        "reader_quantize": pipeline.reader.quantize,
+        "reader_path": pipeline.reader.inference_path,
+        "reader_batching": pipeline.reader.stats() if hasattr(pipeline.reader, "stats") else None,
+        "retrieval": pipeline.settings.retrieval,
+        "rebuild": service.jobs.status()["state"],
+        "reload_error": pipeline.indexes.last_error,
+    }
+
+
+@router.get("/articles", response_model=list[ArticleInfo], summary="Indexed articles with content hashes")
+def articles(pipeline: Pipeline) -> list[ArticleInfo]:
+    index = pipeline.indexes.get()
+    passages = index.status().files
+    return [
+        ArticleInfo(
+            file=a.file,
+            sha256=a.sha256,
+            title=a.title,
+            date=a.date,
+            passages=passages.get(a.file, 0),
+            chars=len(a.text),
+        )
+        for a in index.articles.values()
+    ]
+
+
+@router.get("/articles/{file:path}", response_model=ArticleText, summary="The text citations point into")
+def article(file: str, service: Service) -> ArticleText:
+    a = service.article(file)
+    return ArticleText(
+        file=a.file,
+        sha256=a.sha256,
+        title=a.title,
+        text=a.text,
+        date=a.date,
+        author=a.author,
+        url=a.url,
+        pages=list(a.pages),
+    )
+
+
+@router.post("/articles", status_code=201, dependencies=[Depends(require_admin)], summary="Upload articles (admin)")
+async def upload(
+    service: Service,
+    files: Annotated[list[UploadFile], File(description=".txt, .md, .html or .pdf files")],
+    overwrite: Annotated[bool, Query(description="replace a different file with the same name")] = False,
+    rebuild: Annotated[bool, Query(description="start a rebuild after saving")] = True,
+) -> dict:
+    received = [(f.filename or "", await f.read(service.settings.max_upload_bytes + 1)) for f in files]
+    return service.upload(received, overwrite=overwrite, rebuild=rebuild)
+
+
+@router.post("/fetch", status_code=201, dependencies=[Depends(require_admin)], summary="Add articles by URL (admin)")
+def fetch(req: FetchRequest, service: Service) -> dict:
+    """Fetch each URL (a news page or a PDF) into the articles folder and start a rebuild. Private and
+    loopback targets are refused unless the server runs with ARTICLEQA_FETCH_ALLOW_PRIVATE=1."""
+    return service.add_urls(req.urls, rebuild=req.rebuild)
+
+
+@router.post("/feed", dependencies=[Depends(require_admin)], summary="Add a feed's new entries (admin)")
+def feed(req: FeedRequest, service: Service) -> dict:
+    """Read an RSS/Atom feed and add its entries that are not in the articles folder yet."""
+    return service.follow_feed(req.url, rebuild=req.rebuild)
+
+
+@router.delete("/articles/{file:path}", dependencies=[Depends(require_admin)], summary="Delete an article (admin)")
+def delete(file: str, service: Service, rebuild: bool = True) -> dict:
+    return service.delete(file, rebuild=rebuild)
+
+
+@router.post("/rebuild", status_code=202, dependencies=[Depends(require_admin)], summary="Rebuild the index (admin)")
+def rebuild(service: Service, req: RebuildRequest | None = None) -> dict:
+    """Start a rebuild, or join the one running, or queue one behind it (``request`` says which)."""
+    return service.rebuild(full=bool(req and req.full))
+
+
+@router.get("/rebuild", summary="Progress of the current or last rebuild")
+def rebuild_status(service: Service) -> dict:
+    return service.jobs.status()
+
+
+def api_fallback(request: Request, rest: str = "") -> JSONResponse:
+    """Unknown /api requests get the API's JSON errors (404, or 405 with Allow), not the chat app at /."""
+    scope = {"type": "http", "path": request.url.path, "method": request.method}
+    allowed = sorted({m for r in router.routes if r.matches(scope)[0] == Match.PARTIAL for m in r.methods})
+    if allowed:
+        return error_response(
+            405,
+            f"{request.method} not allowed on {request.url.path}; use {', '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+    return error_response(404, f"no such API endpoint: {request.url.path} (see /docs)")
+
+
+# --- errors: every one as {"error": ...} with its status, never a 500 with details -----------------------
+
+
+async def validation_error(request: Request, exc: RequestValidationError):
+    problems = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        problems.append(f"{where}: {e.get('msg')}")
+    return error_response(422, "invalid request: " + "; ".join(problems), detail=problems)
+
+
+async def http_error(request: Request, exc: HTTPException):
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        cause = exc.__cause__
+        message = f"the request body cannot be parsed ({cause.__class__.__name__ if cause else 'malformed'})"
+    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def admin_error(request: Request, exc: AdminError):
+    return error_response(exc.status, str(exc), **({"errors": exc.errors} if hasattr(exc, "errors") else {}))
+
+
+async def index_error(request: Request, exc: IndexStoreError):
+    return error_response(503, str(exc))
+
+
+async def internal_error(request: Request, exc: Exception):  # a bug: logged, never shown to the client
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal error; the server log has the details")
+
+
 def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
-    settings = pipeline.settings
+    """The HTTP API over ``pipeline`` and ``service`` (kept in the app's state for the handlers)."""
     api = FastAPI(
         title="articleqa",
         description="Extractive question answering over news articles. Every answer cites file and "
@@ -217,171 +410,18 @@ def create_api(pipeline: QAPipeline, service: ArticleService) -> FastAPI:
         '`{"error": "..."}` with a 4xx status.',
         version=__version__,
     )
-    limiter = SharedRateLimiter(service.jobs.shared, settings.rate_limit_per_minute)  # counted across workers
-    router = APIRouter(prefix="/api")
-
-    @api.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        problems = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-            problems.append(f"{where}: {e.get('msg')}")
-        return error_response(422, "invalid request: " + "; ".join(problems), detail=problems)
-
-    @api.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
-        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        if exc.status_code == 400 and message == "There was an error parsing the body":
-            cause = exc.__cause__
-            message = f"the request body cannot be parsed ({cause.__class__.__name__ if cause else 'malformed'})"
-        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
-
-    @api.exception_handler(AdminError)
-    async def admin_error(request: Request, exc: AdminError):
-        return error_response(exc.status, str(exc), **({"errors": exc.errors} if hasattr(exc, "errors") else {}))
-
-    @api.exception_handler(IndexStoreError)
-    async def index_error(request: Request, exc: IndexStoreError):
-        return error_response(503, str(exc))
-
-    @api.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):  # a bug: logged, never shown to the client
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error; the server log has the details")
-
-    def require_admin(
-        authorization: Annotated[str | None, Header()] = None,
-        x_admin_token: Annotated[str | None, Header()] = None,
-    ) -> None:
-        service.check_token(x_admin_token or authorization)  # RequestGuard checked it already; kept for direct use
-
-    @router.post("/answer", response_model=Answer, summary="Answer a question with cited spans")
-    def answer(req: AnswerRequest, request: Request) -> Answer:
-        client = request.client.host if request.client else "unknown"
-        if not limiter.allow(client):
-            raise HTTPException(429, f"rate limit: at most {settings.rate_limit_per_minute} questions per minute")
-        history = [Turn(t.question, t.answer) for t in req.history]
-        try:
-            return pipeline.ask(req.question, top_k=req.top_k, history=history, explain=req.explain)
-        except QuestionError as exc:
-            raise HTTPException(422, str(exc)) from None
-
-    @router.post("/verify", response_model=VerifyResponse, summary="Check citations against the current articles")
-    def verify(req: VerifyRequest) -> VerifyResponse:
-        """Each citation is ``valid``, ``stale`` (the article changed: ``quote_now`` is ``same_span``,
-        ``moved`` with ``start_now``/``end_now``, or ``gone``), ``missing`` (deleted) or ``invalid`` (the
-        article is unchanged but the quote was never at that span), against the published index."""
-        index = pipeline.indexes.get()
-        checks = verify_citations(req.citations, index.articles)
-        return VerifyResponse(index_version=index.version, counts=summary(checks), results=checks)
-
-    @router.get("/health", summary="Index and model status")
-    def health() -> dict:
-        try:
-            status = service.index_status()
-        except IndexStoreError as exc:
-            return {"status": "no index", "index_loaded": False, "error": str(exc)}
-        return {
-            "status": "ok",
-            "version": __version__,
-            "index_loaded": True,
-            "index_version": status.version,
-            "built_at": status.built_at,
-            "articles": status.articles,
-            "passages": status.passages,
-            "store": status.store,
-            "index_type": status.index_type,
-            "embedding_model": status.embedding_model,
-            "embedding_path": getattr(pipeline.embedder, "inference_path", None),
-            "reader_model": pipeline.reader.model_name,
-            "reader_quantize": pipeline.reader.quantize,
-            "reader_path": pipeline.reader.inference_path,
-            "reader_batching": pipeline.reader.stats() if hasattr(pipeline.reader, "stats") else None,
-            "retrieval": settings.retrieval,
-            "rebuild": service.jobs.status()["state"],
-            "reload_error": pipeline.indexes.last_error,
-        }
-
-    @router.get("/articles", response_model=list[ArticleInfo], summary="Indexed articles with content hashes")
-    def articles() -> list[ArticleInfo]:
-        index = pipeline.indexes.get()
-        passages = index.status().files
-        return [
-            ArticleInfo(
-                file=a.file,
-                sha256=a.sha256,
-                title=a.title,
-                date=a.date,
-                passages=passages.get(a.file, 0),
-                chars=len(a.text),
-            )
-            for a in index.articles.values()
-        ]
-
-    @router.get("/articles/{file:path}", response_model=ArticleText, summary="The text citations point into")
-    def article(file: str) -> ArticleText:
-        a = service.article(file)
-        return ArticleText(
-            file=a.file,
-            sha256=a.sha256,
-            title=a.title,
-            text=a.text,
-            date=a.date,
-            author=a.author,
-            url=a.url,
-            pages=list(a.pages),
-        )
-
-    @router.post("/articles", status_code=201, dependencies=[Depends(require_admin)], summary="Upload articles (admin)")
-    async def upload(
-        files: Annotated[list[UploadFile], File(description=".txt, .md, .html or .pdf files")],
-        overwrite: Annotated[bool, Query(description="replace a different file with the same name")] = False,
-        rebuild: Annotated[bool, Query(description="start a rebuild after saving")] = True,
-    ) -> dict:
-        received = [(f.filename or "", await f.read(settings.max_upload_bytes + 1)) for f in files]
-        return service.upload(received, overwrite=overwrite, rebuild=rebuild)
-
-    @router.post(
-        "/fetch", status_code=201, dependencies=[Depends(require_admin)], summary="Add articles by URL (admin)"
-    )
-    def fetch(req: FetchRequest) -> dict:
-        """Fetch each URL (a news page or a PDF) into the articles folder and start a rebuild. Private and
-        loopback targets are refused unless the server runs with ARTICLEQA_FETCH_ALLOW_PRIVATE=1."""
-        return service.add_urls(req.urls, rebuild=req.rebuild)
-
-    @router.post("/feed", dependencies=[Depends(require_admin)], summary="Add a feed's new entries (admin)")
-    def feed(req: FeedRequest) -> dict:
-        """Read an RSS/Atom feed and add its entries that are not in the articles folder yet."""
-        return service.follow_feed(req.url, rebuild=req.rebuild)
-
-    @router.delete("/articles/{file:path}", dependencies=[Depends(require_admin)], summary="Delete an article (admin)")
-    def delete(file: str, rebuild: bool = True) -> dict:
-        return service.delete(file, rebuild=rebuild)
-
-    @router.post(
-        "/rebuild", status_code=202, dependencies=[Depends(require_admin)], summary="Rebuild the index (admin)"
-    )
-    def rebuild(req: RebuildRequest | None = None) -> dict:
-        return service.rebuild(full=bool(req and req.full))
-
-    @router.get("/rebuild", summary="Progress of the current or last rebuild")
-    def rebuild_status() -> dict:
-        return service.jobs.status()
-
+    api.state.pipeline, api.state.service = pipeline, service
+    # the answer rate limit counts across workers (serve.shared)
+    api.state.limiter = SharedRateLimiter(service.jobs.shared, pipeline.settings.rate_limit_per_minute)
+    for exc_class, handler in (
+        (RequestValidationError, validation_error),
+        (HTTPException, http_error),
+        (AdminError, admin_error),
+        (IndexStoreError, index_error),
+        (Exception, internal_error),
+    ):
+        api.add_exception_handler(exc_class, handler)
     api.include_router(router)
-
-    @api.api_route("/api", methods=list(API_METHODS), include_in_schema=False)
-    @api.api_route("/api/{rest:path}", methods=list(API_METHODS), include_in_schema=False)
-    def api_fallback(request: Request, rest: str = "") -> JSONResponse:
-        """Unknown /api requests get the API's JSON errors (404, or 405 with Allow), not the chat app at /."""
-        scope = {"type": "http", "path": request.url.path, "method": request.method}
-        allowed = sorted({m for r in router.routes if r.matches(scope)[0] == Match.PARTIAL for m in r.methods})
-        if allowed:
-            return error_response(
-                405,
-                f"{request.method} not allowed on {request.url.path}; use {', '.join(allowed)}",
-                headers={"Allow": ", ".join(allowed)},
-            )
-        return error_response(404, f"no such API endpoint: {request.url.path} (see /docs)")
-
+    api.add_api_route("/api", api_fallback, methods=list(API_METHODS), include_in_schema=False)
+    api.add_api_route("/api/{rest:path}", api_fallback, methods=list(API_METHODS), include_in_schema=False)
     return api
