@@ -67,7 +67,7 @@ def test_index_command_reports_and_is_incremental(tmp_path):
     articles.mkdir()
     for p in SEEDS.glob("*.txt"):
         (articles / p.name).write_bytes(p.read_bytes())
-    (articles / "bad.txt").write_bytes(b"\xff\xfe\x00\x01")
+    (articles / "bad.txt").write_bytes(b"\x00\x01\xfe\xff")  # NUL bytes, no BOM: binary
     r = run_cli("index", str(articles), "--index-dir", str(tmp_path / "i"))
     assert r.returncode == 0, r.stderr
     assert "full rebuild (no index yet): 3 added" in r.stdout and "bad.txt" in r.stdout
