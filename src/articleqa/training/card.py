@@ -213,6 +213,15 @@ def model_card(meta: dict) -> str:
             if any("train" in f for f in meta["training"].get("train_files", []))
             else ["- Training data: SQuAD v1.1 and v2.0 development-set articles (Rajpurkar et al., 2016, 2018),"]
         ),
+        *(
+            [
+                "  and the SQuAD 2.0 training set's unanswerable questions on those paragraphs (41,546 questions,",
+                "  official ids; `squad-train-v2.0-unanswerable.json.gz`, placed on their paragraphs from the list of",
+                "  antest1/SQuAD2-CR, MIT license),",
+            ]
+            if any("unanswerable" in f for f in meta["training"].get("train_files", []))
+            else []
+        ),
         '  license CC BY-SA 4.0, https://rajpurkar.github.io/SQuAD-explorer/. Attribution: "SQuAD: 100,000+',
         '  Questions for Machine Comprehension of Text" and "Know What You Don\'t Know: Unanswerable',
         '  Questions for SQuAD", Stanford NLP. The weights are derived from that data.',
