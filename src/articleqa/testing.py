@@ -65,6 +65,9 @@ class ServerProcess:
                 str(self.port),
                 "--workers",
                 str(workers),
+                # open chat streams (a page's heartbeat) must not hold a stopping worker forever
+                "--timeout-graceful-shutdown",
+                "5",
                 *(extra_args or []),
             ]
         else:
@@ -81,7 +84,10 @@ class ServerProcess:
                 str(articles),
                 *(extra_args or []),
             ]
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
+        # a session of its own: stop() ends the server and every worker process it spawned
+        self.proc = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT, start_new_session=True
+        )
 
     def wait_ready(self, timeout: float = 240) -> "ServerProcess":
         """Poll /api/health until it answers 200; raise with the server's log if it exits or times out."""
@@ -101,13 +107,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_group(self.proc, grace=20)  # the workers too, even where the supervisor is gone
         self._log.close()
 
     def __enter__(self) -> "ServerProcess":
