@@ -25,6 +25,7 @@ import json
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,35 +56,35 @@ class SharedState:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
-    def update(self, key: str, change: Callable[[Any], tuple[Any, Any]]) -> Any:
-        """Apply ``change(current) -> (new value, result)`` as one transaction across processes; returns result."""
+    @contextmanager
+    def _transaction(self):
+        """One write transaction, exclusive across processes (``BEGIN IMMEDIATE``), rolled back on error."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-                value, result = change(json.loads(row[0]) if row else None)
-                self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+                yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def update(self, key: str, change: Callable[[Any], tuple[Any, Any]]) -> Any:
+        """Apply ``change(current) -> (new value, result)`` as one transaction across processes; returns result."""
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            value, result = change(json.loads(row[0]) if row else None)
+            db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, json.dumps(value)))
         return result
 
     def hit(self, client: str, limit: int, window: float = 60.0) -> bool:
         """Count a hit of ``client`` unless it already has ``limit`` in the last ``window`` seconds."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM hits WHERE at < ?", (now - window,))
-                (count,) = self._db.execute("SELECT COUNT(*) FROM hits WHERE client = ?", (client,)).fetchone()
-                allowed = count < limit
-                if allowed:
-                    self._db.execute("INSERT INTO hits (client, at) VALUES (?, ?)", (client, now))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.execute("DELETE FROM hits WHERE at < ?", (now - window,))
+            (count,) = db.execute("SELECT COUNT(*) FROM hits WHERE client = ?", (client,)).fetchone()
+            allowed = count < limit
+            if allowed:
+                db.execute("INSERT INTO hits (client, at) VALUES (?, ?)", (client, now))
         return allowed
 
 
