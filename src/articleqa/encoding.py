@@ -47,11 +47,12 @@ _WHATWG = {
     "gb2312": "gbk",
     "x-sjis": "shift_jis",
 }
-_META = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
-_XML_DECL = re.compile(rb"""^\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9_.:\-]+)["']""", re.I)
-#: text declarations rewritten by ``as_utf8_page``
-_META_TEXT = re.compile(r"""(<meta\b[^>]*?charset\s*=\s*["']?\s*)([A-Za-z0-9_.:\-]+)""", re.I)
-_XML_TEXT = re.compile(r"""^(\s*<\?xml\b[^>]*?\bencoding\s*=\s*["'])([A-Za-z0-9_.:\-]+)""", re.I)
+#: a charset declared in a ``<meta>`` or an XML declaration: group 1 up to the label, group 2 the label
+_META_PATTERN = r"""(<meta\b[^>]*?charset\s*=\s*["']?\s*)([A-Za-z0-9_.:\-]+)"""
+_XML_PATTERN = r"""^(\s*<\?xml\b[^>]*?\bencoding\s*=\s*["'])([A-Za-z0-9_.:\-]+)"""
+#: compiled for bytes (reading a page's declaration) and for text (``as_utf8_page`` rewriting it)
+_META, _META_TEXT = (re.compile(p, re.I) for p in (_META_PATTERN.encode(), _META_PATTERN))
+_XML_DECL, _XML_TEXT = (re.compile(p, re.I) for p in (_XML_PATTERN.encode(), _XML_PATTERN))
 PRESCAN_BYTES = 4096
 
 
@@ -85,7 +86,7 @@ def declared_in_page(raw: bytes) -> str | None:
     """The charset a page declares in its first bytes (``<meta>`` or XML declaration), if any."""
     head = raw[:PRESCAN_BYTES]
     m = _XML_DECL.match(head) or _META.search(head)
-    return m.group(1).decode("ascii") if m else None
+    return m.group(2).decode("ascii") if m else None
 
 
 def decode_article(raw: bytes, name: str, declared: str | None = None, markup: bool = False) -> Decoded:
