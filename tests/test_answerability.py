@@ -90,6 +90,93 @@ def test_the_model_file_round_trips_and_refuses_other_features(tmp_path):
         AnswerabilityModel(**data)
 
 
+def _with_confidence(model: AnswerabilityModel, sure: float, **coefs) -> AnswerabilityModel:
+    """``model`` with a confidence part whose log-odds are intercept + sum(coef * feature)."""
+    n = len(FEATURES)
+    model.confidence_model = {
+        "mean": [0.0] * n,
+        "scale": [1.0] * n,
+        "coef": [coefs.get(k, 0.0) for k in FEATURES],
+        "intercept": coefs.get("intercept", 0.0),
+        "calibration": {"scale": 1.0, "bias": 0.0},
+        "sure": sure,
+    }
+    return model
+
+
+def test_the_confidence_part_sets_the_confidence_shown_and_its_sure_point(pipeline, tmp_path):
+    index = pipeline.indexes.get()
+    asked = "Who ordered the strikes on Venezuela?"
+    hit = pipeline.retriever.retrieve(index, asked, top_k=1)[0]
+    spans = pipeline.reader.read(asked, [hit.passage])
+    margin = spans[0].margin
+    # log-odds 0.1 x margin: confidence sigmoid(0.1 x margin), sure from 0.9
+    judge = _with_confidence(_model(threshold=0.0, intercept=1.0), sure=0.9, margin=0.1)
+    expected = 1 / (1 + math.exp(-0.1 * margin))
+    assert judge.confidence(asked, spans, [hit], margin - 1) == pytest.approx(expected)
+    builder = AnswerBuilder(threshold=margin - 1, judge=judge)
+    assert builder.shown_sure == 0.9
+    decision = builder.decide(asked, spans, [hit], index)
+    a = decision.answer
+    assert a.found and a.confidence == pytest.approx(expected, abs=1e-4) and a.tentative == (expected < 0.9)
+    trace = decision.trace(asked, asked, "hybrid", margin - 1, spans, [hit], judge.threshold)
+    assert "the sure point 0.90" in trace.explanation
+    # a sure point set in the settings wins over the model's; the spans keep the reader's own confidence
+    assert (
+        not AnswerBuilder(threshold=margin - 1, judge=judge, sure_confidence=0.0)
+        .build(asked, spans, [hit], index)
+        .tentative
+    )
+    assert (
+        AnswerBuilder(threshold=margin - 1, judge=judge, sure_confidence=1.0)
+        .build(asked, spans, [hit], index)
+        .tentative
+    )
+    # without a confidence part: the span's calibrated confidence and 0.5, as before
+    plain = AnswerBuilder(threshold=margin - 1, judge=_model(threshold=0.0, intercept=1.0))
+    assert plain.shown_sure == 0.5
+    assert plain.build(asked, spans, [hit], index).confidence == round(spans[0].confidence, 4)
+    # the file keeps the part
+    judge.save(tmp_path)
+    assert AnswerabilityModel.load(tmp_path) == judge and AnswerabilityModel.load(tmp_path).sure == 0.9
+
+
+def test_the_sure_point_is_the_lowest_that_keeps_sure_answers_right():
+    import numpy as np
+
+    from articleqa.training.fit_answerability import fit_confidence_model
+
+    rng = np.random.default_rng(0)
+    n = 400
+
+    def answers():
+        right = rng.random(n) < 0.6
+        X = rng.normal(size=(n, len(FEATURES)))
+        X[:, FEATURES.index("margin")] += np.where(right, 1.5, -1.5)  # the margin tells them apart, noisily
+        return {
+            "X": X,
+            "impossible": ~right & (rng.random(n) < 0.5),
+            "accepted_found": np.ones(n, dtype=bool),
+            "accepted_f1": np.where(right, 1.0, 0.0),
+            "accepted_confidence": rng.random(n),
+        }
+
+    train, val = answers(), answers()
+    part = fit_confidence_model(train, val, np.ones(n, dtype=bool), max_sure_wrong=0.1)
+    v = part["validation"]
+    assert v["model"]["sure_but_wrong"] <= 10.0 and v["model"]["right_shown_sure"] > 50.0
+    assert v["answer_right_auc"] > 0.8 and v["margin"]["sure"] == 0.5
+    # the lowest such point: one step lower lets more than 10% wrong in
+    model = _with_confidence(_model(), sure=part["sure"])
+    model.confidence_model = {**part}
+    p = np.array([model.confidence_features(dict(zip(FEATURES, x))) for x in val["X"]])
+    right = val["accepted_f1"] >= 0.5
+    assert (~right[p >= part["sure"] - 1e-9]).mean() <= 0.1
+    lower = p[p < part["sure"] - 1e-9]
+    if len(lower):
+        assert (~right[p >= lower.max() - 1e-9]).mean() > 0.1
+
+
 def test_the_threshold_keeps_the_answers_the_assistant_gives():
     import numpy as np
 
@@ -205,6 +292,11 @@ def test_fit_answerability_cli_writes_a_model_the_pipeline_loads(tmp_path):
         assert v["answerability"]["pipeline_f1"] >= v["margin"]["pipeline_f1"] - 1e-9
     assert fitted.fitted["training_questions"]["unanswerable"] > 0
     assert "## Answerability model (answerability.json)" in (model / "README.md").read_text()
+    # the confidence part, its sure point chosen on the validation answers
+    assert (
+        fitted.sure is not None and 0.0 < fitted.sure < 1.0 and "Confidence shown" in (model / "README.md").read_text()
+    )
+    assert "of sure answers wrong" in res.output
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
 

@@ -39,9 +39,13 @@ class AnswerBuilder:
         itself (``sure_confidence``); below that it is the reader picking a different fact of a passage
         that does not answer ("colectivos" for a question about the drug network, "Cartel de los Soles"
         for one about the militias), not a source that disagrees.
-    sure_confidence: an answer that clears the threshold with a confidence (the calibrated P(answer
-        right | margin)) below this is ``tentative``: more likely wrong than right at the default 0.5,
-        so the faces show it as "the articles may not say; closest match: ..." rather than as an answer.
+    sure_confidence: an answer whose confidence is below this is ``tentative``: the faces show it as "the
+        articles may not say; closest match: ..." rather than as an answer. The confidence is the judge's
+        P(the answer given is right) where the judge has one (``judge.confidence``), else the span's
+        calibrated P(answer right | margin). None (the default): the judge's ``sure`` point where it has
+        one (chosen on validation articles for how often a sure answer may be wrong), else 0.5 (more
+        likely wrong than right). Span-level rules (``check_mentions``, disagreements) compare the spans'
+        own confidences with ``sure_confidence``, 0.5 where it is None.
     rank_prior: weight of the retrieval rank when choosing between spans that clear the threshold
         (score = margin - rank_prior * ln(rank)); 0 ranks by margin alone. It never decides a refusal.
     check_mentions: refuse an answer below ``sure_confidence`` when the question names something (a
@@ -61,7 +65,7 @@ class AnswerBuilder:
         context_passages: int = 3,
         max_disagreements: int = 3,
         disagreement_ratio: float = 0.5,
-        sure_confidence: float = 0.5,
+        sure_confidence: float | None = None,
         rank_prior: float = 0.0,
         check_mentions: bool = True,
         judge: AnswerabilityJudge | None = None,
@@ -70,7 +74,12 @@ class AnswerBuilder:
         self.judge = judge
         self.check_mentions = check_mentions
         self.rank_prior = rank_prior
-        self.sure_confidence = sure_confidence
+        self.sure_confidence = 0.5 if sure_confidence is None else sure_confidence
+        #: the point from which the answer shown is sure (on the judge's confidence where it has one)
+        self.shown_sure = sure_confidence
+        if sure_confidence is None:
+            judge_sure = getattr(judge, "sure", None)
+            self.shown_sure = 0.5 if judge_sure is None else judge_sure
         self.disagreement_ratio = disagreement_ratio
         self.max_citations = max_citations
         self.context_passages = context_passages
@@ -124,6 +133,8 @@ class AnswerBuilder:
                 index_version=index.version,
             )
             return Decision(answer, rule, best, roles, unmatched, judged)
+        shown = self.judge.confidence(question, spans, hits, self.threshold) if self.judge is not None else None
+        confidence = best.confidence if shown is None else shown
         citations: list[Citation] = []
         seen: set[tuple[str, int, int]] = set()
         others: list[ReadSpan] = []
@@ -147,14 +158,14 @@ class AnswerBuilder:
             question=question,
             answer=citations[0].quote,
             found=True,
-            confidence=round(best.confidence, 4),
-            tentative=best.confidence < self.sure_confidence,
-            message=TENTATIVE if best.confidence < self.sure_confidence else "",
+            confidence=round(confidence, 4),
+            tentative=confidence < self.shown_sure,
+            message=TENTATIVE if confidence < self.shown_sure else "",
             citations=citations,
             disagreements=disagreements,
             index_version=index.version,
         )
-        return Decision(answer, rule, best, roles, answerability=judged)
+        return Decision(answer, rule, best, roles, answerability=judged, shown_sure=self.shown_sure)
 
     def _disagreements(
         self, others: list[ReadSpan], answer_files: set[str], min_confidence: float, index: IndexVersion, roles: dict
@@ -197,6 +208,7 @@ class Decision:
     roles: dict[int, str]
     unmatched: list[str] = field(default_factory=list)  # rule unmatched_mention: what the article never mentions
     answerability: float | None = None  # the judge's score, where one decided
+    shown_sure: float | None = None  # an answer given: the confidence from which it is shown sure
 
     def trace(
         self,
@@ -248,6 +260,12 @@ class Decision:
                 else ""
             ),
         }[self.rule]
+        if self.rule == "answered" and self.shown_sure is not None:
+            a = self.answer
+            explanation += (
+                f"; confidence {a.confidence:.2f}, {'below' if a.tentative else 'at or above'} the sure point "
+                f"{self.shown_sure:.2f}: shown {'tentative' if a.tentative else 'sure'}"
+            )
         top = max(spans, key=lambda s: s.margin, default=None)
         if self.rule == "answered" and top is not None and top is not best and not same_answer(top.text, best.text):
             rank = {h.passage.id: i for i, h in enumerate(hits, 1)}

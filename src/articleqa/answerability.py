@@ -157,13 +157,25 @@ def answerability_features(
     return f
 
 
+def linear_score(numbers: dict, f: dict[str, float]) -> float:
+    """A standardised linear model's log-odds (``numbers``: mean, scale, coef, intercept over FEATURES)."""
+    return numbers["intercept"] + sum(
+        c * (f[k] - m) / (s or 1.0) for k, m, s, c in zip(FEATURES, numbers["mean"], numbers["scale"], numbers["coef"])
+    )
+
+
 @dataclass
 class AnswerabilityModel:
     """A logistic model over :data:`FEATURES`: ``score`` is the log-odds that the articles answer.
 
     ``threshold``: at or below it the pipeline answers "not found". ``retrieval`` is the retrieval the
     model was fitted with (the fused scores and ranks mean something else under another one: the
-    pipeline then falls back to the margin). ``fitted`` records how it was made and what it measured."""
+    pipeline then falls back to the margin). ``fitted`` records how it was made and what it measured.
+
+    ``confidence_model`` (optional) is a second logistic model over the same features for the answer the
+    assistant gives being right (F1 >= 0.5), recalibrated on the validation articles (``calibration``:
+    scale and bias on its log-odds) and with the ``sure`` point chosen there: an answer below it is
+    shown tentative. Its numbers: ``mean``, ``scale``, ``coef``, ``intercept``, ``calibration``, ``sure``."""
 
     features: list[str]
     mean: list[float]
@@ -173,22 +185,40 @@ class AnswerabilityModel:
     threshold: float
     retrieval: str = "hybrid"
     fitted: dict = field(default_factory=dict)
+    confidence_model: dict | None = None
 
     def __post_init__(self) -> None:
         if list(self.features) != list(FEATURES):
             raise ValueError(f"answerability model features {self.features} are not this version's {list(FEATURES)}")
-        if not len(self.mean) == len(self.scale) == len(self.coef) == len(FEATURES):
-            raise ValueError("answerability model: mean, scale and coef must each have one value per feature")
+        for part in (self.__dict__, self.confidence_model):
+            if part is not None and not len(part["mean"]) == len(part["scale"]) == len(part["coef"]) == len(FEATURES):
+                raise ValueError("answerability model: mean, scale and coef must each have one value per feature")
 
     def score_features(self, f: dict[str, float]) -> float:
-        return self.intercept + sum(
-            c * (f[k] - m) / (s or 1.0) for k, m, s, c in zip(self.features, self.mean, self.scale, self.coef)
-        )
+        return linear_score(self.__dict__, f)
+
+    def confidence_features(self, f: dict[str, float]) -> float | None:
+        """P(the answer given is right) from ``confidence_model``, or None where the model has none."""
+        if self.confidence_model is None:
+            return None
+        cal = self.confidence_model["calibration"]
+        z = cal["scale"] * linear_score(self.confidence_model, f) + cal["bias"]
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    @property
+    def sure(self) -> float | None:
+        """The confidence from which an answer is shown sure, where the model has a confidence part."""
+        return None if self.confidence_model is None else float(self.confidence_model["sure"])
 
     def score(
         self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
     ) -> float:
         return self.score_features(answerability_features(question, spans, hits, reader_threshold))
+
+    def confidence(
+        self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
+    ) -> float | None:
+        return self.confidence_features(answerability_features(question, spans, hits, reader_threshold))
 
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / ANSWERABILITY_FILE

@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     offline: bool = True  # never contact a model hub (0 allows downloads of hub model ids)
     top_k: int = 5  # passages read per question
     no_answer_threshold: float | None = None  # None: the reader's calibrated threshold
-    sure_confidence: float = Field(default=0.5, ge=0.0, le=1.0)  # below it a found answer is shown as tentative
+    #: below it a found answer is shown as tentative. None: the point the reader's answerability model chose
+    #: on its validation articles (answerability.json) for its P(answer right), else 0.5 on the margin's
+    sure_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"  # dense + BM25 fused by reciprocal rank, or one alone
     chunk_words: int = 150  # passage size in words (a change forces a full rebuild)
     chunk_overlap_words: int = 40  # words shared by consecutive passages

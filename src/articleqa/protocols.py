@@ -162,10 +162,17 @@ class Reader(Protocol):
 @runtime_checkable
 class AnswerabilityJudge(Protocol):
     """Whether the articles answer: a score over one question's read spans and retrieval hits; at or
-    below ``threshold`` the pipeline answers "not found" (``answer.AnswerBuilder``)."""
+    below ``threshold`` the pipeline answers "not found" (``answer.AnswerBuilder``). ``confidence`` is
+    P(the answer given is right) over the same, or None where the judge only decides; an answer below
+    ``sure`` (None: the builder's own) is shown tentative."""
 
     threshold: float
+    sure: float | None
 
     def score(
         self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
     ) -> float: ...
+
+    def confidence(
+        self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
+    ) -> float | None: ...

@@ -548,6 +548,14 @@ def fit_answerability_cmd(
             help="What the model learns to answer: 'answerable' (every answerable question) or 'right' (answerable questions whose best span scores F1 >= 0.5)."
         ),
     ] = "answerable",
+    max_sure_wrong: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Also fit the confidence part (P(the answer given is right)) and show answers sure from the lowest confidence at which at most this share of the validation answers shown sure are wrong (0 = no confidence part: the margin's confidence and 0.5, as before).",
+        ),
+    ] = 0.10,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the figures without writing answerability.json.")
     ] = False,
@@ -584,6 +592,7 @@ def fit_answerability_cmd(
             settings=settings,
             command=command,
             target=target,
+            max_sure_wrong=max_sure_wrong or None,
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -596,6 +605,13 @@ def fit_answerability_cmd(
             f"pipeline F1 {f['pipeline_f1']:.1f}"
         )
     typer.echo(f"threshold {fitted.threshold:.3f} ({fitted.fitted['threshold_rule']})")
+    if fitted.confidence_model is not None:
+        cv = fitted.confidence_model["validation"]
+        for name, f in (("margin's confidence", cv["margin"]), ("confidence model", cv["model"])):
+            typer.echo(
+                f"{name:20s} validation, sure from {f['sure']:.2f}: {f['sure_but_wrong'] or 0:.1f}% of sure answers wrong, "
+                f"{f['right_shown_sure'] or 0:.1f}% of right answers shown sure, {f['tentative'] or 0:.1f}% of {f['answers']} answers tentative"
+            )
     if dry_run:
         return
     path = fitted.save(model)

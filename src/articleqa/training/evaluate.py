@@ -199,7 +199,7 @@ def calibrate_pipeline(
     cal = fit_confidence(margins, correct, impossible)
     # an unsure answer to a question naming what its article never mentions is refused whatever the threshold
     # (articleqa.answer, check_mentions): those count as refused below, so the budget covers every refusal
-    sure = float(np.clip(settings.sure_confidence, 1e-6, 1 - 1e-6))
+    sure = float(np.clip(0.5 if settings.sure_confidence is None else settings.sure_confidence, 1e-6, 1 - 1e-6))
     sure_margin = (np.log(sure / (1 - sure)) - cal["bias"]) / cal["scale"] if cal["scale"] > 0 else np.inf
     margins_all = margins
     margins = np.where(np.array(unmatched) & (margins < sure_margin), -np.inf, margins)

@@ -59,9 +59,13 @@ class _Accept:
     """A judge that answers every question: what the assistant gives where the model accepts."""
 
     threshold = float("-inf")
+    sure = None
 
     def score(self, question, spans, hits, reader_threshold) -> float:
         return 0.0
+
+    def confidence(self, question, spans, hits, reader_threshold) -> None:
+        return None
 
 
 def ask_for_features(pipe, questions, desc: str) -> dict:
@@ -85,6 +89,7 @@ def ask_for_features(pipe, questions, desc: str) -> dict:
     threshold = builder.threshold
     index = pipe.indexes.get()
     rows, impossible, found, f1, answer_f1, accepted_found, accepted_f1 = [], [], [], [], [], [], []
+    accepted_confidence = []
     split = 0
     for q in tqdm(questions, desc=desc, unit="question"):
         answer = pipe.ask(q.question, explain=True)
@@ -104,6 +109,7 @@ def ask_for_features(pipe, questions, desc: str) -> dict:
         accepted = accepting.build(answer.trace.question, spans, hits, index)
         accepted_found.append(accepted.found)
         accepted_f1.append(score(accepted))
+        accepted_confidence.append(accepted.confidence)
         best = max(spans, key=lambda s: s.margin, default=None)
         f1.append(0.0 if q.is_impossible or best is None else best_em_f1(best.text, golds)[1])
     return {
@@ -114,8 +120,31 @@ def ask_for_features(pipe, questions, desc: str) -> dict:
         "answer_f1": np.array(answer_f1),
         "accepted_found": np.array(accepted_found, dtype=bool),
         "accepted_f1": np.array(accepted_f1),
+        "accepted_confidence": np.array(accepted_confidence),
         "split": split,
     }
+
+
+def cached_features(pipe, questions, desc: str, model_dir: Path, work_dir: Path) -> dict:
+    """:func:`ask_for_features`, kept in ``work_dir/traces/`` under a key of the reader's weights and
+    calibration, the settings and the questions asked: fitting again (another ``C``, target or
+    threshold rule) with the same reader reads them back instead of asking every question again."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("model.safetensors", "articleqa_reader.json"):
+        f = model_dir / name
+        if f.is_file():
+            h.update(name.encode() + b"\0" + f.read_bytes())
+    h.update(pipe.settings.model_dump_json().encode() + repr([q.id for q in questions]).encode())
+    path = work_dir / "traces" / f"{desc.replace(' ', '-')}-{h.hexdigest()[:16]}.npz"
+    if path.is_file():
+        with np.load(path) as saved:
+            return {k: (int(saved[k]) if k == "split" else saved[k]) for k in saved.files}
+    asked = ask_for_features(pipe, questions, desc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **asked)
+    return asked
 
 
 def fit_logistic(X: np.ndarray, refuse: np.ndarray, C: float = 1.0) -> dict:
@@ -175,6 +204,57 @@ def keep_answers_threshold(
     return t, f"the margin's share of answerable questions refused ({100 * wrong_now:.1f}%)"
 
 
+def sure_figures(confidence: np.ndarray, right: np.ndarray, sure: float) -> dict:
+    """Of the answers given (``confidence`` and ``right`` one per answer), shown sure from ``sure`` on:
+    the share of sure ones that are wrong, the share of right ones shown sure, the share shown tentative."""
+    shown = confidence >= sure
+    return {
+        "sure": float(sure),
+        "sure_but_wrong": 100 * float((~right[shown]).mean()) if shown.any() else None,
+        "right_shown_sure": 100 * float(shown[right].mean()) if right.any() else None,
+        "tentative": 100 * float((~shown).mean()) if len(shown) else None,
+        "answers": int(len(shown)),
+    }
+
+
+def fit_confidence_model(train: dict, val: dict, answered: np.ndarray, max_sure_wrong: float, C: float = 1.0) -> dict:
+    """The answerability model's confidence part: a logistic model over the same features for "the answer the
+    assistant gives is right" (F1 >= 0.5; an unanswerable question answered is wrong), fitted on the training
+    articles' answers, its log-odds recalibrated (Platt) on the validation answers ``answered`` (the judge
+    accepting, the mention rule not refusing), and its ``sure`` point: the lowest confidence from which at most
+    ``max_sure_wrong`` of the validation answers shown sure are wrong (0.5 where none is)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from articleqa.answerability import linear_score
+
+    given = train["accepted_found"]
+    right = ~train["impossible"] & (train["accepted_f1"] >= 0.5)
+    numbers = fit_logistic(train["X"][given], ~right[given], C)
+    z = np.array([linear_score(numbers, dict(zip(FEATURES, x))) for x in val["X"][answered]])
+    val_right = (~val["impossible"] & (val["accepted_f1"] >= 0.5))[answered]
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(z[:, None], val_right)
+    numbers["calibration"] = {"scale": float(platt.coef_[0][0]), "bias": float(platt.intercept_[0])}
+    p = platt.predict_proba(z[:, None])[:, 1]
+    sure = next(
+        (float(t) for t in np.unique(p) if (~val_right[p >= t]).mean() <= max_sure_wrong),
+        0.5,
+    )
+    numbers["sure"] = sure
+    numbers["validation"] = {
+        "answer_right_auc": _auc(val_right, p),
+        "max_sure_wrong": max_sure_wrong,
+        "model": sure_figures(p, val_right, sure),
+        "margin": sure_figures(val["accepted_confidence"][answered], val_right, 0.5),
+    }
+    return numbers
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else None
+
+
 #: what the model learns to tell apart: "answerable" (SQuAD 2.0's is_impossible) or "right" (answerable
 #: and the highest-margin span scores F1 >= 0.5: refusing a wrong span costs no F1, refusing a right one does).
 #: On the shipped reader's validation articles "answerable" separates better (AUC 0.747 vs 0.742; margin 0.720)
@@ -191,8 +271,10 @@ def fit_answerability(
     settings=None,
     command: str = "",
     target: str = "answerable",
+    max_sure_wrong: float | None = 0.10,
 ) -> AnswerabilityModel:
-    """Fit, choose the threshold and return the model (not saved: ``AnswerabilityModel.save``)."""
+    """Fit, choose the threshold and return the model (not saved: ``AnswerabilityModel.save``). With
+    ``max_sure_wrong`` it gets a confidence part too (:func:`fit_confidence_model`)."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}")
     from sklearn.metrics import roc_auc_score
@@ -242,13 +324,13 @@ def fit_answerability(
         rng = random.Random(0)
         train_q = rng.sample(train_q, min(limit, len(train_q)))
         val_q = rng.sample(val_q, min(limit, len(val_q)))
-    train = ask_for_features(pipe, train_q, "training articles")
+    train = cached_features(pipe, train_q, "training articles", Path(model_dir), Path(work_dir))
     if train["impossible"].all() or not train["impossible"].any():
         raise ValueError("the training questions must include answerable and unanswerable ones")
     refuse = train["impossible"] if target == "answerable" else train["impossible"] | (train["f1"] < 0.5)
     numbers = fit_logistic(train["X"], refuse, C)
     model = AnswerabilityModel(features=list(FEATURES), threshold=0.0, retrieval=base.retrieval, **numbers)
-    val = ask_for_features(pipe, val_q, "validation articles")
+    val = cached_features(pipe, val_q, "validation articles", Path(model_dir), Path(work_dir))
     scores = np.array([model.score_features(dict(zip(FEATURES, x))) for x in val["X"]])
     answerable = ~val["impossible"]
     if refusal_budget is not None:
@@ -267,6 +349,9 @@ def fit_answerability(
             refused_anyway=~val["accepted_found"],
         )
     margins = val["X"][:, FEATURES.index("margin")]
+    answered = (scores > model.threshold) & val["accepted_found"]
+    if max_sure_wrong is not None:
+        model.confidence_model = fit_confidence_model(train, val, answered, max_sure_wrong, C)
 
     def figures(refused: np.ndarray, score: np.ndarray, f1: np.ndarray) -> dict:
         un = val["impossible"]
@@ -344,6 +429,23 @@ def card_section(model: AnswerabilityModel) -> str:
         "`bench/heldout.py` measures it on held-out articles.) Re-exporting or re-calibrating the reader removes this file: fit it again.",
         "",
     ]
+    if model.confidence_model is not None:
+        cv = model.confidence_model["validation"]
+        lines += [
+            "Confidence shown: a second logistic model over the same numbers for \"the answer given is right\" (F1 >= 0.5),",
+            f"fitted on the same training answers and recalibrated on the validation answers (AUC {cv['answer_right_auc']:.3f});",
+            f"an answer is shown sure from confidence {model.sure:.2f}, the lowest at which at most "
+            f"{100 * cv['max_sure_wrong']:.0f}% of the validation answers shown sure are wrong.",
+            "",
+            "| validation answers | sure from | sure but wrong | right answers shown sure | shown tentative |",
+            "|---|---|---|---|---|",
+        ]
+        for name, key in (("margin's confidence (before)", "margin"), ("confidence model", "model")):
+            r = cv[key]
+            lines.append(
+                f"| {name} | {r['sure']:.2f} | {r['sure_but_wrong'] or 0:.1f}% | {r['right_shown_sure'] or 0:.1f}% | {r['tentative'] or 0:.1f}% |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
