@@ -51,6 +51,7 @@ beside the margin's; ``--compare-margin`` asks every question a second time with
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 from pathlib import Path
 
@@ -131,6 +132,12 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="first N questions of each article set")
+    ap.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        help="N questions of each article set drawn at random (seed 0) across all its articles, in their order",
+    )
     ap.add_argument(
         "--compare-threshold",
         type=float,
@@ -234,6 +241,9 @@ def main(argv=None) -> dict:
     }
     for name, titles in sets.items():
         asked = [(t, q) for t in titles for q in articles[t].questions][: args.limit or None]
+        if args.sample and args.sample < len(asked):
+            keep = set(random.Random(0).sample(range(len(asked)), args.sample))
+            asked = [x for i, x in enumerate(asked) if i in keep]
         questions = [q for _, q in asked]
         rows = {m: [] for m in pipes}
         for i, q in enumerate(tqdm(questions, desc=f"{name} articles", unit="question")):

@@ -162,7 +162,7 @@ def test_the_sure_point_is_the_lowest_that_keeps_sure_answers_right():
         }
 
     train, val = answers(), answers()
-    part = fit_confidence_model(train, val, np.ones(n, dtype=bool), max_sure_wrong=0.1)
+    part = fit_confidence_model(train, val, np.ones(n, dtype=bool), max_sure_wrong=0.1, min_right_sure=0.0)
     v = part["validation"]
     assert v["model"]["sure_but_wrong"] <= 10.0 and v["model"]["right_shown_sure"] > 50.0
     assert v["answer_right_auc"] > 0.8 and v["margin"]["sure"] == 0.5
@@ -175,6 +175,11 @@ def test_the_sure_point_is_the_lowest_that_keeps_sure_answers_right():
     lower = p[p < part["sure"] - 1e-9]
     if len(lower):
         assert (~right[p >= lower.max() - 1e-9]).mean() > 0.1
+    # a floor on the right answers shown sure caps the sure point: hedging everything is not being sure
+    strict = fit_confidence_model(train, val, np.ones(n, dtype=bool), max_sure_wrong=0.0, min_right_sure=0.0)
+    capped = fit_confidence_model(train, val, np.ones(n, dtype=bool), max_sure_wrong=0.0, min_right_sure=0.9)
+    assert strict["validation"]["model"]["right_shown_sure"] < 90.0
+    assert capped["sure"] < strict["sure"] and capped["validation"]["model"]["right_shown_sure"] >= 90.0
 
 
 def test_the_threshold_keeps_the_answers_the_assistant_gives():

@@ -556,6 +556,14 @@ def fit_answerability_cmd(
             help="Also fit the confidence part (P(the answer given is right)) and show answers sure from the lowest confidence at which at most this share of the validation answers shown sure are wrong (0 = no confidence part: the margin's confidence and 0.5, as before).",
         ),
     ] = 0.10,
+    min_right_sure: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="With the confidence part: the sure point is never above the highest that shows this share of the right validation answers sure.",
+        ),
+    ] = 0.7,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the figures without writing answerability.json.")
     ] = False,
@@ -593,6 +601,7 @@ def fit_answerability_cmd(
             command=command,
             target=target,
             max_sure_wrong=max_sure_wrong or None,
+            min_right_sure=min_right_sure,
         )
     except ValueError as exc:
         _fail(str(exc))

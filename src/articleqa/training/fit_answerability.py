@@ -217,12 +217,16 @@ def sure_figures(confidence: np.ndarray, right: np.ndarray, sure: float) -> dict
     }
 
 
-def fit_confidence_model(train: dict, val: dict, answered: np.ndarray, max_sure_wrong: float, C: float = 1.0) -> dict:
+def fit_confidence_model(
+    train: dict, val: dict, answered: np.ndarray, max_sure_wrong: float, min_right_sure: float = 0.7, C: float = 1.0
+) -> dict:
     """The answerability model's confidence part: a logistic model over the same features for "the answer the
     assistant gives is right" (F1 >= 0.5; an unanswerable question answered is wrong), fitted on the training
     articles' answers, its log-odds recalibrated (Platt) on the validation answers ``answered`` (the judge
     accepting, the mention rule not refusing), and its ``sure`` point: the lowest confidence from which at most
-    ``max_sure_wrong`` of the validation answers shown sure are wrong (0.5 where none is)."""
+    ``max_sure_wrong`` of the validation answers shown sure are wrong (0.5 where none is), but never above the
+    highest that still shows ``min_right_sure`` of the right validation answers sure (hedging every answer is
+    not the way to be right when sure)."""
     from sklearn.linear_model import LogisticRegression
 
     from articleqa.answerability import linear_score
@@ -239,10 +243,15 @@ def fit_confidence_model(train: dict, val: dict, answered: np.ndarray, max_sure_
         (float(t) for t in np.unique(p) if (~val_right[p >= t]).mean() <= max_sure_wrong),
         0.5,
     )
+    if val_right.any():
+        ranked = np.sort(p[val_right])[::-1]
+        floor = float(ranked[max(0, int(np.ceil(min_right_sure * len(ranked))) - 1)])
+        sure = min(sure, floor)
     numbers["sure"] = sure
     numbers["validation"] = {
         "answer_right_auc": _auc(val_right, p),
         "max_sure_wrong": max_sure_wrong,
+        "min_right_sure": min_right_sure,
         "model": sure_figures(p, val_right, sure),
         "margin": sure_figures(val["accepted_confidence"][answered], val_right, 0.5),
     }
@@ -272,6 +281,7 @@ def fit_answerability(
     command: str = "",
     target: str = "answerable",
     max_sure_wrong: float | None = 0.10,
+    min_right_sure: float = 0.7,
 ) -> AnswerabilityModel:
     """Fit, choose the threshold and return the model (not saved: ``AnswerabilityModel.save``). With
     ``max_sure_wrong`` it gets a confidence part too (:func:`fit_confidence_model`)."""
@@ -351,7 +361,7 @@ def fit_answerability(
     margins = val["X"][:, FEATURES.index("margin")]
     answered = (scores > model.threshold) & val["accepted_found"]
     if max_sure_wrong is not None:
-        model.confidence_model = fit_confidence_model(train, val, answered, max_sure_wrong, C)
+        model.confidence_model = fit_confidence_model(train, val, answered, max_sure_wrong, min_right_sure, C)
 
     def figures(refused: np.ndarray, score: np.ndarray, f1: np.ndarray) -> dict:
         un = val["impossible"]
@@ -432,10 +442,11 @@ def card_section(model: AnswerabilityModel) -> str:
     if model.confidence_model is not None:
         cv = model.confidence_model["validation"]
         lines += [
-            "Confidence shown: a second logistic model over the same numbers for \"the answer given is right\" (F1 >= 0.5),",
+            'Confidence shown: a second logistic model over the same numbers for "the answer given is right" (F1 >= 0.5),',
             f"fitted on the same training answers and recalibrated on the validation answers (AUC {cv['answer_right_auc']:.3f});",
-            f"an answer is shown sure from confidence {model.sure:.2f}, the lowest at which at most "
-            f"{100 * cv['max_sure_wrong']:.0f}% of the validation answers shown sure are wrong.",
+            f"an answer is shown sure from confidence {model.sure:.2f}: the lowest at which at most "
+            f"{100 * cv['max_sure_wrong']:.0f}% of the validation answers shown sure are wrong, but no higher than the "
+            f"highest showing {100 * cv.get('min_right_sure', 0):.0f}% of the right ones sure.",
             "",
             "| validation answers | sure from | sure but wrong | right answers shown sure | shown tentative |",
             "|---|---|---|---|---|",
