@@ -287,7 +287,6 @@ def fit_answerability(
     ``max_sure_wrong`` it gets a confidence part too (:func:`fit_confidence_model`)."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}")
-    from sklearn.metrics import roc_auc_score
 
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
@@ -369,7 +368,7 @@ def fit_answerability(
             "wrongly_refused": 100 * float(refused[answerable].mean()) if answerable.any() else None,
             "unanswerable_refused": 100 * float(refused[un].mean()) if un.any() else None,
             "pipeline_f1": 100 * float(np.where(refused, 0.0, f1)[answerable].mean()) if answerable.any() else None,
-            "auc": float(roc_auc_score(answerable, score)) if un.any() and answerable.any() else None,
+            "auc": _auc(answerable, score),
         }
 
     model.fitted = {
