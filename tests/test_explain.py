@@ -62,12 +62,13 @@ def test_explain_names_every_passage_and_the_rule_when_found(pipeline):
     assert texts[best.file][best.span_start : best.span_end] == "Chris Wright"
 
 
-def test_early_exit_skips_only_further_passages_of_articles_already_read(pipeline):
+def test_early_exit_skips_only_further_passages_of_articles_that_agree(pipeline):
     from articleqa.config import Settings
     from articleqa.pipeline import QAPipeline
 
     assert pipeline.settings.early_exit_passages == 2  # on by default
-    sure = check_trace(pipeline.ask(FOUND, top_k=5, explain=True), 5)
+    platform = "On which platform did Trump confirm the strike on Venezuela?"  # sure in article 000's first passage
+    sure = check_trace(pipeline.ask(platform, top_k=5, explain=True), 5)
     read = [p for p in sure.passages if p.role != "not_read"]
     skipped = [p for p in sure.passages if p.role == "not_read"]
     assert skipped and all(p.rank > 2 for p in skipped)  # sure in the first two
@@ -79,8 +80,8 @@ def test_early_exit_skips_only_further_passages_of_articles_already_read(pipelin
         pipeline.chunker,
         pipeline.reader,
     )
-    full = every.ask(FOUND, top_k=5, explain=True)  # off: every retrieved passage is read, same answer
-    assert full.answer == "Chris Wright" == pipeline.ask(FOUND).answer
+    full = every.ask(platform, top_k=5, explain=True)  # off: every retrieved passage is read, same answer
+    assert full.answer == "Truth Social" == pipeline.ask(platform).answer
     assert "not_read" not in {p.role for p in full.trace.passages}
     unsure = pipeline.ask(NOT_FOUND, top_k=5, explain=True).trace  # nothing sure: all five are read
     assert all(p.margin is not None for p in unsure.passages)
@@ -101,8 +102,8 @@ def test_early_exit_skips_only_further_passages_of_articles_already_read(pipelin
         if not early.found:
             assert read == t.passages
         for p in t.passages:
-            if p.role == "not_read":  # its article already agreed or held nothing sure
-                assert all(r.role in ("answer", "supports", "below_threshold") for r in read if r.file == p.file)
+            if p.role == "not_read":  # its article already agreed with the answer
+                assert any(r.role in ("answer", "supports") for r in read if r.file == p.file)
 
 
 def test_early_exit_reads_on_where_an_article_gave_another_sure_answer(pipeline, tmp_path):

@@ -265,28 +265,26 @@ class QAPipeline:
 
         Early exit (``early_exit_passages`` N, on by default): the first N passages are read. While the best
         span so far is unsure (margin below ``early_exit_margin``, or not above the "not found" threshold)
-        everything else is read too, so a refusal is always decided on every passage. Once it is sure, a
-        later passage is read only where it can change what the answer says about its article: its article
-        has not been read yet (every retrieved article gets read, to support or differ), or that article's
-        spans so far give a different answer above the threshold (its other passages may agree, and
-        "sources differ" is never said on half an article). Skipped are further passages of articles that
-        already agree with the answer or hold nothing sure."""
+        everything else is read too, so a refusal is always decided on every passage. Once it is sure, the
+        only passages skipped are further passages of articles that already agree with the answer: such an
+        article is cited for it and is never a source that differs, so its other passages cannot change what
+        is said. Every other article is read to the end: one passage holding nothing sure says nothing of its
+        article's others (a later one may give another answer, "sources differ"), and one giving another
+        answer may be contradicted or supported by the rest."""
         passages = [h.passage for h in hits]
         first = self.settings.early_exit_passages
         if not first or len(passages) <= first:
             return self.reader.read(question, passages)
         spans = self.reader.read(question, passages[:first])
         pending = passages[first:]
-        threshold = self.answer_builder.threshold
-        sure = max(self.settings.early_exit_margin, threshold)
+        sure = max(self.settings.early_exit_margin, self.answer_builder.threshold)
         while pending:
             best = max(spans, key=lambda s: s.margin)
             if best.margin <= sure:
                 take = pending
             else:
-                differs = {s.passage.file for s in spans if s.margin > threshold and not same_answer(s.text, best.text)}
-                read_files = {s.passage.file for s in spans}
-                take = [p for p in pending if p.file not in read_files or p.file in differs]
+                agree = {s.passage.file for s in spans if same_answer(s.text, best.text)}
+                take = [p for p in pending if p.file not in agree]
             if not take:
                 break
             spans = spans + self.reader.read(question, take)
