@@ -113,7 +113,7 @@ def test_the_confidence_part_sets_the_confidence_shown_and_its_sure_point(pipeli
     # log-odds 0.1 x margin: confidence sigmoid(0.1 x margin), sure from 0.9
     judge = _with_confidence(_model(threshold=0.0, intercept=1.0), sure=0.9, margin=0.1)
     expected = 1 / (1 + math.exp(-0.1 * margin))
-    assert judge.confidence(asked, spans, [hit], margin - 1) == pytest.approx(expected)
+    assert judge.judge(asked, spans, [hit], margin - 1).confidence == pytest.approx(expected)
     builder = AnswerBuilder(threshold=margin - 1, judge=judge)
     assert builder.shown_sure == 0.9
     decision = builder.decide(asked, spans, [hit], index)

@@ -41,7 +41,7 @@ class AnswerBuilder:
         for one about the militias), not a source that disagrees.
     sure_confidence: an answer whose confidence is below this is ``tentative``: the faces show it as "the
         articles may not say; closest match: ..." rather than as an answer. The confidence is the judge's
-        P(the answer given is right) where the judge has one (``judge.confidence``), else the span's
+        P(the answer given is right) where the judge has one (the judgement's confidence), else the span's
         calibrated P(answer right | margin). None (the default): the judge's ``sure`` point where it has
         one (chosen on validation articles for how often a sure answer may be wrong), else 0.5 (more
         likely wrong than right). Span-level rules (``check_mentions``, disagreements) compare the spans'
@@ -98,9 +98,10 @@ class AnswerBuilder:
         top = max(spans, key=lambda s: s.margin, default=None)
         sure = [s for s in spans if s.margin > self.threshold]
         ranked = sorted(sure, key=lambda s: -(s.margin - self.rank_prior * math.log(rank.get(s.passage.id, 1))))
-        judged = None
+        judged, judgement = None, None
         if self.judge is not None and top is not None:
-            judged = self.judge.score(question, spans, hits, self.threshold)
+            judgement = self.judge.judge(question, spans, hits, self.threshold)
+            judged = judgement.score
             ranked = (ranked or [top]) if judged > self.judge.threshold else []
         best = ranked[0] if ranked else top
         roles: dict[int, str] = {}
@@ -133,7 +134,7 @@ class AnswerBuilder:
                 index_version=index.version,
             )
             return Decision(answer, rule, best, roles, unmatched, judged)
-        shown = self.judge.confidence(question, spans, hits, self.threshold) if self.judge is not None else None
+        shown = judgement.confidence if judgement is not None else None
         confidence = best.confidence if shown is None else shown
         citations: list[Citation] = []
         seen: set[tuple[str, int, int]] = set()

@@ -16,8 +16,8 @@ validation articles; it ships beside the reader as ``answerability.json``. A rea
 Example::
 
     model = AnswerabilityModel.load("models/reader")       # None when the reader ships none
-    score = model.score(question, spans, hits, reader_threshold=-0.45)
-    refuse = score <= model.threshold
+    judged = model.judge(question, spans, hits, reader_threshold=-0.45)
+    refuse = judged.score <= model.threshold
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 from articleqa.text import normalize_answer
-from articleqa.types import ReadSpan, ScoredPassage
+from articleqa.types import Judgement, ReadSpan, ScoredPassage
 
 #: beside the reader's weights
 ANSWERABILITY_FILE = "answerability.json"
@@ -210,15 +210,12 @@ class AnswerabilityModel:
         """The confidence from which an answer is shown sure, where the model has a confidence part."""
         return None if self.confidence_model is None else float(self.confidence_model["sure"])
 
-    def score(
+    def judge(
         self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
-    ) -> float:
-        return self.score_features(answerability_features(question, spans, hits, reader_threshold))
-
-    def confidence(
-        self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
-    ) -> float | None:
-        return self.confidence_features(answerability_features(question, spans, hits, reader_threshold))
+    ) -> Judgement:
+        """Both parts' word on one question, from one computation of its features."""
+        f = answerability_features(question, spans, hits, reader_threshold)
+        return Judgement(self.score_features(f), self.confidence_features(f))
 
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / ANSWERABILITY_FILE

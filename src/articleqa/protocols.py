@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from articleqa.reader import ReaderCalibration
-    from articleqa.types import Article, IndexStatus, Passage, ReadSpan, ScoredPassage
+    from articleqa.types import Article, IndexStatus, Judgement, Passage, ReadSpan, ScoredPassage
 
 
 @runtime_checkable
@@ -161,18 +161,14 @@ class Reader(Protocol):
 
 @runtime_checkable
 class AnswerabilityJudge(Protocol):
-    """Whether the articles answer: a score over one question's read spans and retrieval hits; at or
-    below ``threshold`` the pipeline answers "not found" (``answer.AnswerBuilder``). ``confidence`` is
-    P(the answer given is right) over the same, or None where the judge only decides; an answer below
+    """Whether the articles answer, judged once per question over its read spans and retrieval hits
+    (``types.Judgement``): at or below ``threshold`` its score means "not found" (``answer.AnswerBuilder``);
+    its confidence is P(the answer given is right), or None where the judge only decides; an answer below
     ``sure`` (None: the builder's own) is shown tentative."""
 
     threshold: float
     sure: float | None
 
-    def score(
+    def judge(
         self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
-    ) -> float: ...
-
-    def confidence(
-        self, question: str, spans: Sequence[ReadSpan], hits: Sequence[ScoredPassage], reader_threshold: float
-    ) -> float | None: ...
+    ) -> Judgement: ...

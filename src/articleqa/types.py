@@ -57,6 +57,15 @@ class ScoredPassage:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """An answerability judge's word on one question: ``score`` at or below the judge's threshold means
+    "not found"; ``confidence`` is P(the answer given is right), None where the judge only decides."""
+
+    score: float
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
 class ReadSpan:
     """The reader's best span in one passage, in article offsets."""
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from articleqa.answerability import FEATURES, AnswerabilityModel, answerability_features
 from articleqa.text import best_em_f1
-from articleqa.types import Passage, ReadSpan, ScoredPassage, Trace
+from articleqa.types import Judgement, Passage, ReadSpan, ScoredPassage, Trace
 
 
 def spans_from_trace(trace: Trace, articles: dict) -> tuple[list[ReadSpan], list[ScoredPassage]]:
@@ -61,11 +61,8 @@ class _Accept:
     threshold = float("-inf")
     sure = None
 
-    def score(self, question, spans, hits, reader_threshold) -> float:
-        return 0.0
-
-    def confidence(self, question, spans, hits, reader_threshold) -> None:
-        return None
+    def judge(self, question, spans, hits, reader_threshold) -> Judgement:
+        return Judgement(0.0)
 
 
 def ask_for_features(pipe, questions, desc: str) -> dict:
