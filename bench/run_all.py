@@ -55,10 +55,11 @@ def plan(shared: Path, quick: bool, compare: list[str] = ()) -> list[tuple[str, 
         ("reader", ["--squad", squad2, "--name", "no_answer"] + (["--limit", "500"] if q else [])),
         ("open_squad", ["--squad", squad1] + (["--limit", "200"] if q else [])),
         # the reader's validation articles (dev) and test articles (kept out of the training set, hence its file too)
-        # --compare-margin: the shipped reader also with the margin alone deciding "not found" (its answerability model off)
+        # --compare-margin: the shipped reader also with the margin alone deciding "not found" (its answerability model off);
+        # --compare-rank-prior 0: the answer chosen by the reader's own scores alone, not margin - ln(retrieval rank)
         (
             "heldout",
-            ["--squad", squad2, "--squad", train, "--compare-margin"]
+            ["--squad", squad2, "--squad", train, "--compare-margin", "--compare-rank-prior", "0"]
             + (["--limit", "150"] if q else [])
             + [a for m in (["models/reader", *held] if held else []) for a in ("--model", m)],
         ),

@@ -189,6 +189,7 @@ def test_run_times_are_kept_across_runs_and_a_reader_can_be_compared(tmp_path, m
     plan = dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False, [tmp_path / "old-reader"]))
     held = plan["heldout"]
     assert "--compare-margin" in held  # the report shows the shipped reader with and without its answerability model
+    assert held[held.index("--compare-rank-prior") + 1] == "0"  # and choosing by the reader's own scores alone
     assert held[-4:] == ["--model", "models/reader", "--model", str(tmp_path / "old-reader")]
     assert plan["latency"][-2:] == ["--compare-reader", str(tmp_path / "old-reader")]
     assert "--model" not in dict((run_all.result_name(s, a), a) for s, a in run_all.plan(SHARED, False))["heldout"]
