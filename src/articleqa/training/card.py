@@ -393,4 +393,10 @@ def model_card(meta: dict) -> str:
             )  # a try may have no EM/F1 (a decision rule)
             lines.append(f"| {t['name']} | {em} | {f1} | {t.get('note', '')} |")
         lines.append("")
+    if meta.get("readers_tried"):  # whole readers compared for the choice of these weights (added after training)
+        rt = meta["readers_tried"]
+        lines += [f"## {rt['title']}", "", rt["intro"], ""]
+        lines += ["| " + " | ".join(rt["columns"]) + " |", "|" + "---|" * len(rt["columns"])]
+        lines += ["| " + " | ".join(row) + " |" for row in rt["rows"]]
+        lines += ["", rt["after"], ""] if rt.get("after") else [""]
     return "\n".join(lines)
